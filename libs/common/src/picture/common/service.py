@@ -1,0 +1,49 @@
+"""Running a service: uvicorn on the service's FastAPI app, with graceful shutdown.
+
+A service's ``__main__`` parses ``serve`` / ``migrate`` and calls :func:`serve` here. The
+app's lifespan builds every resource (engine, NATS connection, httpx client) and closes them.
+"""
+
+from __future__ import annotations
+
+import uvicorn
+from fastapi import FastAPI
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from picture.common.database import ping
+from picture.common.messaging import Bus
+from picture.common.observability import ReadinessCheck
+from picture.common.settings import ServiceSettings
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,  # our JSON logging, configured before
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
+
+
+class Resources:
+    """A service's long-lived resources, filled in by its lifespan; readiness reads them."""
+
+    def __init__(self) -> None:
+        self.bus: Bus | None = None
+        self.engine: AsyncEngine | None = None
+
+    async def nats_ready(self) -> bool:
+        return self.bus is not None and self.bus.is_connected
+
+    async def database_ready(self) -> bool:
+        return self.engine is not None and await ping(self.engine)
+
+    def readiness_checks(self) -> dict[str, ReadinessCheck]:
+        checks: dict[str, ReadinessCheck] = {"nats": self.nats_ready}
+        checks["database"] = self.database_ready
+        return checks

@@ -1,0 +1,53 @@
+"""Settings: one pydantic-settings class per service, all on this base.
+
+Values come from the environment (prefix ``PICTURE_``). Outside development, secrets have no
+defaults and placeholders are refused, so a misconfigured deployment fails at start.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Self
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "development"})
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs: where NATS and PostgreSQL are, its HTTP port, logging."""
+
+    model_config = SettingsConfigDict(env_prefix="PICTURE_", extra="ignore", frozen=True)
+
+    environment: Environment = Environment.DEVELOPMENT
+    nats_url: str = "nats://127.0.0.1:4222"
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:54329/picture"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    log_level: str = "INFO"
+    log_json: bool = True
+    # OTLP endpoint for traces (e.g. http://otel-collector:4318); empty: tracing not exported.
+    otlp_endpoint: str = ""
+    # Seconds a NATS request/reply query may take before the caller gives up.
+    query_timeout_seconds: float = 5.0
+
+    def require_secret(self, name: str, value: SecretStr | None) -> None:
+        """Refuse a missing or placeholder secret outside development and tests."""
+        if self.environment is Environment.PRODUCTION and (
+            value is None or value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
+        ):
+            raise ValueError(f"PICTURE_{name.upper()} must be set to a real secret in production")
+
+    @model_validator(mode="after")
+    def _check_secrets(self) -> Self:
+        for name, field in type(self).model_fields.items():
+            if field.annotation in (SecretStr, SecretStr | None):
+                self.require_secret(name, getattr(self, name))
+        return self

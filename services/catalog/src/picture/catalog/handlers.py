@@ -1,0 +1,53 @@
+"""Write side: commands the catalog consumes."""
+
+from __future__ import annotations
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from picture.catalog.tables import images
+from picture.common.contracts import IMAGE_CREATED, ImageCreatedEvent, RecordImageCommand
+from picture.common.ids import derived_id
+from picture.common.messaging import Bus, Delivery, Reject
+
+async def record_image(engine: AsyncEngine, bus: Bus, delivery: Delivery[RecordImageCommand]) -> None:
+    """Insert the image (no-op when it exists: redelivery), then announce it.
+
+    The announcement is repeated on redelivery on purpose: if we crashed between insert and
+    publish, this is how it gets out. Its id is derived from the image id, so JetStream drops
+    the copy inside its window and the orchestrator's transition is idempotent after it.
+    """
+    cmd = delivery.message
+    original = next((o for o in cmd.objects if o.role == "original"), None)
+    if original is None:
+        raise Reject("record_image without an original object")
+    thumbnail = next((o for o in cmd.objects if o.role == "thumbnail"), None)
+    fmt = original.content_type.split("/")[-1].split("+")[0]
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(images)
+            .values(
+                id=cmd.image_id,
+                user_id=cmd.user_id,
+                generation_id=cmd.generation_id,
+                filename=f"{cmd.generation_id}.{fmt}",
+                content_key=original.key,
+                thumbnail_key=thumbnail.key if thumbnail else None,
+                file_size=original.size,
+                width=original.width,
+                height=original.height,
+                format=fmt,
+                sha256=original.sha256,
+                prompt=cmd.prompt,
+                negative_prompt=cmd.negative_prompt,
+                model=cmd.model,
+                seed=cmd.seed,
+            )
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+    await bus.publish(
+        IMAGE_CREATED,
+        ImageCreatedEvent(image_id=cmd.image_id, generation_id=cmd.generation_id, user_id=cmd.user_id),
+        message_id=derived_id("image.created", cmd.image_id),
+        generation_id=cmd.generation_id,
+    )

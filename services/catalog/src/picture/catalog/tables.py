@@ -1,0 +1,81 @@
+"""The catalog's tables, in its own schema ``catalog``."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    Uuid,
+    func,
+)
+
+from picture.common.database import schema_metadata
+
+metadata = schema_metadata("catalog")
+
+models = Table(
+    "models",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("display_name", String(128), nullable=False),
+    Column("replicate_id", String(128), nullable=False),
+    Column("version", String(128)),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("default_width", Integer, nullable=False),
+    Column("default_height", Integer, nullable=False),
+    Column("min_width", Integer, nullable=False),
+    Column("max_width", Integer, nullable=False),
+    Column("min_height", Integer, nullable=False),
+    Column("max_height", Integer, nullable=False),
+    Column("default_steps", Integer),
+    Column("max_steps", Integer, nullable=False),
+    Column("default_guidance_scale", Float),
+    Column("supports_negative_prompt", Boolean, nullable=False),
+    Column("supports_seed", Boolean, nullable=False),
+    Column("supports_img2img", Boolean, nullable=False),
+    Column("supported_aspect_ratios", ARRAY(String(8)), nullable=False, server_default="{}"),
+    Column("cost_per_generation", Float, nullable=False),
+    Column("estimated_time_seconds", Float, nullable=False),
+    Column("is_active", Boolean, nullable=False, server_default="true"),
+    Column("is_default", Boolean, nullable=False, server_default="false"),
+    Column("sort_order", Integer, nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+images = Table(
+    "images",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("generation_id", Uuid, unique=True),
+    Column("source_image_id", Uuid),
+    Column("filename", String(255), nullable=False),
+    Column("content_key", String(512), nullable=False),
+    Column("thumbnail_key", String(512)),
+    Column("file_size", BigInteger, nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("format", String(16), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("prompt", Text, nullable=False),
+    Column("negative_prompt", Text),
+    Column("model", String(64)),
+    Column("seed", BigInteger),
+    Column("is_public", Boolean, nullable=False, server_default="false"),
+    Column("is_favorite", Boolean, nullable=False, server_default="false"),
+    Column("rating", SmallInteger),
+    Column("download_count", Integer, nullable=False, server_default="0"),
+    Column("blurhash", String(64)),
+    Column("archived_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
