@@ -6,6 +6,10 @@ app's lifespan builds every resource (engine, NATS connection, httpx client) and
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
+from typing import TypeVar
+
 import uvicorn
 from fastapi import FastAPI
 
@@ -13,8 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from picture.common.database import ping
 from picture.common.messaging import Bus
-from picture.common.observability import ReadinessCheck
+from picture.common.migrations import upgrade
+from picture.common.observability import ReadinessCheck, configure_logging
 from picture.common.settings import ServiceSettings
+
+S = TypeVar("S", bound=ServiceSettings)
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
@@ -47,3 +54,26 @@ class Resources:
         checks: dict[str, ReadinessCheck] = {"nats": self.nats_ready}
         checks["database"] = self.database_ready
         return checks
+
+
+def run_cli(
+    service: str,
+    settings_factory: Callable[[], S],
+    app_factory: Callable[[S], FastAPI],
+    migrations: str | None,
+) -> None:
+    """The command line of every service: ``picture-<service> serve | migrate``.
+
+    ``migrate`` upgrades the service's own schema (``migrations`` like
+    "picture.catalog:migrations") and exits: migrations are a separate step, never run at start.
+    """
+    parser = argparse.ArgumentParser(prog=f"picture-{service}")
+    parser.add_argument("command", choices=["serve", "migrate"] if migrations else ["serve"])
+    args = parser.parse_args()
+    settings = settings_factory()
+    configure_logging(service, settings.log_level, settings.log_json)
+    if args.command == "migrate":
+        assert migrations is not None
+        upgrade(migrations, settings.database_url)
+    else:
+        serve(app_factory(settings), settings)

@@ -1,26 +1,12 @@
 """``picture-catalog serve | migrate``."""
 
-from __future__ import annotations
-
-import argparse
-
 from picture.catalog.app import SERVICE, create_app
 from picture.catalog.settings import CatalogSettings
-from picture.common.migrations import upgrade
-from picture.common.observability import configure_logging
-from picture.common.service import serve
+from picture.common.service import run_cli
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog=f"picture-{SERVICE}")
-    parser.add_argument("command", choices=["serve", "migrate"])
-    args = parser.parse_args()
-    settings = CatalogSettings()
-    configure_logging(SERVICE, settings.log_level, settings.log_json)
-    if args.command == "migrate":
-        upgrade("picture.catalog:migrations", settings.database_url)
-    else:
-        serve(create_app(settings), settings)
+    run_cli(SERVICE, CatalogSettings, create_app, "picture.catalog:migrations")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,13 @@
+"""``picture-orchestrator serve | migrate``."""
+
+from picture.orchestrator.app import SERVICE, create_app
+from picture.orchestrator.settings import OrchestratorSettings
+from picture.common.service import run_cli
+
+
+def main() -> None:
+    run_cli(SERVICE, OrchestratorSettings, create_app, "picture.orchestrator:migrations")
+
+
+if __name__ == "__main__":
+    main()

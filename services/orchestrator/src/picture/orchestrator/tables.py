@@ -1,0 +1,129 @@
+"""The orchestrator's tables, in its own schema ``orchestrator``."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from picture.common.database import schema_metadata
+
+metadata = schema_metadata("orchestrator")
+
+generations = Table(
+    "generations",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("model_spec", JSONB, nullable=False),
+    Column("parameters", JSONB, nullable=False),
+    # Every dispatch (first try and each retry) is a new attempt; results of older attempts
+    # are recognised and ignored.
+    Column("attempt", Integer, nullable=False, server_default="1"),
+    Column("retry_count", Integer, nullable=False, server_default="0"),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("prediction_id", String(128)),
+    Column("output_urls", JSONB),
+    Column("stored_objects", JSONB),
+    Column("image_id", Uuid),
+    Column("cost_usd", Float),
+    Column("predict_time_seconds", Float),
+    Column("error_code", String(64)),
+    Column("error_message", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("started_at", DateTime(timezone=True)),
+    Column("completed_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_generations_user_created", "user_id", text("created_at DESC")),
+    Index(
+        "ix_generations_active",
+        "status",
+        "updated_at",
+        postgresql_where=text("status NOT IN ('completed', 'failed', 'cancelled')"),
+    ),
+)
+
+status_history = Table(
+    "status_history",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("generation_id", Uuid, ForeignKey("generations.id", ondelete="CASCADE"), nullable=False),
+    Column("from_status", String(16)),
+    Column("to_status", String(16), nullable=False),
+    Column("reason", Text),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_status_history_generation", "generation_id", "id"),
+)
+
+generation_errors = Table(
+    "generation_errors",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("generation_id", Uuid, ForeignKey("generations.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Uuid, nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("error_type", String(64), nullable=False),
+    Column("error_kind", String(16), nullable=False),
+    Column("error_message", Text, nullable=False),
+    Column("error_details", JSONB, nullable=False, server_default="{}"),
+    Column("retry_count", Integer, nullable=False),
+    Column("max_retries", Integer, nullable=False),
+    Column("retry_after", DateTime(timezone=True)),
+    Column("recovery_action", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_generation_errors_created", "created_at"),
+)
+
+generation_performance = Table(
+    "generation_performance",
+    metadata,
+    Column("generation_id", Uuid, ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("steps", Integer),
+    Column("status", String(16), nullable=False),
+    Column("retry_count", Integer, nullable=False),
+    Column("queue_time_ms", Integer),
+    Column("processing_time_ms", Integer),
+    Column("total_time_ms", Integer),
+    Column("error_message", Text),
+    Column("started_at", DateTime(timezone=True)),
+    Column("completed_at", DateTime(timezone=True), nullable=False),
+)
+
+# Transactional outbox: written in the same transaction as the state change it announces,
+# relayed to JetStream with Nats-Msg-Id = id. ``available_at`` delays retries.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("subject", String(255), nullable=False),
+    Column("envelope", JSONB, nullable=False),
+    # W3C trace context of the transaction that wrote the row: the trace continues past it.
+    Column("trace_context", JSONB, nullable=False, server_default="{}"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("available_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("published_at", DateTime(timezone=True)),
+    Index(
+        "ix_outbox_pending",
+        "available_at",
+        postgresql_where=text("published_at IS NULL"),
+    ),
+)
