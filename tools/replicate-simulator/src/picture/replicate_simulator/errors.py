@@ -1,0 +1,108 @@
+"""RFC 7807 problem-details errors and the FastAPI exception handlers that render them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+_TYPE_BASE = "https://replicate.com/docs/reference/http#"
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    422: "Input validation failed",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+class ProblemError(Exception):
+    """An error answered as ``application/problem+json``."""
+
+    def __init__(self, status: int, detail: str, title: str | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.title = title or _TITLES.get(status, "Error")
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    instance: str,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """Build a problem-details response."""
+    resolved_title = title or _TITLES.get(status, "Error")
+    body: dict[str, Any] = {
+        "type": _TYPE_BASE + resolved_title.lower().replace(" ", "-"),
+        "title": resolved_title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_CONTENT_TYPE, headers=headers)
+
+
+def _format_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg")))
+    return "; ".join(parts) or "Invalid request body"
+
+
+class RateLimitedError(Exception):
+    """A throttled request, answered like Replicate's 429 (not problem details)."""
+
+    def __init__(self, reset_seconds: int = 30, retry_after: int | None = None) -> None:
+        super().__init__("throttled")
+        self.reset_seconds = reset_seconds
+        self.retry_after = retry_after
+
+
+async def _rate_limited_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RateLimitedError)
+    headers = {"ratelimit-remaining": "0", "ratelimit-reset": str(exc.reset_seconds)}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    detail = f"Request was throttled. Your rate limit resets in ~{exc.reset_seconds}s."
+    return JSONResponse({"detail": detail}, status_code=429, headers=headers)
+
+
+async def _problem_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(exc.status, exc.detail, request.url.path, exc.title)
+
+
+async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return problem_response(422, _format_validation(exc), request.url.path)
+
+
+async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return problem_response(
+        exc.status_code, str(exc.detail), request.url.path, headers=dict(exc.headers or {})
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error of ``app`` a problem-details response."""
+    app.add_exception_handler(ProblemError, _problem_handler)
+    app.add_exception_handler(RateLimitedError, _rate_limited_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
