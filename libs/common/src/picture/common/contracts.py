@@ -14,6 +14,7 @@ so JetStream drops duplicates inside its window, and consumers dedupe past it.
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,7 +64,7 @@ class Envelope(BaseModel):
             data=message.model_dump(mode="json"),
         )
 
-    def open(self, message_type: type[M]) -> M:
+    def open(self, message_type: builtins.type[M]) -> M:
         if self.type != message_type.TYPE:
             raise ValueError(f"expected message type {message_type.TYPE}, got {self.type}")
         if self.schema_version > message_type.SCHEMA_VERSION:

@@ -283,7 +283,7 @@ class Bus:
                     f"serve {query.subject}", kind=trace.SpanKind.SERVER
                 ):
                     try:
-                        request = Envelope.model_validate_json(msg.data).open(query.request_type)
+                        request: M = Envelope.model_validate_json(msg.data).open(query.request_type)
                         result = await handler(request)
                         reply = QueryReply(ok=True, data=result.model_dump(mode="json"))
                     except QueryFailed as exc:
@@ -411,7 +411,7 @@ class Consumer:
         try:
             envelope = Envelope.model_validate_json(msg.data)
             route = self._by_type[envelope.type]
-            message = envelope.open(route.channel.message_type)
+            message: Message = envelope.open(route.channel.message_type)
         except (ValidationError, ValueError, KeyError) as exc:
             log.error("consumer %s: undecodable message on %s: %s", self.durable, msg.subject, exc)
             CONSUMER_MESSAGES.labels(self.durable, "unknown", "term").inc()

@@ -139,30 +139,32 @@ class PostgresServer:
     def url(self) -> str:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{self.database}"
 
-    def _run_as(self) -> dict[str, object]:
+    def _run_as(self) -> tuple[int | None, int | None]:
+        """(uid, gid) to run PostgreSQL as: it refuses root. (None, None) when not root."""
         if os.geteuid() != 0:
-            return {}
+            return None, None
         user = _ensure_os_user()
-        return {"user": user.pw_uid, "group": user.pw_gid}
+        return user.pw_uid, user.pw_gid
 
     def _prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        run_as = self._run_as()
-        if run_as:
+        uid, gid = self._run_as()
+        if uid is not None and gid is not None:
             _open_path_for_others(self.data_dir)
             for path in (self.data_dir, *self.data_dir.rglob("*")):
-                os.chown(path, int(str(run_as["user"])), int(str(run_as["group"])))
+                os.chown(path, uid, gid)
         if not (self.data_dir / "PG_VERSION").exists():
             subprocess.run(  # noqa: S603
                 [
                     str(pg_bin("initdb")), "-D", str(self.data_dir), "-U", "postgres",
                     "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions",
                 ],
-                check=True, capture_output=True, **run_as,  # type: ignore[call-overload]
+                check=True, capture_output=True, user=uid, group=gid,
             )
 
     def start(self) -> None:
         self._prepare()
+        uid, gid = self._run_as()
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_file.open("ab")
         stale = self.data_dir / "postmaster.pid"
@@ -177,7 +179,7 @@ class PostgresServer:
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         self.proc = subprocess.Popen(  # noqa: S603
             args, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            **self._run_as(),  # type: ignore[arg-type]
+            user=uid, group=gid,
         )
         _wait(self._ready, 60, "postgres", self.proc)
         self._create_database()

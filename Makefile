@@ -1,0 +1,61 @@
+# Picture: `make run` starts the whole system, `make test` runs every test. Both install what
+# they need first (uv in .tools/, the workspace venv in .venv/), so a fresh clone needs only
+# Python 3.11+ and make.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+
+PYPROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml)
+PYTEST_ARGS ?=
+MYPY_PACKAGES := -p picture.common -p picture.gateway -p picture.orchestrator -p picture.replicate_adapter \
+	-p picture.media -p picture.catalog -p picture.replicate_simulator -p picture.devstack
+
+.PHONY: help install run token test unit integration lint typecheck fmt clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: $(UV) uv.lock $(PYPROJECTS)
+	$(UV) sync --locked --all-packages
+	@touch $@
+
+install: $(VENV)/.synced ## install uv and the workspace (idempotent)
+
+run: install ## start NATS, PostgreSQL, the simulator and the five services (Ctrl-C stops)
+	$(VENV)/bin/picture-devstack run
+
+token: install ## print a development access token (make token USER=<uuid> for a given user)
+	@$(VENV)/bin/picture-devstack token $(if $(filter command line,$(origin USER)),--user $(USER))
+
+lint: install ## ruff
+	$(VENV)/bin/ruff check .
+
+typecheck: install ## mypy --strict on every package
+	$(VENV)/bin/mypy $(MYPY_PACKAGES)
+
+unit: install ## unit tests of every package
+	$(VENV)/bin/pytest -q libs services tools $(PYTEST_ARGS)
+
+integration: install ## the real flow: NATS, PostgreSQL, simulator and services as processes
+	$(VENV)/bin/pytest -q tests/integration $(PYTEST_ARGS)
+
+test: install lint typecheck ## everything CI runs
+	$(VENV)/bin/pytest -q libs services tools tests/integration $(PYTEST_ARGS)
+
+fmt: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean: ## remove the venv and tools (var/ with your data stays)
+	rm -rf $(VENV) $(TOOLS)

@@ -1,0 +1,90 @@
+"""The gateway's FastAPI app."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from opentelemetry import trace
+
+from picture.common.database import build_engine
+from picture.common.messaging import Bus
+from picture.common.observability import HttpMetricsMiddleware, ops_router
+from picture.common.problems import install_problem_handlers
+from picture.common.service import Resources
+from picture.gateway.auth import TokenVerifier
+from picture.gateway.backend import Backend
+from picture.gateway.routes import generations, images, models
+from picture.gateway.settings import GatewaySettings
+
+SERVICE = "gateway"
+
+DESCRIPTION = """
+Picture's public API. Submit a generation (`POST /v1/generations`, answered at once with 202
+and an id), then follow it (`GET /v1/generations/{id}`). Errors are RFC 9457 problem+json
+documents whose `field` names the offending input.
+
+Authentication: a Supabase access token as `Authorization: Bearer <token>`.
+"""
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    res = Resources()
+    verifier = TokenVerifier(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = build_engine(settings.database_url, application_name=SERVICE)
+        bus = await Bus.connect(settings.nats_url, SERVICE, settings.query_timeout_seconds)
+        res.engine, res.bus = engine, bus
+        http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
+        app.state.engine = engine
+        app.state.backend = Backend(bus, settings.model_cache_seconds)
+        app.state.http = http
+        try:
+            yield
+        finally:
+            await http.aclose()
+            await bus.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Picture API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.verifier = verifier
+    install_problem_handlers(app)
+
+    @app.middleware("http")
+    async def request_ids(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request_id[:128]
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            response.headers["X-Trace-ID"] = format(span.trace_id, "032x")
+        return response
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+            expose_headers=["Location", "Retry-After", "RateLimit", "RateLimit-Policy", "X-Request-ID"],
+        )
+    app.add_middleware(HttpMetricsMiddleware, service=SERVICE)
+    app.include_router(ops_router(res.readiness_checks()))
+    app.include_router(generations.router)
+    app.include_router(models.router)
+    app.include_router(images.router)
+    return app

@@ -1,0 +1,38 @@
+"""FastAPI dependencies: the per-process resources, as annotated types."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import httpx
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from picture.gateway.backend import Backend
+from picture.gateway.settings import GatewaySettings
+
+
+def _backend(request: Request) -> Backend:
+    backend: Backend = request.app.state.backend
+    return backend
+
+
+def _settings(request: Request) -> GatewaySettings:
+    settings: GatewaySettings = request.app.state.settings
+    return settings
+
+
+def _engine(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
+def _http(request: Request) -> httpx.AsyncClient:
+    client: httpx.AsyncClient = request.app.state.http
+    return client
+
+
+BackendDep = Annotated[Backend, Depends(_backend)]
+SettingsDep = Annotated[GatewaySettings, Depends(_settings)]
+EngineDep = Annotated[AsyncEngine, Depends(_engine)]
+HttpDep = Annotated[httpx.AsyncClient, Depends(_http)]

@@ -1,0 +1,41 @@
+"""Checks of a generation request against its model record (the one source of limits)."""
+
+from __future__ import annotations
+
+from picture.common.contracts import GenerationParameters, ModelSpec
+from picture.gateway.errors import InvalidField
+from picture.gateway.schemas import GenerationCreate
+
+
+def apply_model(model: ModelSpec, body: GenerationCreate) -> GenerationParameters:
+    """Fill in the model's defaults and refuse what the model cannot do (422, field named)."""
+    if not model.is_active:
+        raise InvalidField("model", f"model {model.name!r} is not available")
+    width = body.width if body.width is not None else model.default_width
+    height = body.height if body.height is not None else model.default_height
+    if not model.min_width <= width <= model.max_width:
+        raise InvalidField(
+            "width", f"width must be between {model.min_width} and {model.max_width} for {model.name}"
+        )
+    if not model.min_height <= height <= model.max_height:
+        raise InvalidField(
+            "height",
+            f"height must be between {model.min_height} and {model.max_height} for {model.name}",
+        )
+    if body.steps is not None and body.steps > model.max_steps:
+        raise InvalidField("steps", f"steps must be at most {model.max_steps} for {model.name}")
+    if body.negative_prompt is not None and not model.supports_negative_prompt:
+        raise InvalidField("negative_prompt", f"{model.name} does not support a negative prompt")
+    if body.seed is not None and not model.supports_seed:
+        raise InvalidField("seed", f"{model.name} does not support a seed")
+    return GenerationParameters(
+        prompt=body.prompt,
+        negative_prompt=body.negative_prompt,
+        width=width,
+        height=height,
+        steps=body.steps if body.steps is not None else model.default_steps,
+        guidance_scale=body.guidance_scale
+        if body.guidance_scale is not None
+        else model.default_guidance_scale,
+        seed=body.seed,
+    )

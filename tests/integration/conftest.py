@@ -1,0 +1,90 @@
+"""The real system for integration tests: NATS (JetStream), PostgreSQL, the Replicate simulator
+and the five services as separate processes on free ports, with their own data folder.
+
+Nothing here touches a running `make run` (other ports, other folder).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from picture.devstack.secrets import ensure_dev_env
+from picture.devstack.stack import Ports, Stack
+from picture.devstack.tokens import mint_token
+
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    var_dir = tmp_path_factory.mktemp("stack")
+    secrets = ensure_dev_env(var_dir / "dev.env")
+    system = Stack(
+        var_dir,
+        Ports.free(),
+        secrets,
+        pg_fsync=False,
+        extra_env={
+            "replicate-simulator": {
+                "PICTURE_SIMULATOR_LATENCY_MS": "300",
+                "PICTURE_SIMULATOR_START_DELAY_MS": "50",
+            },
+        },
+    )
+    try:
+        system.start()
+    except Exception:
+        for process in system.processes.values():
+            print(f"--- {process.name}\n{process.log_tail(40)}")
+        system.stop()
+        raise
+    yield system
+    system.stop()
+
+
+@pytest.fixture(scope="session")
+async def db(stack: Stack) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(stack.database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def user_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+@pytest.fixture
+def token(stack: Stack, user_id: uuid.UUID) -> str:
+    return mint_token(stack.secrets["PICTURE_JWT_SECRET"], user_id)
+
+
+@pytest.fixture
+async def api(stack: Stack, token: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=stack.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ) as client:
+        yield client
+
+
+async def wait_terminal(
+    api: httpx.AsyncClient, generation_id: str, timeout: float = 60
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await api.get(f"/v1/generations/{generation_id}")
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        if body["status"] in TERMINAL:
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"generation not terminal after {timeout}s: {body['status']}")
+        await asyncio.sleep(0.2)
