@@ -1,0 +1,112 @@
+"""The media service's FastAPI app: lifespan wiring of engine, NATS, storage, downloader,
+the ``resolve_object`` query, the command consumer and the signed object route."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
+
+import httpx
+from fastapi import FastAPI
+from picture.common import contracts as c
+from picture.common.database import build_engine
+from picture.common.messaging import Bus, ConsumerOptions, Route
+from picture.common.observability import HttpMetricsMiddleware, ops_router
+from picture.common.problems import install_problem_handlers
+from picture.common.service import Resources
+from picture.media import handlers, queries
+from picture.media.download import Downloader, DownloadPolicy
+from picture.media.routes import ObjectServing, router
+from picture.media.settings import MediaSettings, StorageBackend
+from picture.media.signing import UrlSigner
+from picture.media.storage import FilesystemStorage, ObjectStorage, S3Storage, open_s3_client
+
+SERVICE = "media"
+
+
+async def build_storage(
+    settings: MediaSettings, stack: AsyncExitStack, signer: UrlSigner
+) -> ObjectStorage:
+    """The configured backend; an S3 client lives as long as ``stack``."""
+    if settings.storage_backend is StorageBackend.S3:
+        secret = settings.s3_secret_access_key
+        client = await open_s3_client(
+            stack,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=secret.get_secret_value() if secret else None,
+        )
+        return S3Storage(client, settings.s3_bucket)
+    settings.storage_dir.mkdir(parents=True, exist_ok=True)
+    return FilesystemStorage(settings.storage_dir, signer)
+
+
+def create_app(
+    settings: MediaSettings,
+    *,
+    download_transport: httpx.AsyncBaseTransport | None = None,
+    processing: handlers.ProcessingOptions | None = None,
+) -> FastAPI:
+    res = Resources()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            engine = build_engine(settings.database_url, application_name=SERVICE)
+            stack.push_async_callback(engine.dispose)
+            signer = UrlSigner(settings.signing_key, settings.media_public_url)
+            storage = await build_storage(settings, stack, signer)
+            downloader = Downloader(
+                DownloadPolicy(
+                    allowed_hosts=frozenset(settings.download_allowed_hosts),
+                    allow_insecure_loopback=settings.download_allow_insecure_loopback,
+                    max_bytes=settings.download_max_bytes,
+                    timeout_seconds=settings.download_timeout_seconds,
+                ),
+                transport=download_transport,
+            )
+            stack.push_async_callback(downloader.aclose)
+            bus = await Bus.connect(settings.nats_url, SERVICE, settings.query_timeout_seconds)
+            stack.push_async_callback(bus.close)
+            res.engine, res.bus = engine, bus
+            if isinstance(storage, FilesystemStorage):
+                app.state.serving = ObjectServing(engine, storage, signer)
+
+            ctx = handlers.MediaContext(
+                engine=engine,
+                bus=bus,
+                storage=storage,
+                downloader=downloader,
+                options=processing
+                or handlers.ProcessingOptions(
+                    webp_quality=settings.webp_quality,
+                    max_pixels=settings.max_pixels,
+                    thumbnail_long_side=settings.thumbnail_long_side,
+                ),
+            )
+            await bus.ensure_streams()
+
+            async def resolve_object(req: c.ResolveObjectRequest) -> c.ResolvedObject:
+                return await queries.resolve_object(engine, storage, req)
+
+            await bus.serve(c.RESOLVE_OBJECT, resolve_object)
+            await bus.start_consumer(
+                c.CMD_STREAM,
+                "media-commands",
+                [
+                    Route(c.INGEST, partial(handlers.ingest, ctx)),
+                    Route(c.DELETE_OBJECTS, partial(handlers.delete_objects, ctx)),
+                ],
+                options=ConsumerOptions(ack_wait_seconds=60, max_deliver=10, max_in_flight=16),
+                on_poison=partial(handlers.on_poison, ctx),
+            )
+            yield
+
+    app = FastAPI(title="Picture media", lifespan=lifespan)
+    app.add_middleware(HttpMetricsMiddleware, service=SERVICE)
+    install_problem_handlers(app)
+    app.include_router(ops_router(res.readiness_checks()))
+    app.include_router(router)
+    return app

@@ -1,0 +1,258 @@
+"""Write side: the commands media consumes (``ingest``, ``delete``).
+
+An ingest downloads the first source URL, processes it off the event loop, stores an original
+and a thumbnail under keys derived from the generation (a redelivery overwrites the same
+objects and upserts the same rows), then announces ``media.stored``. Failures are classified
+(:mod:`picture.media.errors`): transient ones are retried here a few times, then reported;
+permanent ones are reported at once. Either way the command is acknowledged: the orchestrator
+owns the decision to try again. Only infrastructure failures (storage, database, NATS) make
+the consumer redeliver; on the last delivery :func:`on_poison` reports them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from picture.common.contracts import (
+    MEDIA_FAILED,
+    MEDIA_STORED,
+    DeleteObjectsCommand,
+    ErrorInfo,
+    ErrorKind,
+    IngestCommand,
+    MediaFailedEvent,
+    MediaStoredEvent,
+    StoredObject,
+)
+from picture.common.ids import derived_id
+from picture.common.messaging import Bus, Delivery
+from picture.media.download import Downloader
+from picture.media.errors import (
+    InvalidKeyError,
+    MediaError,
+    PermanentMediaError,
+    TransientMediaError,
+)
+from picture.media.metrics import INGESTS, PROCESSING_SECONDS, STORED_BYTES
+from picture.media.processing import ProcessedImage, Rendition, process_image
+from picture.media.storage import ObjectStorage, validate_key
+from picture.media.tables import stored_objects
+from sqlalchemy import delete
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class ProcessingOptions:
+    webp_quality: int = 88
+    max_pixels: int = 40_000_000
+    thumbnail_long_side: int = 256
+    # Pauses between download attempts inside one delivery: 3 attempts in all.
+    retry_delays: tuple[float, ...] = (0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class MediaContext:
+    """What the handlers need, built once in the lifespan."""
+
+    engine: AsyncEngine
+    bus: Bus
+    storage: ObjectStorage
+    downloader: Downloader
+    options: ProcessingOptions
+
+
+def object_keys(cmd: IngestCommand) -> tuple[str, str]:
+    """The server-made keys of an ingest's original and thumbnail."""
+    prefix = f"{cmd.user_id}/{cmd.generation_id}"
+    return f"{prefix}/image.webp", f"{prefix}/thumb.webp"
+
+
+@contextlib.asynccontextmanager
+async def heartbeat(
+    delivery: Delivery[Any], every: float = HEARTBEAT_SECONDS
+) -> AsyncIterator[None]:
+    """Keep telling JetStream we are working on ``delivery`` while the block runs."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every)
+            with contextlib.suppress(Exception):
+                await delivery.in_progress()
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def download_with_retries(
+    downloader: Downloader, url: str, delays: Sequence[float], delivery: Delivery[Any] | None = None
+) -> bytes:
+    """Fetch ``url``; transient failures are tried again after each of ``delays``."""
+    for attempt, delay in enumerate((*delays, None), start=1):
+        try:
+            return await downloader.fetch(url)
+        except TransientMediaError as exc:
+            if delay is None:
+                raise
+            log.info("download attempt %d of %s failed (%s); retrying", attempt, url, exc.code)
+            if delivery is not None:
+                with contextlib.suppress(Exception):
+                    await delivery.in_progress()
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+async def _process(data: bytes, max_long_side: int, options: ProcessingOptions) -> ProcessedImage:
+    started = time.perf_counter()
+    try:
+        return await asyncio.to_thread(
+            process_image,
+            data,
+            max_long_side=max_long_side,
+            thumbnail_long_side=options.thumbnail_long_side,
+            quality=options.webp_quality,
+            max_pixels=options.max_pixels,
+        )
+    finally:
+        PROCESSING_SECONDS.observe(time.perf_counter() - started)
+
+
+def _stored(key: str, role: str, rendition: Rendition) -> StoredObject:
+    return StoredObject.model_validate(
+        {
+            "key": key,
+            "role": role,
+            "content_type": rendition.content_type,
+            "size": rendition.size,
+            "width": rendition.width,
+            "height": rendition.height,
+            "sha256": rendition.sha256,
+        }
+    )
+
+
+async def _record(engine: AsyncEngine, cmd: IngestCommand, objects: Sequence[StoredObject]) -> None:
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "key": o.key,
+            "owner_id": cmd.user_id,
+            "generation_id": cmd.generation_id,
+            "role": o.role,
+            "content_type": o.content_type,
+            "size": o.size,
+            "width": o.width,
+            "height": o.height,
+            "sha256": o.sha256,
+            "created_at": now,
+        }
+        for o in objects
+    ]
+    stmt = insert(stored_objects).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[stored_objects.c.key],
+        set_={
+            name: stmt.excluded[name]
+            for name in ("owner_id", "generation_id", "role", "content_type", "size", "width",
+                         "height", "sha256")
+        },
+    )
+    async with engine.begin() as conn:
+        await conn.execute(stmt)
+
+
+async def publish_failed(bus: Bus, cmd: IngestCommand, error: ErrorInfo) -> None:
+    await bus.publish(
+        MEDIA_FAILED,
+        MediaFailedEvent(generation_id=cmd.generation_id, attempt=cmd.attempt, error=error),
+        message_id=derived_id("media.failed", cmd.generation_id, cmd.attempt),
+        generation_id=cmd.generation_id,
+    )
+
+
+async def ingest(ctx: MediaContext, delivery: Delivery[IngestCommand]) -> None:
+    cmd = delivery.message
+    try:
+        async with heartbeat(delivery):
+            objects = await _ingest(ctx, cmd, delivery)
+    except MediaError as exc:
+        INGESTS.labels(exc.kind.value).inc()
+        log.warning(
+            "ingest of generation %s attempt %d failed (%s, %s): %s",
+            cmd.generation_id, cmd.attempt, exc.kind.value, exc.code, exc.message,
+        )
+        await publish_failed(ctx.bus, cmd, exc.to_error_info())
+        return
+    INGESTS.labels("stored").inc()
+    await ctx.bus.publish(
+        MEDIA_STORED,
+        MediaStoredEvent(generation_id=cmd.generation_id, attempt=cmd.attempt, objects=objects),
+        message_id=derived_id("media.stored", cmd.generation_id, cmd.attempt),
+        generation_id=cmd.generation_id,
+    )
+
+
+async def _ingest(
+    ctx: MediaContext, cmd: IngestCommand, delivery: Delivery[IngestCommand]
+) -> tuple[StoredObject, ...]:
+    if not cmd.source_urls:
+        raise PermanentMediaError("no_source", "the generation produced no output to store")
+    data = await download_with_retries(
+        ctx.downloader, cmd.source_urls[0], ctx.options.retry_delays, delivery
+    )
+    await delivery.in_progress()
+    processed = await _process(data, cmd.max_long_side, ctx.options)
+    await delivery.in_progress()
+    original_key, thumbnail_key = object_keys(cmd)
+    objects = (
+        _stored(original_key, "original", processed.original),
+        _stored(thumbnail_key, "thumbnail", processed.thumbnail),
+    )
+    for obj, rendition in zip(objects, (processed.original, processed.thumbnail), strict=True):
+        await ctx.storage.put(obj.key, rendition.data, rendition.content_type)
+        STORED_BYTES.labels(obj.role).inc(rendition.size)
+    await _record(ctx.engine, cmd, objects)
+    return objects
+
+
+async def delete_objects(ctx: MediaContext, delivery: Delivery[DeleteObjectsCommand]) -> None:
+    """Remove objects and their rows; keys already gone are fine (idempotent)."""
+    keys: list[str] = []
+    for key in delivery.message.keys:
+        try:
+            keys.append(validate_key(key))
+        except InvalidKeyError:
+            log.warning("delete: skipping invalid key %r", key)
+    for key in keys:
+        await ctx.storage.delete(key)
+    if keys:
+        async with ctx.engine.begin() as conn:
+            await conn.execute(delete(stored_objects).where(stored_objects.c.key.in_(keys)))
+
+
+async def on_poison(ctx: MediaContext, delivery: Delivery[Any], exc: BaseException) -> None:
+    """Last delivery failed on infrastructure: report the ingest as a transient failure."""
+    if isinstance(delivery.message, IngestCommand):
+        error = ErrorInfo(
+            kind=ErrorKind.TRANSIENT,
+            code="storage_failed",
+            message="the image could not be stored; try again later",
+            details={"reason": type(exc).__name__},
+        )
+        await publish_failed(ctx.bus, delivery.message, error)

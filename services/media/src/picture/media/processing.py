@@ -1,0 +1,161 @@
+"""Turning downloaded bytes into what we store: a clean WebP and a WebP thumbnail.
+
+Synchronous and CPU bound: callers run :func:`process_image` off the event loop
+(``asyncio.to_thread``). Steps:
+
+1. detect the format from the content: PNG, JPEG and WebP are accepted; SVG and other image
+   formats are "unsupported", anything else is "not an image";
+2. refuse decompression bombs from the header alone, before any pixel is decoded
+   (``max_pixels``; Pillow's own DecompressionBombWarning is turned into an error too);
+3. apply the EXIF orientation, convert to sRGB when an ICC profile is attached, then drop all
+   metadata (EXIF, XMP, ICC, text chunks): the output carries only what the encoder writes;
+4. cap the long side, encode WebP; make a thumbnail the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from picture.media.errors import PermanentMediaError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP")
+WEBP = "image/webp"
+
+# Magic numbers of image formats we recognise but do not accept.
+_OTHER_IMAGE_MAGIC = (
+    b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*", b"\x00\x00\x01\x00", b"8BPS",
+)
+
+
+@dataclass(frozen=True)
+class Rendition:
+    data: bytes
+    width: int
+    height: int
+    sha256: str
+    content_type: str = WEBP
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True)
+class ProcessedImage:
+    original: Rendition
+    thumbnail: Rendition
+    source_format: str
+
+
+def _looks_like_svg(data: bytes) -> bool:
+    head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return head.startswith((b"<?xml", b"<svg", b"<!doctype svg")) and b"<svg" in data[:4096].lower()
+
+
+def _looks_like_other_image(data: bytes) -> bool:
+    if data.startswith(_OTHER_IMAGE_MAGIC):
+        return True
+    return data[4:12] in (b"ftypavif", b"ftypheic", b"ftypheix", b"ftypmif1")
+
+
+def open_checked(data: bytes, max_pixels: int) -> Image.Image:
+    """Open (header only) an accepted format within the pixel cap, or raise."""
+    if _looks_like_svg(data):
+        raise PermanentMediaError("unsupported_format", "SVG images are not supported yet")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise PermanentMediaError("image_too_large", "the image has too many pixels") from exc
+    except UnidentifiedImageError as exc:
+        if _looks_like_other_image(data):
+            raise PermanentMediaError("unsupported_format", "unsupported image format") from exc
+        raise PermanentMediaError("not_an_image", "the source is not an image") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise PermanentMediaError("not_an_image", "the source is not a readable image") from exc
+    width, height = image.size
+    if width <= 0 or height <= 0 or width * height > max_pixels:
+        image.close()
+        raise PermanentMediaError(
+            "image_too_large", f"the image has {width}x{height} pixels, above the limit"
+        )
+    return image
+
+
+def _to_srgb(image: Image.Image) -> Image.Image:
+    icc = image.info.get("icc_profile")
+    if not icc or image.mode not in ("RGB", "RGBA"):
+        return image
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        converted = ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"))
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return image  # a broken profile: keep the pixels as they are
+    return converted if converted is not None else image
+
+
+def _normalise_mode(image: Image.Image) -> Image.Image:
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    target = "RGBA" if has_alpha else "RGB"
+    if image.mode == target:
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit grey: scale to 8 bits before converting.
+        image = image.point(lambda v: v / 256).convert("L")
+    return image.convert(target)
+
+
+def _encode(image: Image.Image, quality: int) -> Rendition:
+    buffer = io.BytesIO()
+    image.save(buffer, format="WEBP", quality=quality, method=4, exif=b"", xmp=b"")
+    data = buffer.getvalue()
+    return Rendition(data, image.width, image.height, hashlib.sha256(data).hexdigest())
+
+
+def _capped(image: Image.Image, long_side: int) -> Image.Image:
+    if max(image.size) <= long_side:
+        return image
+    copy = image.copy()
+    copy.thumbnail((long_side, long_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return copy
+
+
+def process_image(
+    data: bytes,
+    *,
+    max_long_side: int = 2048,
+    thumbnail_long_side: int = 256,
+    quality: int = 88,
+    max_pixels: int = 40_000_000,
+) -> ProcessedImage:
+    """Validate, clean and encode one image. Raises PermanentMediaError when refused."""
+    with open_checked(data, max_pixels) as source:
+        source_format = str(source.format)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                source.seek(0)  # first frame of an animation
+                source.load()
+                oriented = ImageOps.exif_transpose(source)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise PermanentMediaError("image_too_large", "the image has too many pixels") from exc
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise PermanentMediaError("not_an_image", "the image data is corrupt") from exc
+        image = _normalise_mode(_to_srgb(oriented))
+        # A fresh image carries pixels only: no EXIF, XMP, ICC profile or text chunks.
+        clean = Image.new(image.mode, image.size)
+        clean.paste(image)
+    original = _capped(clean, max(1, max_long_side))
+    thumbnail = _capped(original, max(1, thumbnail_long_side))
+    return ProcessedImage(
+        original=_encode(original, quality),
+        thumbnail=_encode(thumbnail, quality),
+        source_format=source_format,
+    )

@@ -1,0 +1,91 @@
+"""Media settings: storage backend, download policy, image processing limits."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Self
+
+from picture.common.settings import Environment, ServiceSettings
+from pydantic import SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+
+class StorageBackend(StrEnum):
+    FILESYSTEM = "filesystem"
+    S3 = "s3"
+
+
+class MediaSettings(ServiceSettings):
+    http_port: int = 8083
+
+    storage_backend: StorageBackend = StorageBackend.FILESYSTEM
+    storage_dir: Path = Path("var/objects")
+    # Signs the internal object URLs of the filesystem backend (required outside development).
+    media_signing_key: SecretStr | None = None
+    # Base URL of this service's HTTP port, as the gateway reaches it.
+    media_public_url: str = "http://127.0.0.1:8083"
+
+    # Exact host names downloads may come from ("a,b": a comma list, not JSON).
+    download_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    # Development and tests only: allow http:// and loopback addresses (the simulator).
+    download_allow_insecure_loopback: bool = False
+    download_max_bytes: int = 50 * 1024 * 1024
+    download_timeout_seconds: float = 60.0
+
+    webp_quality: int = 88
+    max_pixels: int = 40_000_000
+    thumbnail_long_side: int = 256
+
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "picture"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+
+    @field_validator("download_allowed_hosts", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(h.strip().lower() for h in value.split(",") if h.strip())
+        return value
+
+    @field_validator("media_public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("webp_quality")
+    @classmethod
+    def _quality(cls, value: int) -> int:
+        if not 1 <= value <= 100:
+            raise ValueError("PICTURE_WEBP_QUALITY must be between 1 and 100")
+        return value
+
+    @model_validator(mode="after")
+    def _check_media(self) -> Self:
+        if self.download_allow_insecure_loopback and self.environment is Environment.PRODUCTION:
+            raise ValueError("PICTURE_DOWNLOAD_ALLOW_INSECURE_LOOPBACK is refused in production")
+        # The filesystem backend signs URLs: a real key is needed outside development.
+        if (
+            self.storage_backend is StorageBackend.FILESYSTEM
+            and self.media_signing_key is None
+            and self.environment is not Environment.DEVELOPMENT
+        ):
+            raise ValueError("PICTURE_MEDIA_SIGNING_KEY must be set outside development")
+        return self
+
+    def require_secret(self, name: str, value: SecretStr | None) -> None:
+        # Each backend needs only its own secret.
+        if name == "s3_secret_access_key" and self.storage_backend is not StorageBackend.S3:
+            return
+        if name == "media_signing_key" and self.storage_backend is not StorageBackend.FILESYSTEM:
+            return
+        super().require_secret(name, value)
+
+    @property
+    def signing_key(self) -> bytes:
+        """The URL signing key; development falls back to a fixed, harmless one."""
+        if self.media_signing_key is None:
+            return b"picture-development-signing-key"
+        return self.media_signing_key.get_secret_value().encode()

@@ -1,0 +1,64 @@
+"""Settings: comma lists, production refusals."""
+
+from __future__ import annotations
+
+import pytest
+from picture.media.settings import MediaSettings, StorageBackend
+from pydantic import ValidationError
+
+REAL_KEY = "a-real-signing-key-with-enough-entropy"
+
+
+def test_allowed_hosts_are_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PICTURE_DOWNLOAD_ALLOWED_HOSTS", "replicate.delivery, PBXT.replicate.delivery,")
+    settings = MediaSettings()
+    assert settings.download_allowed_hosts == ("replicate.delivery", "pbxt.replicate.delivery")
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PICTURE_HTTP_PORT", "PICTURE_STORAGE_BACKEND", "PICTURE_ENVIRONMENT"):
+        monkeypatch.delenv(name, raising=False)
+    settings = MediaSettings()
+    assert settings.http_port == 8083
+    assert settings.storage_backend is StorageBackend.FILESYSTEM
+    assert settings.download_max_bytes == 50 * 1024 * 1024
+    assert settings.download_timeout_seconds == 60
+    assert settings.webp_quality == 88
+    assert settings.max_pixels == 40_000_000
+
+
+def test_insecure_loopback_refused_in_production() -> None:
+    with pytest.raises(ValidationError, match="INSECURE_LOOPBACK"):
+        MediaSettings(
+            environment="production",
+            media_signing_key=REAL_KEY,
+            download_allow_insecure_loopback=True,
+        )
+
+
+def test_insecure_loopback_allowed_in_development_and_test() -> None:
+    assert MediaSettings(download_allow_insecure_loopback=True).download_allow_insecure_loopback
+    settings = MediaSettings(
+        environment="test", media_signing_key=REAL_KEY, download_allow_insecure_loopback=True
+    )
+    assert settings.download_allow_insecure_loopback
+
+
+@pytest.mark.parametrize("key", [None, "changeme", "secret"])
+def test_signing_key_required_in_production(key: str | None) -> None:
+    with pytest.raises(ValidationError, match="SIGNING_KEY"):
+        MediaSettings(environment="production", media_signing_key=key)
+
+
+def test_production_filesystem_needs_no_s3_secret() -> None:
+    settings = MediaSettings(environment="production", media_signing_key=REAL_KEY)
+    assert settings.signing_key == REAL_KEY.encode()
+
+
+def test_production_s3_needs_its_secret() -> None:
+    with pytest.raises(ValidationError, match="S3_SECRET_ACCESS_KEY"):
+        MediaSettings(environment="production", storage_backend="s3")
+    settings = MediaSettings(
+        environment="production", storage_backend="s3", s3_secret_access_key=REAL_KEY
+    )
+    assert settings.storage_backend is StorageBackend.S3
