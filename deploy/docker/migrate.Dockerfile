@@ -45,5 +45,7 @@ ENV PATH=/app/.venv/bin:$PATH \
     HOME=/tmp \
     TMPDIR=/tmp
 WORKDIR /tmp
+# One-shot job: nothing to probe.
+HEALTHCHECK NONE
 USER 10001:10001
 CMD ["sh", "-c", "picture-catalog migrate && picture-orchestrator migrate && picture-replicate-adapter migrate && picture-media migrate && picture-gateway migrate"]
