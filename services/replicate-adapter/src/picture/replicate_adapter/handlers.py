@@ -1,0 +1,314 @@
+"""The adapter's command handlers: predict and cancel (consumer "adapter-commands").
+
+Predict is idempotent per (generation, attempt):
+
+1. the input is built from the command's model snapshot (a refusal is a permanent failure);
+2. the row is written first (status ``creating``, request hash); a row that already has a
+   prediction id means a redelivery or a duplicate: "started" is published again (same
+   message id) and the prediction is followed, nothing is created;
+3. the create request; a transient error is retried by redelivery with a growing delay (a
+   create that may have reached Replicate is reconciled against the list of recent
+   predictions by request hash before creating again); a permanent one is reported;
+4. prediction id and status are stored, "started" is published, the poller follows it.
+
+On the command's last delivery the consumer's poison hook reports a transient failure, so the
+orchestrator can retry later instead of waiting forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+from picture.common.contracts import (
+    PREDICTION_UPDATED,
+    CancelPredictionCommand,
+    ErrorInfo,
+    ErrorKind,
+    PredictCommand,
+    PredictionEvent,
+    PredictionStatus,
+)
+from picture.common.messaging import Bus, Delivery, Retry
+from picture.replicate_adapter import store
+from picture.replicate_adapter.errors import (
+    InputError,
+    PermanentReplicateError,
+    ReplicateError,
+    TransientReplicateError,
+)
+from picture.replicate_adapter.inputs import build_input
+from picture.replicate_adapter.outcomes import (
+    CREATE_FAILED,
+    EXPIRED,
+    REJECTED,
+    error_code,
+    started_id,
+    terminal_event,
+    terminal_id,
+)
+from picture.replicate_adapter.poller import Poller
+from picture.replicate_adapter.replicate import Prediction, ReplicateClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_DELAY = 60.0
+
+
+def retry_delay(num_delivered: int, retry_after: float | None = None, base: float = 1.0) -> float:
+    """Exponential backoff with full jitter (at least ``retry_after`` when Replicate says)."""
+    ceiling = min(MAX_RETRY_DELAY, base * 2 ** max(0, num_delivered - 1))
+    delay = random.uniform(ceiling / 2, ceiling)
+    return min(MAX_RETRY_DELAY, max(delay, retry_after or 0.0))
+
+
+class Adapter:
+    """Wires the handlers to their dependencies (built once in the app's lifespan)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        bus: Bus,
+        client: ReplicateClient,
+        poller: Poller,
+        *,
+        create_lease_seconds: float = 60.0,
+    ) -> None:
+        self.create_lease_seconds = create_lease_seconds
+        self.engine = engine
+        self.bus = bus
+        self.client = client
+        self.poller = poller
+
+    # ------------------------------------------------------------------ publishing
+
+    async def _publish_started(self, row: store.PredictionRow) -> None:
+        await self.bus.publish(
+            PREDICTION_UPDATED,
+            PredictionEvent(
+                generation_id=row.generation_id,
+                attempt=row.attempt,
+                prediction_id=row.prediction_id,
+                status=PredictionStatus.STARTED,
+            ),
+            message_id=started_id(row.generation_id, row.attempt),
+            generation_id=row.generation_id,
+        )
+
+    async def _publish_terminal(self, event: PredictionEvent) -> None:
+        await self.bus.publish(
+            PREDICTION_UPDATED,
+            event,
+            message_id=terminal_id(event.generation_id, event.attempt),
+            generation_id=event.generation_id,
+        )
+
+    async def _republish_terminal(self, row: store.PredictionRow) -> None:
+        await self._publish_terminal(
+            terminal_event(
+                generation_id=row.generation_id,
+                attempt=row.attempt,
+                prediction_id=row.prediction_id,
+                status=row.status,
+                output=row.output,
+                error=row.error,
+                predict_time_seconds=row.predict_time_seconds,
+                cost_usd=row.cost_usd,
+            )
+        )
+
+    async def _fail(self, cmd: PredictCommand, status: str, error: str) -> None:
+        """Finish a prediction that never ran (publish, then record)."""
+        event = terminal_event(
+            generation_id=cmd.generation_id, attempt=cmd.attempt, prediction_id=None,
+            status=status, error=error,
+        )
+        await self._publish_terminal(event)
+        await store.finish(
+            self.engine, cmd.generation_id, cmd.attempt,
+            status=status, error=error, error_code=error_code(event),
+        )
+
+    def _follow(self, row: store.PredictionRow) -> None:
+        assert row.prediction_id is not None
+        self.poller.track(
+            row.generation_id, row.attempt, row.prediction_id, row.model, row.cost_usd, row.status
+        )
+
+    # ------------------------------------------------------------------ predict
+
+    async def predict(self, delivery: Delivery[PredictCommand]) -> None:
+        cmd = delivery.message
+        try:
+            model_input = build_input(cmd.model, cmd.parameters)
+        except InputError as exc:
+            log.info("generation %s/%d refused: %s", cmd.generation_id, cmd.attempt, exc.message)
+            await self._publish_terminal(
+                PredictionEvent(
+                    generation_id=cmd.generation_id,
+                    attempt=cmd.attempt,
+                    prediction_id=None,
+                    status=PredictionStatus.FAILED,
+                    error=ErrorInfo(
+                        kind=ErrorKind.PERMANENT,
+                        code="invalid_parameters",
+                        message=exc.message,
+                        details={"field": exc.field},
+                    ),
+                )
+            )
+            return
+
+        row = await store.claim(
+            self.engine,
+            generation_id=cmd.generation_id,
+            attempt=cmd.attempt,
+            model=cmd.model.name,
+            replicate_id=cmd.model.replicate_id,
+            input=model_input,
+            hash=store.request_hash(cmd.model.replicate_id, cmd.model.version, model_input),
+            cost_usd=cmd.model.cost_per_generation,
+        )
+        if row.prediction_id is not None:
+            # Redelivery or duplicate: never create a second prediction.
+            await self._publish_started(row)
+            if row.terminal:
+                await self._republish_terminal(row)
+            else:
+                self._follow(row)
+                if row.cancel_requested:
+                    await self._cancel_at_replicate(row)
+            return
+        if row.terminal:  # finished without a prediction (canceled first, refused, ...)
+            await self._republish_terminal(row)
+            return
+
+        leased = await store.lease(
+            self.engine, cmd.generation_id, cmd.attempt, self.create_lease_seconds
+        )
+        if leased is None:
+            # A duplicate is creating it right now (or just did): look again shortly.
+            raise Retry("another delivery is creating this prediction", 1.0)
+        try:
+            prediction = None
+            if leased.status == store.CREATE_UNCERTAIN:
+                prediction = await self._reconcile(leased)
+            if prediction is None:
+                cancel_after = None
+                if cmd.deadline is not None:
+                    cancel_after = (cmd.deadline - datetime.now(UTC)).total_seconds()
+                    if cancel_after <= 0:
+                        await self._fail(cmd, EXPIRED, "The deadline passed before creation")
+                        return
+                prediction = await self._create(delivery, model_input, cancel_after)
+                if prediction is None:
+                    return
+        except BaseException:
+            await store.release(self.engine, cmd.generation_id, cmd.attempt)
+            raise
+
+        row = await store.set_created(
+            self.engine, cmd.generation_id, cmd.attempt, prediction.id, prediction.status
+        )
+        log.info(
+            "generation %s/%d: prediction %s created (%s)",
+            cmd.generation_id, cmd.attempt, prediction.id, cmd.model.name,
+        )
+        await self._publish_started(row)
+        self._follow(row)
+        if row.cancel_requested:
+            await self._cancel_at_replicate(row)
+
+    async def _create(
+        self,
+        delivery: Delivery[PredictCommand],
+        model_input: dict[str, Any],
+        cancel_after: float | None,
+    ) -> Prediction | None:
+        cmd = delivery.message
+        try:
+            return await self.client.create_prediction(
+                cmd.model, model_input, cancel_after_seconds=cancel_after
+            )
+        except TransientReplicateError as exc:
+            if exc.maybe_created:
+                await store.set_status(
+                    self.engine, cmd.generation_id, cmd.attempt, store.CREATE_UNCERTAIN
+                )
+            delay = retry_delay(delivery.num_delivered, exc.retry_after)
+            raise Retry(f"create failed: {exc.message}", delay) from exc
+        except PermanentReplicateError as exc:
+            log.warning(
+                "generation %s/%d: Replicate refused the prediction: %s",
+                cmd.generation_id, cmd.attempt, exc.message,
+            )
+            await self._fail(cmd, REJECTED, exc.message)
+            return None
+
+    async def _reconcile(self, row: store.PredictionRow) -> Prediction | None:
+        """After a create that may have reached Replicate: find it among the recent
+        predictions (same model and request hash, created after our row)."""
+        owner_model = row.replicate_id
+        try:
+            async for prediction in self.client.list_predictions():
+                raw = prediction.raw
+                if raw.get("model") not in (None, owner_model):
+                    continue
+                sent = raw.get("input")
+                if not isinstance(sent, dict):
+                    continue
+                version = raw.get("version") if raw.get("version") not in ("", None) else None
+                candidates = {
+                    store.request_hash(owner_model, None, sent),
+                    store.request_hash(owner_model, version, sent),
+                }
+                if row.request_hash in candidates:
+                    log.info("reconciled uncertain create of %s: %s", row.generation_id,
+                             prediction.id)
+                    return prediction
+        except ReplicateError as exc:
+            raise Retry(f"reconciling an uncertain create failed: {exc.message}", 2.0) from exc
+        return None
+
+    async def on_poison(self, delivery: Delivery[Any], exc: BaseException) -> None:
+        """Last delivery failed: a predict without a prediction is reported as failed
+        (transient) instead of being dropped silently."""
+        cmd = delivery.message
+        if not isinstance(cmd, PredictCommand):
+            return
+        row = await store.get(self.engine, cmd.generation_id, cmd.attempt)
+        if row is not None and (row.prediction_id is not None or row.terminal):
+            return
+        reason = exc.args[0] if isinstance(exc, Retry) and exc.args else str(exc)
+        await self._fail(
+            cmd, CREATE_FAILED, f"Replicate could not be reached after retries ({reason})"
+        )
+
+    # ------------------------------------------------------------------ cancel
+
+    async def cancel(self, delivery: Delivery[CancelPredictionCommand]) -> None:
+        cmd = delivery.message
+        row = await store.request_cancel(self.engine, cmd.generation_id, cmd.attempt)
+        if row.prediction_id is None:
+            if row.terminal and row.status == "canceled":
+                # Canceled before any prediction existed: report it now.
+                await self._republish_terminal(row)
+            # else: a create is in flight; its handler sees cancel_requested.
+            return
+        if row.terminal:
+            return
+        await self._cancel_at_replicate(row)
+
+    async def _cancel_at_replicate(self, row: store.PredictionRow) -> None:
+        assert row.prediction_id is not None
+        try:
+            await self.client.cancel_prediction(row.prediction_id, model=row.model)
+        except TransientReplicateError as exc:
+            raise Retry(f"cancel failed: {exc.message}", exc.retry_after) from exc
+        except PermanentReplicateError as exc:
+            log.warning("cancel of %s refused: %s", row.prediction_id, exc.message)
+        self._follow(row)
+        self.poller.poll_soon(row.generation_id, row.attempt)

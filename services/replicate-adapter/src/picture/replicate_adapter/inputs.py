@@ -1,0 +1,289 @@
+"""How a generation's parameters become a Replicate model input.
+
+:func:`build_input` is pure: it takes the :class:`~picture.common.contracts.ModelSpec`
+snapshotted in the command (so the catalog's data drives it) and the user's parameters, and
+returns the ``input`` object of the create request. The builder is chosen by the exact model
+name (never a substring); unknown models get the generic input.
+
+Rules every model shares (defects of the old product, fixed here):
+
+- a value of 0 is a value: seed 0 and guidance 0 are sent (``is not None``, never truthiness);
+- a parameter the model does not take is refused with :class:`UnsupportedParameter`
+  (a permanent error naming the field), never silently dropped: a negative prompt for a
+  model without ``supports_negative_prompt``, a seed without ``supports_seed``, steps or
+  guidance for a model whose input has no such field;
+- steps and guidance fall back to the model's defaults and are sent only when known;
+- sizes and steps outside the model's bounds are refused (:class:`InputError`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from picture.common.contracts import GenerationParameters, ModelSpec
+from picture.replicate_adapter.errors import InputError, UnsupportedParameter
+
+__all__ = ["BUILDERS", "ModelInput", "build_input", "nearest_aspect_ratio", "reduced_ratio"]
+
+Input = dict[str, Any]
+
+WEBP_90: Input = {"output_format": "webp", "output_quality": 90}
+FLUX_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Parameters with the model's defaults applied (None: not sent)."""
+
+    params: GenerationParameters
+    steps: int | None
+    guidance: float | None
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """How one model's input is built, and which optional parameters it takes."""
+
+    build: Callable[[ModelSpec, Resolved], Input]
+    takes_steps: bool = True
+    takes_guidance: bool = True
+    # Used when the model record lists no aspect ratios (aspect-ratio models only).
+    fallback_ratios: tuple[str, ...] = ()
+
+
+def _ratio_value(ratio: str) -> float:
+    w, _, h = ratio.partition(":")
+    return float(w) / float(h)
+
+
+def nearest_aspect_ratio(width: int, height: int, candidates: Sequence[str]) -> str:
+    """The candidate closest to width:height by distance in log space (1:2 and 2:1 are as
+    far from 1:1). Ties go to the first candidate listed."""
+    target = math.log(width / height)
+    return min(candidates, key=lambda r: abs(math.log(_ratio_value(r)) - target))
+
+
+def reduced_ratio(width: int, height: int) -> str:
+    """W:H reduced by their greatest common divisor, e.g. 1344x768 -> "7:4"."""
+    d = math.gcd(width, height)
+    return f"{width // d}:{height // d}"
+
+
+def _aspect_ratio(model: ModelSpec, p: GenerationParameters) -> str:
+    candidates = model.supported_aspect_ratios or BUILDERS.get(model.name, GENERIC).fallback_ratios
+    if not candidates:
+        return reduced_ratio(p.width, p.height)
+    return nearest_aspect_ratio(p.width, p.height, candidates)
+
+
+def _sized(r: Resolved) -> Input:
+    return {"width": r.params.width, "height": r.params.height}
+
+
+def _steps(r: Resolved, key: str = "num_inference_steps") -> Input:
+    return {key: r.steps} if r.steps is not None else {}
+
+
+def _guidance(r: Resolved, key: str = "guidance_scale") -> Input:
+    return {key: r.guidance} if r.guidance is not None else {}
+
+
+def _flux_schnell(model: ModelSpec, r: Resolved) -> Input:
+    return {
+        "aspect_ratio": _aspect_ratio(model, r.params),
+        **_steps(r),
+        **_guidance(r, "guidance"),
+        "num_outputs": 1,
+        **WEBP_90,
+    }
+
+
+def _flux_dev(model: ModelSpec, r: Resolved) -> Input:
+    return {**_sized(r), **_steps(r), **_guidance(r), "num_outputs": 1, **WEBP_90}
+
+
+def _flux_pro(model: ModelSpec, r: Resolved) -> Input:
+    return {"aspect_ratio": _aspect_ratio(model, r.params), "safety_tolerance": 2, **WEBP_90}
+
+
+def _sdxl(model: ModelSpec, r: Resolved) -> Input:
+    return {
+        **_sized(r),
+        **_steps(r),
+        **_guidance(r),
+        "refine": "expert_ensemble_refiner",
+        "high_noise_frac": 0.8,
+        **WEBP_90,
+    }
+
+
+def _sdxl_lightning(model: ModelSpec, r: Resolved) -> Input:
+    return {
+        **_sized(r),
+        **_steps(r),
+        "guidance_scale": 0,
+        "disable_safety_checker": False,
+        **WEBP_90,
+    }
+
+
+def _ideogram(model: ModelSpec, r: Resolved) -> Input:
+    return {"aspect_ratio": _aspect_ratio(model, r.params), "style_type": "auto"}
+
+
+def _imagen(model: ModelSpec, r: Resolved) -> Input:
+    return {
+        "aspect_ratio": _aspect_ratio(model, r.params),
+        "safety_tolerance": 2,
+        "output_format": "png",
+    }
+
+
+def _recraft(model: ModelSpec, r: Resolved) -> Input:
+    return {"size": f"{r.params.width}x{r.params.height}", "style": "realistic_image"}
+
+
+def _recraft_svg(model: ModelSpec, r: Resolved) -> Input:
+    return {**_sized(r), "output_format": "svg", "style": "vector_illustration"}
+
+
+def _sd35(model: ModelSpec, r: Resolved) -> Input:
+    return {
+        "aspect_ratio": _aspect_ratio(model, r.params),
+        **_guidance(r, "cfg"),
+        **_steps(r, "steps"),
+        **WEBP_90,
+    }
+
+
+def _seedream3(model: ModelSpec, r: Resolved) -> Input:
+    return {**_sized(r), **_steps(r), **_guidance(r)}
+
+
+def _seedream4(model: ModelSpec, r: Resolved) -> Input:
+    w, h = r.params.width, r.params.height
+    size = "1K" if max(w, h) <= 1024 else "4K" if max(w, h) >= 4096 else "2K"
+    return {
+        "size": size,
+        "width": w,
+        "height": h,
+        "max_images": 1,
+        "aspect_ratio": _aspect_ratio(model, r.params),
+    }
+
+
+def _qwen(model: ModelSpec, r: Resolved) -> Input:
+    return {
+        "aspect_ratio": _aspect_ratio(model, r.params),
+        **_steps(r),
+        **_guidance(r, "guidance"),
+        "go_fast": True,
+        "image_size": "optimize_for_quality",
+        **WEBP_90,
+        "enhance_prompt": False,
+        "disable_safety_checker": False,
+    }
+
+
+def _generic(model: ModelSpec, r: Resolved) -> Input:
+    return {**_sized(r), **_steps(r), **_guidance(r)}
+
+
+GENERIC = ModelInput(_generic)
+
+#: Builders by exact model name (ModelSpec.name).
+BUILDERS: dict[str, ModelInput] = {
+    "flux-schnell": ModelInput(_flux_schnell, fallback_ratios=FLUX_RATIOS),
+    "flux-dev": ModelInput(_flux_dev),
+    "flux-krea-dev": ModelInput(_flux_dev),
+    "flux-1.1-pro": ModelInput(
+        _flux_pro, takes_steps=False, takes_guidance=False, fallback_ratios=FLUX_RATIOS
+    ),
+    "sdxl": ModelInput(_sdxl),
+    "sdxl-lightning": ModelInput(_sdxl_lightning, takes_guidance=False),
+    "ideogram-v3-turbo": ModelInput(
+        _ideogram,
+        takes_steps=False,
+        takes_guidance=False,
+        fallback_ratios=("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3"),
+    ),
+    "imagen-4-fast": ModelInput(
+        _imagen,
+        takes_steps=False,
+        takes_guidance=False,
+        fallback_ratios=("1:1", "9:16", "16:9", "3:4", "4:3"),
+    ),
+    "recraft-v3": ModelInput(_recraft, takes_steps=False, takes_guidance=False),
+    "recraft-v3-svg": ModelInput(_recraft_svg, takes_steps=False, takes_guidance=False),
+    "stable-diffusion-3.5": ModelInput(_sd35, fallback_ratios=FLUX_RATIOS),
+    "seedream-3": ModelInput(_seedream3),
+    "seedream-4": ModelInput(
+        _seedream4,
+        takes_steps=False,
+        takes_guidance=False,
+        fallback_ratios=("1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3", "21:9"),
+    ),
+    "qwen-image": ModelInput(
+        _qwen, fallback_ratios=("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3")
+    ),
+}
+
+
+def _given(text: str | None) -> bool:
+    return text is not None and text.strip() != ""
+
+
+def _check_bounds(model: ModelSpec, p: GenerationParameters, builder: ModelInput) -> None:
+    if not model.min_width <= p.width <= model.max_width:
+        raise InputError(
+            "width", f"width must be between {model.min_width} and {model.max_width} for {model.name}"
+        )
+    if not model.min_height <= p.height <= model.max_height:
+        raise InputError(
+            "height",
+            f"height must be between {model.min_height} and {model.max_height} for {model.name}",
+        )
+    if p.steps is not None:
+        if not builder.takes_steps:
+            raise UnsupportedParameter("steps", model.name)
+        if not 1 <= p.steps <= model.max_steps:
+            raise InputError("steps", f"steps must be between 1 and {model.max_steps} for {model.name}")
+    if p.guidance_scale is not None:
+        if not builder.takes_guidance:
+            raise UnsupportedParameter("guidance_scale", model.name)
+        if p.guidance_scale < 0 or not math.isfinite(p.guidance_scale):
+            raise InputError("guidance_scale", "guidance_scale must be a number >= 0")
+    if _given(p.negative_prompt) and not model.supports_negative_prompt:
+        raise UnsupportedParameter("negative_prompt", model.name)
+    if p.seed is not None and not model.supports_seed:
+        raise UnsupportedParameter("seed", model.name)
+
+
+def build_input(model: ModelSpec, params: GenerationParameters) -> Input:
+    """The Replicate ``input`` for ``params`` on ``model``. Raises :class:`InputError`."""
+    if not params.prompt.strip():
+        raise InputError("prompt", "prompt must not be empty")
+    builder = BUILDERS.get(model.name, GENERIC)
+    _check_bounds(model, params, builder)
+    resolved = Resolved(
+        params=params,
+        steps=(params.steps if params.steps is not None else model.default_steps)
+        if builder.takes_steps
+        else None,
+        guidance=(
+            params.guidance_scale
+            if params.guidance_scale is not None
+            else model.default_guidance_scale
+        )
+        if builder.takes_guidance
+        else None,
+    )
+    result: Input = {"prompt": params.prompt, **builder.build(model, resolved)}
+    if _given(params.negative_prompt):
+        result["negative_prompt"] = params.negative_prompt
+    if params.seed is not None:
+        result["seed"] = params.seed
+    return result

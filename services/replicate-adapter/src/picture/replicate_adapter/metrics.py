@@ -1,0 +1,33 @@
+"""Prometheus metrics of the adapter (labels: endpoint, outcome, model name; never users or
+prompts)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter(
+    "picture_replicate_requests_total",
+    "Calls to the Replicate API, by endpoint (create, get, cancel, list) and outcome "
+    "(ok, transient, permanent).",
+    ["endpoint", "outcome"],
+)
+REQUEST_SECONDS = Histogram(
+    "picture_replicate_request_seconds",
+    "Latency of calls to the Replicate API, by endpoint and model.",
+    ["endpoint", "model"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+IN_FLIGHT = Gauge(
+    "picture_replicate_predictions_in_flight",
+    "Predictions this process is following until they finish.",
+)
+COST = Counter(
+    "picture_replicate_cost_usd_total",
+    "Cost of succeeded predictions in USD, by model.",
+    ["model"],
+)
+OUTCOMES = Counter(
+    "picture_replicate_predictions_total",
+    "Predictions that reached a terminal status, by model and status.",
+    ["model", "status"],
+)

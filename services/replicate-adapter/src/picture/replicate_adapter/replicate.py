@@ -1,0 +1,265 @@
+"""A small async client of the Replicate HTTP API (the calls the adapter needs).
+
+One :class:`httpx.AsyncClient` per process, built by :func:`build_http_client` in the app's
+lifespan (tests pass a ``transport``: an :class:`httpx.MockTransport` or nothing, to reach the
+simulator). Errors are classified once, here (see :mod:`picture.replicate_adapter.errors`)::
+
+    client = ReplicateClient(build_http_client(base_url, token, timeout=30))
+    prediction = await client.create_prediction(model, {"prompt": "a cat"})
+    prediction = await client.get_prediction(prediction.id)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from picture.common.contracts import ModelSpec
+from picture.replicate_adapter.errors import (
+    PermanentReplicateError,
+    ReplicateError,
+    TransientReplicateError,
+)
+from picture.replicate_adapter.metrics import REQUEST_SECONDS, REQUESTS
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "Prediction",
+    "ReplicateClient",
+    "build_http_client",
+    "normalize_output",
+]
+
+KNOWN_STATUSES = frozenset({"starting", "processing", "succeeded", "failed", "canceled", "aborted"})
+ACTIVE_STATUSES = frozenset({"starting", "processing"})
+TERMINAL_STATUSES = KNOWN_STATUSES - ACTIVE_STATUSES
+_RESETS_IN = re.compile(r"resets in ~?\s*(\d+(?:\.\d+)?)\s*s")
+
+
+def build_http_client(
+    base_url: str,
+    token: str,
+    *,
+    timeout: float = 30.0,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """The process's one client to Replicate (``base_url`` is the host root)."""
+    return httpx.AsyncClient(
+        base_url=base_url.rstrip("/"),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "User-Agent": "picture-replicate-adapter/0.1",
+        },
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        transport=transport,
+        follow_redirects=False,
+    )
+
+
+def normalize_output(output: Any) -> tuple[str, ...]:
+    """Image URLs from a prediction's output: a list of URLs, one URL string, an object with
+    ``url``, or lists of those. Anything else (None, numbers) gives no URL."""
+    if output is None:
+        return ()
+    if isinstance(output, str):
+        return (output,) if output else ()
+    if isinstance(output, dict):
+        url = output.get("url")
+        return (url,) if isinstance(url, str) and url else ()
+    if isinstance(output, list | tuple):
+        return tuple(url for item in output for url in normalize_output(item))
+    return ()
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The fields of Replicate's prediction object the adapter uses (``raw``: all of it)."""
+
+    id: str
+    status: str
+    output: Any = None
+    error: str | None = None
+    predict_time: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_json(cls, body: Any) -> Prediction:
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+            raise TransientReplicateError("Replicate answered without a prediction object")
+        metrics = body.get("metrics") or {}
+        predict_time = metrics.get("predict_time") if isinstance(metrics, dict) else None
+        error = body.get("error")
+        return cls(
+            id=body["id"],
+            status=str(body.get("status") or "unknown"),
+            output=body.get("output"),
+            error=str(error) if error not in (None, "") else None,
+            predict_time=float(predict_time) if isinstance(predict_time, int | float) else None,
+            raw=body,
+        )
+
+    @property
+    def is_terminal(self) -> bool:
+        """Known terminal statuses and anything unrecognised (never wait on it forever)."""
+        return self.status not in ACTIVE_STATUSES
+
+    @property
+    def output_urls(self) -> tuple[str, ...]:
+        return normalize_output(self.output)
+
+
+def _retry_after(response: httpx.Response, detail: str) -> float | None:
+    header = response.headers.get("retry-after")
+    if header:
+        try:
+            return max(0.0, float(header))
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(header).timestamp() - time.time())
+            except (TypeError, ValueError):
+                pass
+    match = _RESETS_IN.search(detail)
+    return float(match.group(1)) if match else None
+
+
+def _detail(response: httpx.Response) -> str:
+    """The problem-details ``detail`` (or ``title``), else a short excerpt of the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    if isinstance(body, dict):
+        for key in ("detail", "title", "error"):
+            if isinstance(body.get(key), str) and body[key]:
+                return str(body[key])
+    return response.reason_phrase
+
+
+def classify(response: httpx.Response) -> ReplicateError | None:
+    """None for a 2xx answer, else the typed error it stands for."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return None
+    detail = _detail(response)
+    message = f"Replicate answered {status}: {detail}"
+    if status == 429:
+        return TransientReplicateError(
+            message, status=status, retry_after=_retry_after(response, detail)
+        )
+    if status >= 500 or status == 408:
+        return TransientReplicateError(message, status=status, retry_after=_retry_after(response, ""))
+    return PermanentReplicateError(message, status=status)
+
+
+class ReplicateClient:
+    """Typed calls over one shared :class:`httpx.AsyncClient`; ``max_concurrency`` caps the
+    calls in flight (a bulkhead, so a slow Replicate cannot take every connection)."""
+
+    def __init__(self, http: httpx.AsyncClient, *, max_concurrency: int = 32) -> None:
+        self.http = http
+        self._limit = asyncio.Semaphore(max_concurrency)
+
+    async def create_prediction(
+        self,
+        model: ModelSpec,
+        input: dict[str, Any],
+        *,
+        cancel_after_seconds: float | None = None,
+    ) -> Prediction:
+        """POST the prediction: the official-model endpoint when the model has no version,
+        else /v1/predictions with the version. Not idempotent at Replicate: a timeout after
+        sending raises :class:`TransientReplicateError` with ``maybe_created``."""
+        headers = {}
+        if cancel_after_seconds is not None:
+            headers["Cancel-After"] = f"{max(1, int(cancel_after_seconds))}s"
+        if model.version is None:
+            owner, _, name = model.replicate_id.partition("/")
+            path = f"/v1/models/{owner}/{name}/predictions"
+            body: dict[str, Any] = {"input": input}
+        else:
+            path = "/v1/predictions"
+            body = {"version": model.version, "input": input}
+        response = await self._call("create", model.name, "POST", path, json=body, headers=headers)
+        return Prediction.from_json(response.json())
+
+    async def get_prediction(self, prediction_id: str, *, model: str = "unknown") -> Prediction:
+        response = await self._call("get", model, "GET", f"/v1/predictions/{prediction_id}")
+        return Prediction.from_json(response.json())
+
+    async def cancel_prediction(self, prediction_id: str, *, model: str = "unknown") -> Prediction:
+        response = await self._call(
+            "cancel", model, "POST", f"/v1/predictions/{prediction_id}/cancel"
+        )
+        return Prediction.from_json(response.json())
+
+    async def list_predictions(self, *, max_pages: int = 3) -> AsyncIterator[Prediction]:
+        """Recent predictions, newest first (used to reconcile an uncertain create)."""
+        url: str | None = "/v1/predictions"
+        pages = 0
+        while url and pages < max_pages:
+            response = await self._call("list", "unknown", "GET", url)
+            body = response.json()
+            for item in body.get("results") or ():
+                yield Prediction.from_json(item)
+            url = body.get("next")
+            pages += 1
+
+    async def _call(
+        self,
+        endpoint: str,
+        model: str,
+        method: str,
+        url: str,
+        *,
+        json: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            async with self._limit:
+                try:
+                    response = await self.http.request(method, url, json=json, headers=headers)
+                except httpx.TimeoutException as exc:
+                    # A connect timeout never reached Replicate; any other timeout may have.
+                    sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+                    raise TransientReplicateError(
+                        f"Replicate did not answer in time ({type(exc).__name__})",
+                        maybe_created=sent and endpoint == "create",
+                    ) from exc
+                except httpx.TransportError as exc:
+                    sent = not isinstance(exc, httpx.ConnectError)
+                    raise TransientReplicateError(
+                        f"Replicate is unreachable ({type(exc).__name__}: {exc})",
+                        maybe_created=sent and endpoint == "create",
+                    ) from exc
+            error = classify(response)
+            if error is not None:
+                if endpoint == "create" and isinstance(error, TransientReplicateError):
+                    # A gateway error or timeout in front of Replicate may hide a created one.
+                    error.maybe_created = response.status_code in (502, 504)
+                raise error
+            try:
+                response.json()
+            except ValueError as exc:
+                raise TransientReplicateError(
+                    "Replicate answered with a body that is not JSON",
+                    status=response.status_code,
+                    maybe_created=endpoint == "create",
+                ) from exc
+            return response
+        except TransientReplicateError:
+            outcome = "transient"
+            raise
+        except PermanentReplicateError:
+            outcome = "permanent"
+            raise
+        finally:
+            REQUESTS.labels(endpoint, outcome).inc()
+            REQUEST_SECONDS.labels(endpoint, model).observe(time.perf_counter() - started)

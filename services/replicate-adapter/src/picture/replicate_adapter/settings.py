@@ -1,0 +1,53 @@
+"""Replicate adapter settings (environment, prefix ``PICTURE_``).
+
+The API token is also read from the plain ``REPLICATE_API_TOKEN`` that Replicate's own tools
+use. It is required (and may not be a placeholder) outside development.
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+from picture.common.settings import PLACEHOLDER_SECRETS, Environment, ServiceSettings
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+
+class AdapterSettings(ServiceSettings):
+    model_config = SettingsConfigDict(populate_by_name=True)
+
+    http_port: int = 8082
+    # Host root; request paths are /v1/...
+    replicate_base_url: str = "https://api.replicate.com"
+    replicate_api_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "replicate_api_token", "PICTURE_REPLICATE_API_TOKEN", "REPLICATE_API_TOKEN"
+        ),
+    )
+    # Verifies Replicate's webhooks (later work); optional for now.
+    replicate_webhook_secret: SecretStr | None = None
+    # First poll interval of a prediction; grows by ``poll_backoff`` up to ``poll_max``.
+    replicate_poll_interval_seconds: float = Field(default=0.5, gt=0)
+    replicate_poll_max_interval_seconds: float = Field(default=5.0, gt=0)
+    replicate_poll_backoff: float = Field(default=1.5, ge=1)
+    # HTTP timeout of one Replicate call.
+    replicate_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Bulkhead: Replicate calls in flight at once from this process.
+    replicate_max_concurrency: int = Field(default=32, ge=1)
+    # Deliveries of a predict command before it is reported as failed (transient).
+    predict_max_deliveries: int = Field(default=8, ge=1)
+
+    @model_validator(mode="after")
+    def _check_secrets(self) -> Self:
+        # Replaces the base check on purpose: the webhook secret is optional until webhooks
+        # are wired; the API token is required everywhere but development.
+        token = self.replicate_api_token
+        if self.environment is not Environment.DEVELOPMENT and (
+            token is None or token.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
+        ):
+            raise ValueError(
+                "PICTURE_REPLICATE_API_TOKEN (or REPLICATE_API_TOKEN) must be set to a real "
+                f"token in {self.environment.value}"
+            )
+        return self

@@ -1,0 +1,253 @@
+"""The ``adapter.predictions`` table: one row per (generation, attempt)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from picture.replicate_adapter.tables import predictions as t
+from sqlalchemy import case, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+CREATING = "creating"
+CREATE_UNCERTAIN = "create_uncertain"
+
+
+def request_hash(replicate_id: str, version: str | None, input: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of what is sent (model, version, input)."""
+    canonical = json.dumps(
+        {"model": replicate_id, "version": version, "input": input},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PredictionRow:
+    generation_id: uuid.UUID
+    attempt: int
+    prediction_id: str | None
+    request_hash: str
+    model: str
+    replicate_id: str
+    status: str
+    input: dict[str, Any]
+    output: Any
+    error: str | None
+    predict_time_seconds: float | None
+    cost_usd: float
+    cancel_requested: bool
+    terminal: bool
+    created_at: datetime
+
+    @classmethod
+    def from_mapping(cls, m: RowMapping) -> PredictionRow:
+        return cls(
+            generation_id=m["generation_id"],
+            attempt=m["attempt"],
+            prediction_id=m["prediction_id"],
+            request_hash=m["request_hash"],
+            model=m["model"],
+            replicate_id=m["replicate_id"],
+            status=m["status"],
+            input=m["input"],
+            output=m["output"],
+            error=m["error"],
+            predict_time_seconds=m["predict_time_seconds"],
+            cost_usd=m["cost_usd"],
+            cancel_requested=m["cancel_requested"],
+            terminal=m["terminal"],
+            created_at=m["created_at"],
+        )
+
+
+def _key(generation_id: uuid.UUID, attempt: int) -> Any:
+    return (t.c.generation_id == generation_id) & (t.c.attempt == attempt)
+
+
+async def get(engine: AsyncEngine, generation_id: uuid.UUID, attempt: int) -> PredictionRow | None:
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(t).where(_key(generation_id, attempt)))).mappings().first()
+    return PredictionRow.from_mapping(row) if row else None
+
+
+async def claim(
+    engine: AsyncEngine,
+    *,
+    generation_id: uuid.UUID,
+    attempt: int,
+    model: str,
+    replicate_id: str,
+    input: dict[str, Any],
+    hash: str,
+    cost_usd: float,
+) -> PredictionRow:
+    """Insert the row (status creating) unless it exists; return the row as it is now."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(t)
+            .values(
+                generation_id=generation_id,
+                attempt=attempt,
+                request_hash=hash,
+                model=model,
+                replicate_id=replicate_id,
+                status=CREATING,
+                input=input,
+                cost_usd=cost_usd,
+            )
+            .on_conflict_do_nothing(index_elements=["generation_id", "attempt"])
+        )
+        row = (await conn.execute(select(t).where(_key(generation_id, attempt)))).mappings().one()
+    return PredictionRow.from_mapping(row)
+
+
+async def lease(
+    engine: AsyncEngine, generation_id: uuid.UUID, attempt: int, seconds: float
+) -> PredictionRow | None:
+    """Take the right to create the prediction for ``seconds``; None while another handler
+    holds it (or when there is nothing left to create). Taking over an expired lease means
+    the previous holder may have created it: the row becomes ``create_uncertain``."""
+    async with engine.begin() as conn:
+        row = (
+            await conn.execute(
+                update(t)
+                .where(
+                    _key(generation_id, attempt)
+                    & t.c.prediction_id.is_(None)
+                    & ~t.c.terminal
+                    & (t.c.lease_until.is_(None) | (t.c.lease_until < func.now()))
+                )
+                .values(
+                    lease_until=func.now() + text(f"interval '{float(seconds)} seconds'"),
+                    status=case(
+                        (t.c.lease_until.is_not(None), CREATE_UNCERTAIN), else_=t.c.status
+                    ),
+                    updated_at=func.now(),
+                )
+                .returning(t)
+            )
+        ).mappings().first()
+    return PredictionRow.from_mapping(row) if row else None
+
+
+async def release(engine: AsyncEngine, generation_id: uuid.UUID, attempt: int) -> None:
+    """Give the create lease back (the create failed; a redelivery will try again)."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(t).where(_key(generation_id, attempt)).values(lease_until=None)
+        )
+
+
+async def set_created(
+    engine: AsyncEngine, generation_id: uuid.UUID, attempt: int, prediction_id: str, status: str
+) -> PredictionRow:
+    """Record the prediction Replicate created; returns the row (with ``cancel_requested``)."""
+    async with engine.begin() as conn:
+        row = (
+            await conn.execute(
+                update(t)
+                .where(_key(generation_id, attempt))
+                .values(
+                    prediction_id=prediction_id,
+                    status=status[:32],
+                    lease_until=None,
+                    updated_at=func.now(),
+                )
+                .returning(t)
+            )
+        ).mappings().one()
+    return PredictionRow.from_mapping(row)
+
+
+async def set_status(
+    engine: AsyncEngine, generation_id: uuid.UUID, attempt: int, status: str
+) -> None:
+    """A non-terminal status change (e.g. starting -> processing, create_uncertain)."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(t)
+            .where(_key(generation_id, attempt) & ~t.c.terminal)
+            .values(status=status[:32], updated_at=func.now())
+        )
+
+
+async def finish(
+    engine: AsyncEngine,
+    generation_id: uuid.UUID,
+    attempt: int,
+    *,
+    status: str,
+    output: Any = None,
+    error: str | None = None,
+    error_code: str | None = None,
+    predict_time_seconds: float | None = None,
+) -> bool:
+    """Mark the row terminal. True when this call made it terminal (first writer wins)."""
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(t)
+            .where(_key(generation_id, attempt) & ~t.c.terminal)
+            .values(
+                status=status[:32],
+                terminal=True,
+                lease_until=None,
+                output=output,
+                error=error,
+                error_code=error_code,
+                predict_time_seconds=predict_time_seconds,
+                updated_at=func.now(),
+                completed_at=func.now(),
+            )
+            .returning(t.c.id)
+        )
+        return result.first() is not None
+
+
+async def request_cancel(
+    engine: AsyncEngine, generation_id: uuid.UUID, attempt: int
+) -> PredictionRow:
+    """Flag the row for cancellation; with no row yet, write a terminal canceled one so a
+    predict command arriving later creates nothing."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(t)
+            .values(
+                generation_id=generation_id,
+                attempt=attempt,
+                request_hash="",
+                model="",
+                replicate_id="",
+                status="canceled",
+                input={},
+                cost_usd=0.0,
+                cancel_requested=True,
+                terminal=True,
+                completed_at=func.now(),
+            )
+            .on_conflict_do_update(
+                index_elements=["generation_id", "attempt"],
+                set_={"cancel_requested": True, "updated_at": func.now()},
+            )
+        )
+        row = (await conn.execute(select(t).where(_key(generation_id, attempt)))).mappings().one()
+    return PredictionRow.from_mapping(row)
+
+
+async def active(engine: AsyncEngine) -> list[PredictionRow]:
+    """Every prediction created at Replicate and not finished (resumed at start)."""
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(t).where(~t.c.terminal & t.c.prediction_id.is_not(None)).order_by(t.c.id)
+            )
+        ).mappings().all()
+    return [PredictionRow.from_mapping(r) for r in rows]
