@@ -78,7 +78,7 @@ run_check() {
   local name="$1" t0=$SECONDS out="$WORK/check-$1.log"
   shift
   if "$@" >"$out" 2>&1; then
-    printf 'ok    %-28s %3ss  %s\n' "$name" "$((SECONDS - t0))" "$(tail -n 1 "$out" | cut -c1-90)"
+    printf 'ok    %-28s %3ss  %s\n' "$name" "$((SECONDS - t0))" "$(grep -v '^[[:space:]]*$' "$out" | tail -n 1 | cut -c1-90)"
   else
     printf 'FAIL  %-28s %3ss\n' "$name" "$((SECONDS - t0))"
     sed 's/^/      | /' "$out" | tail -n 60
@@ -100,15 +100,20 @@ kube_validate() { # kubernetes-validate --strict on every rendered built-in reso
   done
 }
 
+checkov_summary() { # checkov ARGS...: full report only on failure, else its "Passed checks" line
+  "$VENV/bin/checkov" --config-file deploy/.checkov.yaml --compact "$@" >"$WORK/checkov.log" 2>&1 \
+    || { cat "$WORK/checkov.log"; return 1; }
+  grep -h "Passed checks" "$WORK/checkov.log" | tail -n 1
+}
+
 checkov_k8s() {
-  "$VENV/bin/checkov" --config-file deploy/.checkov.yaml --framework kubernetes \
-    -f "$WORK/rendered/dev.yaml" -f "$WORK/rendered/prod.yaml"
+  checkov_summary --framework kubernetes -f "$WORK/rendered/dev.yaml" -f "$WORK/rendered/prod.yaml"
 }
 
 checkov_docker() {
   local files=(services/*/Dockerfile tools/replicate-simulator/Dockerfile deploy/docker/*.Dockerfile) args=() f
   for f in "${files[@]}"; do args+=(-f "$f"); done
-  "$VENV/bin/checkov" --config-file deploy/.checkov.yaml --framework dockerfile "${args[@]}"
+  checkov_summary --framework dockerfile "${args[@]}"
 }
 
 ensure_venv
