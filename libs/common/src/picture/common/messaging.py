@@ -51,6 +51,7 @@ from picture.common.contracts import (
 )
 
 log = logging.getLogger(__name__)
+DRAIN_TIMEOUT_SECONDS = 3.0
 tracer = trace.get_tracer("picture.common.messaging")
 
 CONSUMER_MESSAGES = Counter(
@@ -153,6 +154,7 @@ class Bus:
         self.query_timeout = query_timeout
         self._subscriptions: list[Subscription] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._consumers: list[Consumer] = []
 
     @classmethod
     async def connect(cls, url: str, service: str, query_timeout: float = 5.0) -> Bus:
@@ -181,13 +183,23 @@ class Bus:
         return bool(self.nc.is_connected)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        """Stop consumers and responders, then close the connection.
+
+        Handlers still running are cancelled: their messages were not acked, so JetStream
+        redelivers them to another replica (or to us after a restart). Draining is bounded, as
+        a pull subscription cancelled mid-fetch never finishes draining on its own.
+        """
+        for consumer in self._consumers:
+            consumer.cancel_in_flight()
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        with contextlib.suppress(Exception):
-            await self.nc.drain()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await asyncio.wait_for(self.nc.drain(), DRAIN_TIMEOUT_SECONDS)
+        except Exception:
+            with contextlib.suppress(Exception):
+                await self.nc.close()
 
     # ---------------------------------------------------------------- streams
 
@@ -339,6 +351,7 @@ class Bus:
     ) -> Consumer:
         consumer = Consumer(self, stream, durable, routes, options or ConsumerOptions(), on_poison)
         await consumer.bind()
+        self._consumers.append(consumer)
         self._spawn(consumer.run())
         return consumer
 
@@ -399,6 +412,10 @@ class Consumer:
                 task = asyncio.ensure_future(self._handle(msg))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
+
+    def cancel_in_flight(self) -> None:
+        for task in list(self._in_flight):
+            task.cancel()
 
     def _retry_delay(self, num_delivered: int) -> float:
         delays = self.options.retry_delays

@@ -22,7 +22,6 @@ from picture.replicate_adapter.settings import AdapterSettings
 
 SERVICE = "replicate-adapter"
 DURABLE = "adapter-commands"
-DRAIN_TIMEOUT_SECONDS = 2
 
 
 def create_app(
@@ -46,10 +45,6 @@ def create_app(
         poller: Poller | None = None
         try:
             bus = await Bus.connect(settings.nats_url, SERVICE, settings.query_timeout_seconds)
-            # Bus.close drains; a pull subscription cancelled mid-fetch never finishes draining
-            # and nats-py waits its default 30 s. Unacked work is redelivered anyway, so a short
-            # drain loses nothing. (Belongs in picture.common.messaging: reported.)
-            bus.nc.options["drain_timeout"] = DRAIN_TIMEOUT_SECONDS
             res.engine, res.bus = engine, bus
             await bus.ensure_streams()
             poller = Poller(

@@ -288,8 +288,9 @@ class Stack:
         return restarted
 
     def stop(self) -> None:
-        for process in reversed(list(self.processes.values())):
-            process.close()
+        # All at once: each service's graceful shutdown is independent of the others'.
+        with ThreadPoolExecutor(max(1, len(self.processes))) as pool:
+            list(pool.map(ManagedProcess.close, self.processes.values()))
         if self.postgres is not None:
             self.postgres.stop()
         if self.nats is not None:

@@ -78,4 +78,11 @@ def create_app(settings: SimulatorSettings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(api.delivery_router)
     app.include_router(control.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    @app.get("/readyz", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        # Process checks for the launcher and orchestrators; not part of Replicate's API.
+        return {"status": "ok"}
+
     return app
