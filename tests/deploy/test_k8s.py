@@ -141,6 +141,9 @@ def _check_pod(where: str, pod: dict[str, Any], *, long_running: bool) -> None:
     if long_running:
         for c in pod["containers"]:
             cw = f"{where}/{c['name']}"
+            # args alone would replace the image's whole CMD: name the console script too.
+            assert c["command"] == [c["image"].rsplit("/", 1)[1].split(":")[0]], cw
+            assert c["args"] == ["serve"], cw
             assert c["startupProbe"]["httpGet"]["path"] == "/healthz", cw
             assert c["readinessProbe"]["httpGet"]["path"] == "/readyz", cw
             assert c["livenessProbe"]["httpGet"]["path"] == "/healthz", cw
@@ -172,6 +175,7 @@ def test_migration_job_runs_every_migrate_in_order(manifests: dict[str, list[Man
         f"migrate-{s}" for s in ("catalog", "orchestrator", "replicate-adapter", "media", "gateway")
     ]
     for c in steps:
+        assert c["command"] == [f"picture-{c['name'].removeprefix('migrate-')}"]
         assert c["args"] == ["migrate"]
         assert c["image"].startswith(f"ghcr.io/picture-dev/picture-{c['name'].removeprefix('migrate-')}:")
 
