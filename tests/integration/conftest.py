@@ -75,9 +75,7 @@ async def api(stack: Stack, token: str) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def wait_terminal(
-    api: httpx.AsyncClient, generation_id: str, timeout: float = 60
-) -> dict[str, Any]:
+async def wait_terminal(api: httpx.AsyncClient, generation_id: str, timeout: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         response = await api.get(f"/v1/generations/{generation_id}")

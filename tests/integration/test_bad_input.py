@@ -46,9 +46,7 @@ GOOD = {"model": "flux-schnell", "prompt": "a cat"}
         ({"Authorization": "Basic dXNlcjpwYXNz"}, "Bearer"),
     ],
 )
-async def test_missing_or_malformed_token_is_401(
-    stack: Stack, headers: dict[str, str], detail: str
-) -> None:
+async def test_missing_or_malformed_token_is_401(stack: Stack, headers: dict[str, str], detail: str) -> None:
     async with httpx.AsyncClient(base_url=stack.gateway_url) as client:
         response = await client.post("/v1/generations", json=GOOD, headers=headers)
     body = _problem(response, 401)
@@ -69,8 +67,17 @@ async def test_invalid_tokens_are_401(stack: Stack, user_id: uuid.UUID, db: Asyn
         "wrong audience": _forge({**valid, "aud": "someone-else"}, secret),
         "wrong issuer": _forge({**valid, "iss": "https://evil.example/auth/v1"}, secret),
         "no exp": _forge({k: v for k, v in valid.items() if k != "exp"}, secret),
-        "anon api key": _forge({"iss": valid["iss"], "role": "anon", "iat": valid["iat"],
-                                "exp": valid["exp"], "aud": "authenticated", "sub": str(user_id)}, secret),
+        "anon api key": _forge(
+            {
+                "iss": valid["iss"],
+                "role": "anon",
+                "iat": valid["iat"],
+                "exp": valid["exp"],
+                "aud": "authenticated",
+                "sub": str(user_id),
+            },
+            secret,
+        ),
         "alg none": jwt.encode(valid, None, algorithm="none"),
     }
     async with httpx.AsyncClient(base_url=stack.gateway_url) as client:

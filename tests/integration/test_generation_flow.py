@@ -18,7 +18,13 @@ async def test_a_generation_completes_with_a_stored_webp(
 ) -> None:
     response = await api.post(
         "/v1/generations",
-        json={"model": "flux-schnell", "prompt": "a lighthouse at dusk", "width": 1344, "height": 768, "seed": 7},
+        json={
+            "model": "flux-schnell",
+            "prompt": "a lighthouse at dusk",
+            "width": 1344,
+            "height": 768,
+            "seed": 7,
+        },
     )
     assert response.status_code == 202, response.text
     accepted = response.json()
@@ -28,7 +34,11 @@ async def test_a_generation_completes_with_a_stored_webp(
     done = await wait_terminal(api, accepted["id"])
     assert done["status"] == "completed", done
     assert [h["status"] for h in done["history"]] == [
-        "pending", "queued", "processing", "downloading", "completed",
+        "pending",
+        "queued",
+        "processing",
+        "downloading",
+        "completed",
     ]
     assert done["timings"]["total_time_ms"] >= done["timings"]["processing_time_ms"] > 0
     image = done["image"]
@@ -45,7 +55,9 @@ async def test_a_generation_completes_with_a_stored_webp(
     async with db.connect() as conn:
         generation = (
             await conn.execute(
-                text("SELECT status, user_id, image_id, cost_usd FROM orchestrator.generations WHERE id = :id"),
+                text(
+                    "SELECT status, user_id, image_id, cost_usd FROM orchestrator.generations WHERE id = :id"
+                ),
                 {"id": accepted["id"]},
             )
         ).one()
@@ -54,25 +66,35 @@ async def test_a_generation_completes_with_a_stored_webp(
         assert str(generation.image_id) == image["id"]
         assert generation.cost_usd == 0.003
         history = (
-            await conn.execute(
-                text(
-                    "SELECT to_status FROM orchestrator.status_history "
-                    "WHERE generation_id = :id ORDER BY id"
-                ),
-                {"id": accepted["id"]},
+            (
+                await conn.execute(
+                    text(
+                        "SELECT to_status FROM orchestrator.status_history "
+                        "WHERE generation_id = :id ORDER BY id"
+                    ),
+                    {"id": accepted["id"]},
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         assert history == ["pending", "queued", "processing", "downloading", "completed"]
         performance = (
             await conn.execute(
-                text("SELECT status, total_time_ms FROM orchestrator.generation_performance WHERE generation_id = :id"),
+                text(
+                    "SELECT status, total_time_ms FROM orchestrator.generation_performance "
+                    "WHERE generation_id = :id"
+                ),
                 {"id": accepted["id"]},
             )
         ).one()
         assert performance.status == "completed" and performance.total_time_ms > 0
         catalog_image = (
             await conn.execute(
-                text("SELECT user_id, width, height, format, file_size, prompt, seed FROM catalog.images WHERE id = :id"),
+                text(
+                    "SELECT user_id, width, height, format, file_size, prompt, seed "
+                    "FROM catalog.images WHERE id = :id"
+                ),
                 {"id": image["id"]},
             )
         ).one()
@@ -115,9 +137,7 @@ async def test_a_failed_prediction_ends_failed_with_a_readable_message(
     ]
 
 
-async def test_another_users_generation_is_not_found(
-    api: httpx.AsyncClient, stack: object
-) -> None:
+async def test_another_users_generation_is_not_found(api: httpx.AsyncClient, stack: object) -> None:
     response = await api.post("/v1/generations", json={"model": "flux-schnell", "prompt": "mine"})
     assert response.status_code == 202
     from picture.devstack.tokens import mint_token

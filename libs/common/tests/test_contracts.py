@@ -51,7 +51,10 @@ def test_every_subject_is_declared_once_under_one_prefix() -> None:
     queries = [v for v in vars(c).values() if isinstance(v, c.Query)]
     subjects = [ch.subject_pattern for ch in channels] + [q.subject for q in queries]
     assert len(subjects) == len(set(subjects))
-    assert all(s.startswith("picture.cmd.") or s.startswith("picture.evt.") for s in (ch.subject_pattern for ch in channels))
+    assert all(
+        s.startswith("picture.cmd.") or s.startswith("picture.evt.")
+        for s in (ch.subject_pattern for ch in channels)
+    )
     assert all(q.subject.startswith("picture.q.") for q in queries)
     types = [ch.message_type.TYPE for ch in channels]
     assert len(types) == len(set(types))

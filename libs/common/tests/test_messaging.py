@@ -20,7 +20,9 @@ async def test_publish_with_the_same_id_is_stored_once(bus: Bus) -> None:
     message_id = uuid.uuid4()
     for _ in range(3):
         await bus.publish(c.IMAGE_CREATED, event, message_id=message_id, generation_id=event.generation_id)
-    info = await bus.js.stream_info(c.EVT_STREAM.name, subjects_filter=f"picture.evt.image.created.{event.generation_id}")
+    info = await bus.js.stream_info(
+        c.EVT_STREAM.name, subjects_filter=f"picture.evt.image.created.{event.generation_id}"
+    )
     assert info.state.subjects == {f"picture.evt.image.created.{event.generation_id}": 1}
 
 
@@ -46,7 +48,9 @@ async def test_consumer_acks_retries_and_reports_poison(bus: Bus) -> None:
 
     durable = f"test-{uuid.uuid4().hex[:8]}"
     await bus.start_consumer(
-        c.EVT_STREAM, durable, [Route(c.IMAGE_CREATED, handler)],
+        c.EVT_STREAM,
+        durable,
+        [Route(c.IMAGE_CREATED, handler)],
         options=ConsumerOptions(max_deliver=3, retry_delays=(0.05,), ack_wait_seconds=5),
         on_poison=on_poison,
     )

@@ -28,8 +28,13 @@ def verifier() -> TokenVerifier:
 def claims(**overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     base = {
-        "sub": str(uuid.uuid4()), "aud": "authenticated", "iss": DEV_ISSUER, "iat": now,
-        "exp": now + 600, "role": "authenticated", "is_anonymous": False,
+        "sub": str(uuid.uuid4()),
+        "aud": "authenticated",
+        "iss": DEV_ISSUER,
+        "iat": now,
+        "exp": now + 600,
+        "role": "authenticated",
+        "is_anonymous": False,
     }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
@@ -68,7 +73,10 @@ def _unsigned(header: dict[str, Any], payload: dict[str, Any]) -> str:
         (lambda: jwt.encode(claims(), SECRET, headers={"jku": "https://evil.example/jwks"}), "keys"),
         (lambda: jwt.encode(claims(), SECRET, headers={"jwk": {"kty": "oct", "k": "AA"}}), "keys"),
         (lambda: jwt.encode(claims(), SECRET, headers={"x5u": "https://evil.example/cert"}), "keys"),
-        (lambda: jwt.encode(claims(), SECRET, headers={"crit": ["exp"]}), "malformed"),  # PyJWT refuses unknown crit itself
+        (
+            lambda: jwt.encode(claims(), SECRET, headers={"crit": ["exp"]}),
+            "malformed",
+        ),  # PyJWT refuses unknown crit itself
         (lambda: jwt.encode(claims(), SECRET, algorithm="HS512"), "algorithm"),
         (lambda: "a" * 9000, "too large"),
         (lambda: "not.a.token", "malformed"),

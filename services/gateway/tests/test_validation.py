@@ -11,10 +11,20 @@ from picture.gateway.schemas import GenerationCreate
 from picture.gateway.validation import apply_model
 
 SCHNELL = ModelSpec(
-    name="flux-schnell", display_name="FLUX schnell", replicate_id="black-forest-labs/flux-schnell",
-    default_width=1024, default_height=1024, min_width=256, max_width=1536, min_height=256,
-    max_height=1536, default_steps=4, max_steps=4, default_guidance_scale=3.5,
-    supports_negative_prompt=False, supports_seed=True,
+    name="flux-schnell",
+    display_name="FLUX schnell",
+    replicate_id="black-forest-labs/flux-schnell",
+    default_width=1024,
+    default_height=1024,
+    min_width=256,
+    max_width=1536,
+    min_height=256,
+    max_height=1536,
+    default_steps=4,
+    max_steps=4,
+    default_guidance_scale=3.5,
+    supports_negative_prompt=False,
+    supports_seed=True,
 )
 SDXL = SCHNELL.model_copy(update={"name": "sdxl", "supports_negative_prompt": True, "max_steps": 100})
 

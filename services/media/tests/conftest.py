@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from moto.server import ThreadedMotoServer
+
 from picture.common.migrations import upgrade
 from picture.devstack.infra import NatsServer, PostgresServer
 from picture.devstack.ports import free_port

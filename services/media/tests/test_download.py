@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import httpx
 import pytest
+
 from picture.media.download import (
     Downloader,
     DownloadPolicy,
@@ -206,8 +207,13 @@ async def test_redirects_are_refused(status: int) -> None:
 
 @pytest.mark.parametrize(
     ("status", "error"),
-    [(500, TransientMediaError), (503, TransientMediaError), (429, TransientMediaError),
-     (404, PermanentMediaError), (403, PermanentMediaError)],
+    [
+        (500, TransientMediaError),
+        (503, TransientMediaError),
+        (429, TransientMediaError),
+        (404, PermanentMediaError),
+        (403, PermanentMediaError),
+    ],
 )
 async def test_status_classification(status: int, error: type[Exception]) -> None:
     downloader = _downloader(lambda r: httpx.Response(status))

@@ -8,9 +8,10 @@ import struct
 import zlib
 
 import pytest
+from PIL import Image
+
 from picture.media.errors import PermanentMediaError
 from picture.media.processing import process_image
-from PIL import Image
 
 
 def _png(width: int, height: int, mode: str = "RGB", **save: object) -> bytes:

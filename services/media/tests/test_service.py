@@ -17,6 +17,9 @@ import nats
 import pytest
 import uvicorn
 from nats.aio.msg import Msg
+from PIL import Image
+from sqlalchemy import select
+
 from picture.common import contracts as c
 from picture.common.database import build_engine
 from picture.common.ids import derived_id
@@ -27,8 +30,6 @@ from picture.media.app import create_app
 from picture.media.handlers import ProcessingOptions
 from picture.media.settings import MediaSettings
 from picture.media.tables import stored_objects
-from PIL import Image
-from sqlalchemy import select
 
 
 def _png(width: int, height: int) -> bytes:
@@ -155,9 +156,7 @@ async def _publish(media: RunningMedia, cmd: c.IngestCommand) -> c.Envelope:
     return await media.event_for(cmd.generation_id)
 
 
-async def test_ingest_stores_webp_original_and_thumbnail(
-    media: RunningMedia, source_server: str
-) -> None:
+async def test_ingest_stores_webp_original_and_thumbnail(media: RunningMedia, source_server: str) -> None:
     cmd = _ingest(f"{source_server}/image.png")
     envelope = await _publish(media, cmd)
     assert envelope.type == c.MediaStoredEvent.TYPE
@@ -184,9 +183,7 @@ async def test_ingest_stores_webp_original_and_thumbnail(
         async with engine.connect() as conn:
             rows = (
                 await conn.execute(
-                    select(stored_objects).where(
-                        stored_objects.c.generation_id == cmd.generation_id
-                    )
+                    select(stored_objects).where(stored_objects.c.generation_id == cmd.generation_id)
                 )
             ).all()
     finally:
@@ -196,14 +193,10 @@ async def test_ingest_stores_webp_original_and_thumbnail(
     }
 
 
-async def test_redelivery_overwrites_without_duplicates(
-    media: RunningMedia, source_server: str
-) -> None:
+async def test_redelivery_overwrites_without_duplicates(media: RunningMedia, source_server: str) -> None:
     cmd = _ingest(f"{source_server}/image.png")
     first = (await _publish(media, cmd)).open(c.MediaStoredEvent)
-    second = (await _publish(media, cmd.model_copy(update={"attempt": 2}))).open(
-        c.MediaStoredEvent
-    )
+    second = (await _publish(media, cmd.model_copy(update={"attempt": 2}))).open(c.MediaStoredEvent)
     assert [o.key for o in first.objects] == [o.key for o in second.objects]
     files = list((Path(media.settings.storage_dir) / str(cmd.user_id)).rglob("*"))
     assert sorted(p.name for p in files if p.is_file()) == ["image.webp", "thumb.webp"]
@@ -294,9 +287,7 @@ async def test_resolve_then_fetch_signed_url(media: RunningMedia, source_server:
 
 async def test_resolve_unknown_key_is_not_found(media: RunningMedia) -> None:
     with pytest.raises(QueryFailed) as info:
-        await media.bus.request(
-            c.RESOLVE_OBJECT, c.ResolveObjectRequest(key=f"{uuid.uuid4()}/x/image.webp")
-        )
+        await media.bus.request(c.RESOLVE_OBJECT, c.ResolveObjectRequest(key=f"{uuid.uuid4()}/x/image.webp"))
     assert info.value.code is c.QueryErrorCode.NOT_FOUND
 
 
@@ -306,9 +297,7 @@ async def test_resolve_invalid_key_is_invalid(media: RunningMedia) -> None:
     assert info.value.code is c.QueryErrorCode.INVALID
 
 
-async def test_delete_objects_removes_files_and_rows(
-    media: RunningMedia, source_server: str
-) -> None:
+async def test_delete_objects_removes_files_and_rows(media: RunningMedia, source_server: str) -> None:
     cmd = _ingest(f"{source_server}/image.png")
     stored = (await _publish(media, cmd)).open(c.MediaStoredEvent)
     keys = tuple(o.key for o in stored.objects)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from picture.media.settings import MediaSettings, StorageBackend
 from pydantic import ValidationError
+
+from picture.media.settings import MediaSettings, StorageBackend
 
 REAL_KEY = "a-real-signing-key-with-enough-entropy"
 
@@ -58,7 +59,5 @@ def test_production_filesystem_needs_no_s3_secret() -> None:
 def test_production_s3_needs_its_secret() -> None:
     with pytest.raises(ValidationError, match="S3_SECRET_ACCESS_KEY"):
         MediaSettings(environment="production", storage_backend="s3")
-    settings = MediaSettings(
-        environment="production", storage_backend="s3", s3_secret_access_key=REAL_KEY
-    )
+    settings = MediaSettings(environment="production", storage_backend="s3", s3_secret_access_key=REAL_KEY)
     assert settings.storage_backend is StorageBackend.S3

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from picture.media.errors import InvalidKeyError
 from picture.media.signing import UrlSigner
 from picture.media.storage import (

@@ -15,11 +15,19 @@ from picture.orchestrator.state_machine import (
 )
 
 ALLOWED = {
-    (S.PENDING, S.QUEUED), (S.PENDING, S.FAILED), (S.PENDING, S.CANCELLED),
-    (S.QUEUED, S.PROCESSING), (S.QUEUED, S.FAILED), (S.QUEUED, S.CANCELLED),
-    (S.PROCESSING, S.DOWNLOADING), (S.PROCESSING, S.QUEUED), (S.PROCESSING, S.FAILED),
+    (S.PENDING, S.QUEUED),
+    (S.PENDING, S.FAILED),
+    (S.PENDING, S.CANCELLED),
+    (S.QUEUED, S.PROCESSING),
+    (S.QUEUED, S.FAILED),
+    (S.QUEUED, S.CANCELLED),
+    (S.PROCESSING, S.DOWNLOADING),
+    (S.PROCESSING, S.QUEUED),
+    (S.PROCESSING, S.FAILED),
     (S.PROCESSING, S.CANCELLED),
-    (S.DOWNLOADING, S.COMPLETED), (S.DOWNLOADING, S.QUEUED), (S.DOWNLOADING, S.FAILED),
+    (S.DOWNLOADING, S.COMPLETED),
+    (S.DOWNLOADING, S.QUEUED),
+    (S.DOWNLOADING, S.FAILED),
     (S.DOWNLOADING, S.CANCELLED),
 }
 ALL_PAIRS = list(itertools.product(S, S))
@@ -31,9 +39,7 @@ def test_allowed_transitions(current: S, target: S) -> None:
     assert transition(current, target) is target
 
 
-@pytest.mark.parametrize(
-    ("current", "target"), [pair for pair in ALL_PAIRS if pair not in ALLOWED]
-)
+@pytest.mark.parametrize(("current", "target"), [pair for pair in ALL_PAIRS if pair not in ALLOWED])
 def test_refused_transitions(current: S, target: S) -> None:
     assert not can_transition(current, target)
     with pytest.raises(InvalidTransition) as raised:

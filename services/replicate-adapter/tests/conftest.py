@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import uvicorn
 from fastapi import FastAPI
+
 from picture.common.contracts import PREDICTION_UPDATED, Envelope, PredictionEvent
 from picture.common.messaging import Bus
 from picture.common.migrations import upgrade
@@ -41,21 +42,25 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     pg = PostgresServer(root / "pg", free_port(), root / "pg.log", fsync=False)
     sim_port = free_port()
     sim_app = create_simulator(
-        SimulatorSettings(port=sim_port, token=SIM_TOKEN, latency_ms=150, start_delay_ms=20,
-                          jitter=0.0)
+        SimulatorSettings(port=sim_port, token=SIM_TOKEN, latency_ms=150, start_delay_ms=20, jitter=0.0)
     )
     server = uvicorn.Server(
-        uvicorn.Config(sim_app, host="127.0.0.1", port=sim_port, log_level="warning",
-                       access_log=False, ws="none", lifespan="on")
+        uvicorn.Config(
+            sim_app,
+            host="127.0.0.1",
+            port=sim_port,
+            log_level="warning",
+            access_log=False,
+            ws="none",
+            lifespan="on",
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     try:
         nats.start()
         pg.start()
         # run_env uses asyncio.run: keep it off any running loop.
-        migrate = threading.Thread(
-            target=upgrade, args=("picture.replicate_adapter:migrations", pg.url)
-        )
+        migrate = threading.Thread(target=upgrade, args=("picture.replicate_adapter:migrations", pg.url))
         migrate.start()
         migrate.join(60)
         thread.start()
@@ -125,8 +130,7 @@ async def subscribe(bus: Bus, generation_id: Any) -> AsyncIterator[Events]:
         envelope = Envelope.model_validate_json(msg.data)
         events.queue.put_nowait((envelope, envelope.open(PredictionEvent)))
 
-    sub = await bus.nc.subscribe(PREDICTION_UPDATED.subject(generation_id=generation_id),
-                                 cb=on_msg)
+    sub = await bus.nc.subscribe(PREDICTION_UPDATED.subject(generation_id=generation_id), cb=on_msg)
     try:
         yield events
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from picture.common.contracts import GenerationParameters, ModelSpec
 from picture.replicate_adapter.errors import InputError, UnsupportedParameter
 from picture.replicate_adapter.inputs import BUILDERS, build_input, nearest_aspect_ratio
@@ -15,32 +16,52 @@ FLUX_RATIOS = ("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", 
 def spec(name: str, **overrides: Any) -> ModelSpec:
     """Model records as the catalog seeds them (the fields that matter here)."""
     base: dict[str, Any] = {
-        "flux-schnell": dict(default_steps=4, max_steps=4, default_guidance_scale=3.5,
-                             supported_aspect_ratios=FLUX_RATIOS, cost_per_generation=0.003),
+        "flux-schnell": dict(
+            default_steps=4,
+            max_steps=4,
+            default_guidance_scale=3.5,
+            supported_aspect_ratios=FLUX_RATIOS,
+            cost_per_generation=0.003,
+        ),
         "flux-dev": dict(default_steps=28, default_guidance_scale=3.5),
         "flux-krea-dev": dict(default_steps=28, default_guidance_scale=3.0),
         "flux-1.1-pro": dict(supported_aspect_ratios=("1:1", "16:9", "3:2", "2:3", "9:16")),
-        "sdxl": dict(version="7762fd07", default_steps=30, max_steps=100,
-                     default_guidance_scale=7.5, supports_negative_prompt=True),
-        "sdxl-lightning": dict(default_steps=4, max_steps=10, default_guidance_scale=0.0,
-                               supports_negative_prompt=True),
+        "sdxl": dict(
+            version="7762fd07",
+            default_steps=30,
+            max_steps=100,
+            default_guidance_scale=7.5,
+            supports_negative_prompt=True,
+        ),
+        "sdxl-lightning": dict(
+            default_steps=4, max_steps=10, default_guidance_scale=0.0, supports_negative_prompt=True
+        ),
         "ideogram-v3-turbo": dict(supported_aspect_ratios=("1:1", "16:9", "9:16")),
         "imagen-4-fast": dict(supports_seed=False, supported_aspect_ratios=("1:1", "16:9")),
         "recraft-v3": dict(supports_seed=False),
         "recraft-v3-svg": dict(),
-        "stable-diffusion-3.5": dict(default_steps=35, default_guidance_scale=4.5,
-                                     supports_negative_prompt=True,
-                                     supported_aspect_ratios=FLUX_RATIOS),
+        "stable-diffusion-3.5": dict(
+            default_steps=35,
+            default_guidance_scale=4.5,
+            supports_negative_prompt=True,
+            supported_aspect_ratios=FLUX_RATIOS,
+        ),
         "seedream-3": dict(default_guidance_scale=2.5),
-        "seedream-4": dict(supports_seed=False, max_width=4096, max_height=4096,
-                           supported_aspect_ratios=("1:1", "16:9", "9:16")),
-        "qwen-image": dict(default_steps=30, default_guidance_scale=4.0,
-                           supports_negative_prompt=True,
-                           supported_aspect_ratios=("1:1", "16:9", "9:16")),
+        "seedream-4": dict(
+            supports_seed=False,
+            max_width=4096,
+            max_height=4096,
+            supported_aspect_ratios=("1:1", "16:9", "9:16"),
+        ),
+        "qwen-image": dict(
+            default_steps=30,
+            default_guidance_scale=4.0,
+            supports_negative_prompt=True,
+            supported_aspect_ratios=("1:1", "16:9", "9:16"),
+        ),
         "some-new-model": dict(default_steps=30, default_guidance_scale=7.5),
     }[name]
-    return ModelSpec(name=name, display_name=name, replicate_id=f"owner/{name}",
-                     **(base | overrides))
+    return ModelSpec(name=name, display_name=name, replicate_id=f"owner/{name}", **(base | overrides))
 
 
 def params(**overrides: Any) -> GenerationParameters:
@@ -53,65 +74,174 @@ WEBP = {"output_format": "webp", "output_quality": 90}
 @pytest.mark.parametrize(
     ("model", "given", "expected"),
     [
-        pytest.param("flux-schnell", {}, {"prompt": "a cat", "aspect_ratio": "1:1",
-                     "num_inference_steps": 4, "guidance": 3.5, "num_outputs": 1, **WEBP},
-                     id="flux-schnell-defaults"),
-        pytest.param("flux-schnell", {"width": 1344, "height": 768}, {"aspect_ratio": "16:9"},
-                     id="flux-schnell-1344x768-16:9"),
-        pytest.param("flux-schnell", {"width": 768, "height": 1344}, {"aspect_ratio": "9:16"},
-                     id="flux-schnell-768x1344-9:16"),
-        pytest.param("flux-schnell", {"width": 1536, "height": 640}, {"aspect_ratio": "21:9"},
-                     id="flux-schnell-1536x640-21:9"),
+        pytest.param(
+            "flux-schnell",
+            {},
+            {
+                "prompt": "a cat",
+                "aspect_ratio": "1:1",
+                "num_inference_steps": 4,
+                "guidance": 3.5,
+                "num_outputs": 1,
+                **WEBP,
+            },
+            id="flux-schnell-defaults",
+        ),
+        pytest.param(
+            "flux-schnell",
+            {"width": 1344, "height": 768},
+            {"aspect_ratio": "16:9"},
+            id="flux-schnell-1344x768-16:9",
+        ),
+        pytest.param(
+            "flux-schnell",
+            {"width": 768, "height": 1344},
+            {"aspect_ratio": "9:16"},
+            id="flux-schnell-768x1344-9:16",
+        ),
+        pytest.param(
+            "flux-schnell",
+            {"width": 1536, "height": 640},
+            {"aspect_ratio": "21:9"},
+            id="flux-schnell-1536x640-21:9",
+        ),
         # 1152x896 (9:7) is nearer 5:4 than 4:3 in log space (0.028 vs 0.036).
-        pytest.param("flux-schnell", {"width": 1152, "height": 896}, {"aspect_ratio": "5:4"},
-                     id="flux-schnell-1152x896-5:4"),
-        pytest.param("flux-schnell", {"width": 1216, "height": 832}, {"aspect_ratio": "3:2"},
-                     id="flux-schnell-1216x832-3:2"),
+        pytest.param(
+            "flux-schnell",
+            {"width": 1152, "height": 896},
+            {"aspect_ratio": "5:4"},
+            id="flux-schnell-1152x896-5:4",
+        ),
+        pytest.param(
+            "flux-schnell",
+            {"width": 1216, "height": 832},
+            {"aspect_ratio": "3:2"},
+            id="flux-schnell-1216x832-3:2",
+        ),
         pytest.param("flux-schnell", {"seed": 0}, {"seed": 0}, id="seed-0-honoured"),
-        pytest.param("flux-schnell", {"guidance_scale": 0.0}, {"guidance": 0.0},
-                     id="guidance-0-honoured"),
-        pytest.param("flux-schnell", {"steps": 2, "seed": 42}, {"num_inference_steps": 2,
-                     "seed": 42}, id="explicit-steps-and-seed"),
-        pytest.param("flux-dev", {"width": 1344, "height": 768}, {"width": 1344, "height": 768,
-                     "num_inference_steps": 28, "guidance_scale": 3.5, "num_outputs": 1, **WEBP},
-                     id="flux-dev"),
+        pytest.param("flux-schnell", {"guidance_scale": 0.0}, {"guidance": 0.0}, id="guidance-0-honoured"),
+        pytest.param(
+            "flux-schnell",
+            {"steps": 2, "seed": 42},
+            {"num_inference_steps": 2, "seed": 42},
+            id="explicit-steps-and-seed",
+        ),
+        pytest.param(
+            "flux-dev",
+            {"width": 1344, "height": 768},
+            {
+                "width": 1344,
+                "height": 768,
+                "num_inference_steps": 28,
+                "guidance_scale": 3.5,
+                "num_outputs": 1,
+                **WEBP,
+            },
+            id="flux-dev",
+        ),
         pytest.param("flux-krea-dev", {}, {"guidance_scale": 3.0}, id="flux-krea-dev"),
-        pytest.param("flux-1.1-pro", {"width": 1344, "height": 768, "seed": 7},
-                     {"prompt": "a cat", "aspect_ratio": "16:9", "safety_tolerance": 2, "seed": 7,
-                      **WEBP}, id="flux-1.1-pro"),
-        pytest.param("sdxl", {"negative_prompt": "blurry"}, {"width": 1024, "height": 1024,
-                     "num_inference_steps": 30, "guidance_scale": 7.5,
-                     "refine": "expert_ensemble_refiner", "high_noise_frac": 0.8,
-                     "negative_prompt": "blurry", **WEBP}, id="sdxl-negative-prompt-sent"),
-        pytest.param("sdxl-lightning", {}, {"num_inference_steps": 4, "guidance_scale": 0,
-                     "disable_safety_checker": False}, id="sdxl-lightning"),
-        pytest.param("ideogram-v3-turbo", {"width": 768, "height": 1344},
-                     {"aspect_ratio": "9:16", "style_type": "auto"}, id="ideogram"),
-        pytest.param("imagen-4-fast", {}, {"prompt": "a cat", "aspect_ratio": "1:1",
-                     "safety_tolerance": 2, "output_format": "png"}, id="imagen"),
-        pytest.param("recraft-v3", {"width": 1365, "height": 1024},
-                     {"prompt": "a cat", "size": "1365x1024", "style": "realistic_image"},
-                     id="recraft-v3"),
-        pytest.param("recraft-v3-svg", {}, {"width": 1024, "height": 1024,
-                     "output_format": "svg", "style": "vector_illustration"}, id="recraft-svg"),
-        pytest.param("stable-diffusion-3.5", {"guidance_scale": 0.0},
-                     {"aspect_ratio": "1:1", "cfg": 0.0, "steps": 35, **WEBP}, id="sd-3.5"),
-        pytest.param("seedream-3", {}, {"prompt": "a cat", "width": 1024, "height": 1024,
-                     "guidance_scale": 2.5}, id="seedream-3-no-default-steps"),
-        pytest.param("seedream-4", {}, {"size": "1K", "max_images": 1, "aspect_ratio": "1:1"},
-                     id="seedream-4-1K"),
-        pytest.param("seedream-4", {"width": 2048, "height": 2048}, {"size": "2K"},
-                     id="seedream-4-2K"),
-        pytest.param("seedream-4", {"width": 4096, "height": 2304},
-                     {"size": "4K", "aspect_ratio": "16:9"}, id="seedream-4-4K"),
-        pytest.param("qwen-image", {"negative_prompt": "text"}, {"aspect_ratio": "1:1",
-                     "num_inference_steps": 30, "guidance": 4.0, "go_fast": True,
-                     "image_size": "optimize_for_quality", "enhance_prompt": False,
-                     "disable_safety_checker": False, "negative_prompt": "text", **WEBP},
-                     id="qwen-image"),
-        pytest.param("some-new-model", {"seed": 0, "guidance_scale": 0.0, "width": 768},
-                     {"prompt": "a cat", "width": 768, "height": 1024, "num_inference_steps": 30,
-                      "guidance_scale": 0.0, "seed": 0}, id="generic-zeroes-honoured"),
+        pytest.param(
+            "flux-1.1-pro",
+            {"width": 1344, "height": 768, "seed": 7},
+            {"prompt": "a cat", "aspect_ratio": "16:9", "safety_tolerance": 2, "seed": 7, **WEBP},
+            id="flux-1.1-pro",
+        ),
+        pytest.param(
+            "sdxl",
+            {"negative_prompt": "blurry"},
+            {
+                "width": 1024,
+                "height": 1024,
+                "num_inference_steps": 30,
+                "guidance_scale": 7.5,
+                "refine": "expert_ensemble_refiner",
+                "high_noise_frac": 0.8,
+                "negative_prompt": "blurry",
+                **WEBP,
+            },
+            id="sdxl-negative-prompt-sent",
+        ),
+        pytest.param(
+            "sdxl-lightning",
+            {},
+            {"num_inference_steps": 4, "guidance_scale": 0, "disable_safety_checker": False},
+            id="sdxl-lightning",
+        ),
+        pytest.param(
+            "ideogram-v3-turbo",
+            {"width": 768, "height": 1344},
+            {"aspect_ratio": "9:16", "style_type": "auto"},
+            id="ideogram",
+        ),
+        pytest.param(
+            "imagen-4-fast",
+            {},
+            {"prompt": "a cat", "aspect_ratio": "1:1", "safety_tolerance": 2, "output_format": "png"},
+            id="imagen",
+        ),
+        pytest.param(
+            "recraft-v3",
+            {"width": 1365, "height": 1024},
+            {"prompt": "a cat", "size": "1365x1024", "style": "realistic_image"},
+            id="recraft-v3",
+        ),
+        pytest.param(
+            "recraft-v3-svg",
+            {},
+            {"width": 1024, "height": 1024, "output_format": "svg", "style": "vector_illustration"},
+            id="recraft-svg",
+        ),
+        pytest.param(
+            "stable-diffusion-3.5",
+            {"guidance_scale": 0.0},
+            {"aspect_ratio": "1:1", "cfg": 0.0, "steps": 35, **WEBP},
+            id="sd-3.5",
+        ),
+        pytest.param(
+            "seedream-3",
+            {},
+            {"prompt": "a cat", "width": 1024, "height": 1024, "guidance_scale": 2.5},
+            id="seedream-3-no-default-steps",
+        ),
+        pytest.param(
+            "seedream-4", {}, {"size": "1K", "max_images": 1, "aspect_ratio": "1:1"}, id="seedream-4-1K"
+        ),
+        pytest.param("seedream-4", {"width": 2048, "height": 2048}, {"size": "2K"}, id="seedream-4-2K"),
+        pytest.param(
+            "seedream-4",
+            {"width": 4096, "height": 2304},
+            {"size": "4K", "aspect_ratio": "16:9"},
+            id="seedream-4-4K",
+        ),
+        pytest.param(
+            "qwen-image",
+            {"negative_prompt": "text"},
+            {
+                "aspect_ratio": "1:1",
+                "num_inference_steps": 30,
+                "guidance": 4.0,
+                "go_fast": True,
+                "image_size": "optimize_for_quality",
+                "enhance_prompt": False,
+                "disable_safety_checker": False,
+                "negative_prompt": "text",
+                **WEBP,
+            },
+            id="qwen-image",
+        ),
+        pytest.param(
+            "some-new-model",
+            {"seed": 0, "guidance_scale": 0.0, "width": 768},
+            {
+                "prompt": "a cat",
+                "width": 768,
+                "height": 1024,
+                "num_inference_steps": 30,
+                "guidance_scale": 0.0,
+                "seed": 0,
+            },
+            id="generic-zeroes-honoured",
+        ),
     ],
 )
 def test_build_input(model: str, given: dict[str, Any], expected: dict[str, Any]) -> None:
@@ -124,14 +254,15 @@ def test_build_input(model: str, given: dict[str, Any], expected: dict[str, Any]
 @pytest.mark.parametrize(
     ("model", "given", "field"),
     [
-        pytest.param("flux-schnell", {"negative_prompt": "ugly"}, "negative_prompt",
-                     id="negative-prompt-unsupported"),
+        pytest.param(
+            "flux-schnell", {"negative_prompt": "ugly"}, "negative_prompt", id="negative-prompt-unsupported"
+        ),
         pytest.param("imagen-4-fast", {"seed": 0}, "seed", id="seed-0-unsupported"),
         pytest.param("flux-1.1-pro", {"steps": 20}, "steps", id="steps-unsupported"),
-        pytest.param("recraft-v3", {"guidance_scale": 0.0}, "guidance_scale",
-                     id="guidance-unsupported"),
-        pytest.param("sdxl-lightning", {"guidance_scale": 1.0}, "guidance_scale",
-                     id="lightning-fixed-guidance"),
+        pytest.param("recraft-v3", {"guidance_scale": 0.0}, "guidance_scale", id="guidance-unsupported"),
+        pytest.param(
+            "sdxl-lightning", {"guidance_scale": 1.0}, "guidance_scale", id="lightning-fixed-guidance"
+        ),
     ],
 )
 def test_unsupported_parameters_are_refused(model: str, given: dict[str, Any], field: str) -> None:
@@ -165,8 +296,13 @@ def test_empty_negative_prompt_is_not_a_negative_prompt() -> None:
 
 def test_selection_is_by_exact_name_never_substring() -> None:
     # "flux-schnell-lora" is not flux-schnell: it gets the generic input.
-    model = ModelSpec(name="flux-schnell-lora", display_name="x", replicate_id="o/x",
-                      default_steps=4, default_guidance_scale=3.5)
+    model = ModelSpec(
+        name="flux-schnell-lora",
+        display_name="x",
+        replicate_id="o/x",
+        default_steps=4,
+        default_guidance_scale=3.5,
+    )
     result = build_input(model, params())
     assert "aspect_ratio" not in result
     assert result["width"] == 1024
@@ -175,16 +311,34 @@ def test_selection_is_by_exact_name_never_substring() -> None:
 
 def test_every_reference_model_has_a_builder() -> None:
     assert set(BUILDERS) == {
-        "flux-schnell", "flux-dev", "flux-krea-dev", "flux-1.1-pro", "sdxl", "sdxl-lightning",
-        "ideogram-v3-turbo", "imagen-4-fast", "recraft-v3", "recraft-v3-svg",
-        "stable-diffusion-3.5", "seedream-3", "seedream-4", "qwen-image",
+        "flux-schnell",
+        "flux-dev",
+        "flux-krea-dev",
+        "flux-1.1-pro",
+        "sdxl",
+        "sdxl-lightning",
+        "ideogram-v3-turbo",
+        "imagen-4-fast",
+        "recraft-v3",
+        "recraft-v3-svg",
+        "stable-diffusion-3.5",
+        "seedream-3",
+        "seedream-4",
+        "qwen-image",
     }
 
 
 @pytest.mark.parametrize(
     ("size", "ratio"),
-    [((1024, 1024), "1:1"), ((1344, 768), "16:9"), ((896, 1152), "4:5"), ((1152, 1536), "3:4"),
-     ((640, 1536), "9:21"), ((1000, 10), "21:9"), ((10, 1000), "9:21")],
+    [
+        ((1024, 1024), "1:1"),
+        ((1344, 768), "16:9"),
+        ((896, 1152), "4:5"),
+        ((1152, 1536), "3:4"),
+        ((640, 1536), "9:21"),
+        ((1000, 10), "21:9"),
+        ((10, 1000), "9:21"),
+    ],
 )
 def test_nearest_aspect_ratio(size: tuple[int, int], ratio: str) -> None:
     assert nearest_aspect_ratio(*size, FLUX_RATIOS) == ratio

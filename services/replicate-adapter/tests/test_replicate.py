@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from picture.common.contracts import ModelSpec
 from picture.replicate_adapter.errors import PermanentReplicateError, TransientReplicateError
 from picture.replicate_adapter.replicate import (
@@ -26,8 +27,9 @@ def body(status: str = "starting", **extra: Any) -> dict[str, Any]:
 
 
 def client(handler: Callable[[httpx.Request], httpx.Response]) -> ReplicateClient:
-    http = build_http_client("http://replicate.test/", "tok", timeout=1,
-                             transport=httpx.MockTransport(handler))
+    http = build_http_client(
+        "http://replicate.test/", "tok", timeout=1, transport=httpx.MockTransport(handler)
+    )
     return ReplicateClient(http)
 
 
@@ -66,8 +68,9 @@ async def test_get_and_cancel_paths() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         paths.append((request.method, request.url.path))
-        return httpx.Response(200, json=body("succeeded", output=["https://x/1.webp"],
-                                             metrics={"predict_time": 1.25}))
+        return httpx.Response(
+            200, json=body("succeeded", output=["https://x/1.webp"], metrics={"predict_time": 1.25})
+        )
 
     c = client(handler)
     got = await c.get_prediction("p1")
@@ -96,8 +99,15 @@ def test_normalize_output(output: Any, urls: tuple[str, ...]) -> None:
 
 @pytest.mark.parametrize(
     ("status", "terminal"),
-    [("starting", False), ("processing", False), ("succeeded", True), ("failed", True),
-     ("canceled", True), ("aborted", True), ("something_new", True)],
+    [
+        ("starting", False),
+        ("processing", False),
+        ("succeeded", True),
+        ("failed", True),
+        ("canceled", True),
+        ("aborted", True),
+        ("something_new", True),
+    ],
 )
 def test_terminal_statuses(status: str, terminal: bool) -> None:
     assert Prediction(id="p", status=status).is_terminal is terminal
@@ -105,14 +115,19 @@ def test_terminal_statuses(status: str, terminal: bool) -> None:
 
 def problem(status: int, detail: str, **headers: str) -> Callable[[httpx.Request], httpx.Response]:
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(status, headers=headers, json={
-            "type": "about:blank", "title": "Error", "status": status, "detail": detail})
+        return httpx.Response(
+            status,
+            headers=headers,
+            json={"type": "about:blank", "title": "Error", "status": status, "detail": detail},
+        )
+
     return handler
 
 
 def raising(exc: Exception) -> Callable[[httpx.Request], httpx.Response]:
     def handler(request: httpx.Request) -> httpx.Response:
         raise exc
+
     return handler
 
 
@@ -153,10 +168,10 @@ async def test_create_may_have_reached_replicate(
 @pytest.mark.parametrize(
     ("handler", "retry_after"),
     [
-        pytest.param(problem(429, "Request was throttled. Your rate limit resets in ~30s."),
-                     30.0, id="detail"),
-        pytest.param(problem(429, "Request was throttled.", **{"Retry-After": "7"}), 7.0,
-                     id="header"),
+        pytest.param(
+            problem(429, "Request was throttled. Your rate limit resets in ~30s."), 30.0, id="detail"
+        ),
+        pytest.param(problem(429, "Request was throttled.", **{"Retry-After": "7"}), 7.0, id="header"),
         pytest.param(problem(429, "Request was throttled."), None, id="none"),
     ],
 )

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import httpx
+
 from picture.common.contracts import (
     CANCEL_PREDICTION,
     PREDICT,
@@ -51,9 +52,7 @@ def command(prompt: str, **params: Any) -> PredictCommand:
 async def sim_predictions(infra: Infra, marker: str) -> list[dict[str, Any]]:
     """Predictions at the simulator whose prompt carries ``marker``."""
     found: list[dict[str, Any]] = []
-    async with httpx.AsyncClient(
-        headers={"Authorization": f"Bearer {SIM_TOKEN}"}, timeout=10
-    ) as http:
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {SIM_TOKEN}"}, timeout=10) as http:
         url: str | None = f"{infra.sim_url}/v1/predictions"
         while url:
             page = (await http.get(url)).raise_for_status().json()
@@ -173,10 +172,12 @@ async def test_replicate_down_fails_transient_after_last_delivery(
     settings: AdapterSettings, bus: Bus, infra: Infra
 ) -> None:
     cmd = command(f"an owl {uuid.uuid4()}")
-    async with running(create_app(settings)), subscribe(bus, cmd.generation_id) as events, \
-            httpx.AsyncClient(base_url=infra.sim_url) as http:
-        (await http.put("/_control/config",
-                        json={"force_status": 503, "force_count": 3})).raise_for_status()
+    async with (
+        running(create_app(settings)),
+        subscribe(bus, cmd.generation_id) as events,
+        httpx.AsyncClient(base_url=infra.sim_url) as http,
+    ):
+        (await http.put("/_control/config", json={"force_status": 503, "force_count": 3})).raise_for_status()
         await bus.publish(PREDICT, cmd)
         done = await events.next(timeout=20)
         stats = (await http.get("/_control/stats")).json()

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from picture.replicate_simulator.server import running_simulator
 from picture.replicate_simulator.settings import SimulatorSettings
 

@@ -11,9 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
+
 from picture.replicate_simulator.server import running_simulator
 from picture.replicate_simulator.settings import SimulatorSettings
-from PIL import Image
 
 Waiter = Callable[..., dict[str, Any]]
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")

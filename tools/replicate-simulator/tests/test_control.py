@@ -8,10 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
-from picture.replicate_simulator.server import running_simulator
-from picture.replicate_simulator.settings import SimulatorSettings
 from replicate.client import Client
 from replicate.exceptions import ReplicateError
+
+from picture.replicate_simulator.server import running_simulator
+from picture.replicate_simulator.settings import SimulatorSettings
 
 Control = Callable[..., dict[str, Any]]
 Waiter = Callable[..., dict[str, Any]]

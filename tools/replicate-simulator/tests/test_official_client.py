@@ -9,10 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from picture.replicate_simulator.settings import SimulatorSettings
 from PIL import Image
 from replicate.client import Client
 from replicate.exceptions import ModelError, ReplicateError
+
+from picture.replicate_simulator.settings import SimulatorSettings
 
 
 @pytest.fixture

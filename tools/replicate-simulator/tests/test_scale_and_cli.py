@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+
 from picture.replicate_simulator.server import bind_free_port
 from picture.replicate_simulator.settings import SimulatorSettings
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import random
 
 import pytest
+from pydantic import ValidationError
+
 from picture.replicate_simulator.catalog import build_spec, parse_markers
 from picture.replicate_simulator.errors import ProblemError
 from picture.replicate_simulator.headers import parse_duration, parse_prefer_wait
 from picture.replicate_simulator.settings import SimulatorSettings
-from pydantic import ValidationError
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
+
 from picture.replicate_simulator.server import bind_free_port, serve_in_thread
 from picture.replicate_simulator.webhooks import sign
 

@@ -390,9 +390,7 @@ PREDICTION_UPDATED = Channel("picture.evt.prediction.{generation_id}", Predictio
 MEDIA_STORED = Channel("picture.evt.media.stored.{generation_id}", MediaStoredEvent)
 MEDIA_FAILED = Channel("picture.evt.media.failed.{generation_id}", MediaFailedEvent)
 IMAGE_CREATED = Channel("picture.evt.image.created.{generation_id}", ImageCreatedEvent)
-GENERATION_UPDATED = Channel(
-    "picture.evt.generation.{user_id}.{generation_id}", GenerationUpdatedEvent
-)
+GENERATION_UPDATED = Channel("picture.evt.generation.{user_id}.{generation_id}", GenerationUpdatedEvent)
 
 # --------------------------------------------------------------------------------------------
 # Queries

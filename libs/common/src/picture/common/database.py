@@ -30,9 +30,7 @@ def build_engine(database_url: str, *, pool_size: int = 10, application_name: st
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args={"server_settings": {"application_name": application_name}}
-        if application_name
-        else {},
+        connect_args={"server_settings": {"application_name": application_name}} if application_name else {},
     )
 
 

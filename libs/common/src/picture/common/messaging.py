@@ -78,7 +78,7 @@ QUERY_DURATION = Histogram(
 )
 
 
-class Retry(Exception):  # noqa: N818 - it is an instruction, not an error
+class Retry(Exception):
     """Raise from a handler to redeliver the message after ``delay`` seconds."""
 
     def __init__(self, reason: str, delay: float | None = None) -> None:
@@ -86,7 +86,7 @@ class Retry(Exception):  # noqa: N818 - it is an instruction, not an error
         self.delay = delay
 
 
-class Reject(Exception):  # noqa: N818
+class Reject(Exception):
     """Raise from a handler for a message that can never be handled (terminated, not retried)."""
 
 
@@ -234,9 +234,7 @@ class Bus:
         return envelope.id
 
     async def publish_envelope(self, subject: str, envelope: Envelope) -> None:
-        with tracer.start_as_current_span(
-            f"publish {envelope.type}", kind=trace.SpanKind.PRODUCER
-        ) as span:
+        with tracer.start_as_current_span(f"publish {envelope.type}", kind=trace.SpanKind.PRODUCER) as span:
             span.set_attribute("messaging.system", "nats")
             span.set_attribute("messaging.destination.name", subject)
             span.set_attribute("messaging.message.id", str(envelope.id))
@@ -248,11 +246,14 @@ class Bus:
 
     # ---------------------------------------------------------------- queries
 
-    async def request(self, query: Query[M, R], message: M, timeout: float | None = None) -> R:
+    async def request(
+        self,
+        query: Query[M, R],
+        message: M,
+        timeout: float | None = None,  # noqa: ASYNC109 - the NATS request's own deadline
+    ) -> R:
         envelope = Envelope.wrap(message)
-        with tracer.start_as_current_span(
-            f"request {query.subject}", kind=trace.SpanKind.CLIENT
-        ) as span:
+        with tracer.start_as_current_span(f"request {query.subject}", kind=trace.SpanKind.CLIENT) as span:
             span.set_attribute("messaging.destination.name", query.subject)
             try:
                 msg = await self.nc.request(
@@ -262,9 +263,7 @@ class Bus:
                     headers=_trace_headers(),
                 )
             except nats.errors.NoRespondersError as exc:
-                raise QueryFailed(
-                    QueryErrorCode.UNAVAILABLE, f"no service answers {query.subject}"
-                ) from exc
+                raise QueryFailed(QueryErrorCode.UNAVAILABLE, f"no service answers {query.subject}") from exc
             except (TimeoutError, nats.errors.TimeoutError) as exc:
                 raise QueryFailed(
                     QueryErrorCode.UNAVAILABLE, f"{query.subject} did not answer in time"
@@ -291,9 +290,7 @@ class Bus:
             ctx = propagate.extract(msg.headers or {})
             token = otel_context.attach(ctx)
             try:
-                with tracer.start_as_current_span(
-                    f"serve {query.subject}", kind=trace.SpanKind.SERVER
-                ):
+                with tracer.start_as_current_span(f"serve {query.subject}", kind=trace.SpanKind.SERVER):
                     try:
                         request: M = Envelope.model_validate_json(msg.data).open(query.request_type)
                         result = await handler(request)
@@ -312,18 +309,14 @@ class Bus:
                         log.exception("query %s failed", query.subject)
                         reply = QueryReply(
                             ok=False,
-                            error=QueryError(
-                                code=QueryErrorCode.INTERNAL, message="internal error"
-                            ),
+                            error=QueryError(code=QueryErrorCode.INTERNAL, message="internal error"),
                         )
                     if msg.reply:
                         await msg.respond(reply.model_dump_json().encode())
             finally:
                 otel_context.detach(token)
                 limit.release()
-                QUERY_DURATION.labels(query.subject, outcome).observe(
-                    time.perf_counter() - started
-                )
+                QUERY_DURATION.labels(query.subject, outcome).observe(time.perf_counter() - started)
 
         async def on_message(msg: Msg) -> None:
             await limit.acquire()
@@ -459,7 +452,10 @@ class Consumer:
                         outcome = "poison"
                         log.error(
                             "consumer %s: %s failed on its last delivery (%d): %s",
-                            self.durable, envelope.type, num_delivered, exc,
+                            self.durable,
+                            envelope.type,
+                            num_delivered,
+                            exc,
                         )
                         if self.on_poison is not None:
                             await self.on_poison(delivery, exc)
@@ -472,7 +468,10 @@ class Consumer:
                         log.log(
                             level,
                             "consumer %s: %s will be redelivered in %.1fs: %s",
-                            self.durable, envelope.type, delay, exc,
+                            self.durable,
+                            envelope.type,
+                            delay,
+                            exc,
                             exc_info=not isinstance(exc, Retry),
                         )
                         await msg.nak(delay=delay)
@@ -482,6 +481,4 @@ class Consumer:
         finally:
             otel_context.detach(token)
             CONSUMER_MESSAGES.labels(self.durable, envelope.type, outcome).inc()
-            CONSUMER_DURATION.labels(self.durable, envelope.type).observe(
-                time.perf_counter() - started
-            )
+            CONSUMER_DURATION.labels(self.durable, envelope.type).observe(time.perf_counter() - started)

@@ -135,6 +135,4 @@ class HttpMetricsMiddleware:
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "GET")
             HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
-            HTTP_DURATION.labels(self.service, method, template).observe(
-                time.perf_counter() - started
-            )
+            HTTP_DURATION.labels(self.service, method, template).observe(time.perf_counter() - started)

@@ -114,8 +114,14 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProblemError)
         return problem_response(
-            request, exc.status, exc.slug, exc.title, exc.detail,
-            field=exc.field, headers=exc.headers, **exc.extra,
+            request,
+            exc.status,
+            exc.slug,
+            exc.title,
+            exc.detail,
+            field=exc.field,
+            headers=exc.headers,
+            **exc.extra,
         )
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
@@ -126,7 +132,10 @@ def install_problem_handlers(app: FastAPI) -> None:
         ]
         first = errors[0] if errors else None
         return problem_response(
-            request, 422, "validation-error", "Invalid request",
+            request,
+            422,
+            "validation-error",
+            "Invalid request",
             f"{first.field}: {first.message}" if first else None,
             field=first.field if first else None,
             errors=errors,
@@ -137,13 +146,20 @@ def install_problem_handlers(app: FastAPI) -> None:
         slug, title = _STATUS_SLUGS.get(exc.status_code, ("error", "Error"))
         detail = exc.detail if isinstance(exc.detail, str) else None
         return problem_response(
-            request, exc.status_code, slug, title, detail,
+            request,
+            exc.status_code,
+            slug,
+            title,
+            detail,
             headers=dict(exc.headers) if exc.headers else None,
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         return problem_response(
-            request, 500, "internal-error", "Internal error",
+            request,
+            500,
+            "internal-error",
+            "Internal error",
             "Something went wrong on our side; it has been logged.",
         )
 

@@ -12,7 +12,6 @@ from typing import TypeVar
 
 import uvicorn
 from fastapi import FastAPI
-
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from picture.common.database import ping

@@ -10,6 +10,7 @@ from picture.common.contracts import IMAGE_CREATED, ImageCreatedEvent, RecordIma
 from picture.common.ids import derived_id
 from picture.common.messaging import Bus, Delivery, Reject
 
+
 async def record_image(engine: AsyncEngine, bus: Bus, delivery: Delivery[RecordImageCommand]) -> None:
     """Insert the image (no-op when it exists: redelivery), then announce it.
 

@@ -31,9 +31,7 @@ async def get_model(engine: AsyncEngine, name: str) -> ModelSpec:
 
 
 async def list_models(engine: AsyncEngine, include_inactive: bool) -> tuple[ModelSpec, ...]:
-    query = select(models).order_by(
-        models.c.is_default.desc(), models.c.sort_order, models.c.name
-    )
+    query = select(models).order_by(models.c.is_default.desc(), models.c.sort_order, models.c.name)
     if not include_inactive:
         query = query.where(models.c.is_active)
     async with engine.connect() as conn:
@@ -44,13 +42,11 @@ async def list_models(engine: AsyncEngine, include_inactive: bool) -> tuple[Mode
 async def get_image(engine: AsyncEngine, image_id: uuid.UUID, viewer_id: uuid.UUID | None) -> ImageView:
     """An image the viewer may see: their own, or a public one. Anything else is not found
     (never "forbidden": that would confirm the id exists)."""
-    visible = images.c.is_public if viewer_id is None else or_(
-        images.c.user_id == viewer_id, images.c.is_public
+    visible = (
+        images.c.is_public if viewer_id is None else or_(images.c.user_id == viewer_id, images.c.is_public)
     )
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(select(images).where(images.c.id == image_id, visible))
-        ).first()
+        row = (await conn.execute(select(images).where(images.c.id == image_id, visible))).first()
     if row is None:
         raise QueryFailed(QueryErrorCode.NOT_FOUND, "image not found")
     return ImageView(

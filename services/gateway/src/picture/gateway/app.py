@@ -63,9 +63,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     install_problem_handlers(app)
 
     @app.middleware("http")
-    async def request_ids(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    async def request_ids(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
         response = await call_next(request)
         response.headers["X-Request-ID"] = request_id[:128]

@@ -8,7 +8,10 @@ from picture.common.problems import ProblemError
 class Unauthenticated(ProblemError):
     def __init__(self, detail: str) -> None:
         super().__init__(
-            401, "unauthenticated", "Authentication required", detail,
+            401,
+            "unauthenticated",
+            "Authentication required",
+            detail,
             headers={"WWW-Authenticate": 'Bearer realm="picture"'},
         )
 
@@ -32,6 +35,4 @@ class Unavailable(ProblemError):
     """A backing service did not answer: transient, the client may retry."""
 
     def __init__(self, detail: str) -> None:
-        super().__init__(
-            503, "unavailable", "Service unavailable", detail, headers={"Retry-After": "2"}
-        )
+        super().__init__(503, "unavailable", "Service unavailable", detail, headers={"Retry-After": "2"})

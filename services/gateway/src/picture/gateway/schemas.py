@@ -21,14 +21,23 @@ class GenerationCreate(BaseModel):
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"model": "flux-schnell", "prompt": "a lighthouse at dusk, oil painting",
-                 "width": 1344, "height": 768, "seed": 7}
+                {
+                    "model": "flux-schnell",
+                    "prompt": "a lighthouse at dusk, oil painting",
+                    "width": 1344,
+                    "height": 768,
+                    "seed": 7,
+                }
             ]
         },
     )
 
-    model: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9.\-]*$",
-                       description="Model name from GET /v1/models.")
+    model: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9.\-]*$",
+        description="Model name from GET /v1/models.",
+    )
     prompt: str = Field(min_length=1, max_length=2000)
     negative_prompt: str | None = Field(default=None, max_length=2000)
     width: int | None = Field(default=None, ge=64, le=4096, description="Defaults to the model's.")

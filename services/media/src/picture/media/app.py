@@ -9,6 +9,7 @@ from functools import partial
 
 import httpx
 from fastapi import FastAPI
+
 from picture.common import contracts as c
 from picture.common.database import build_engine
 from picture.common.messaging import Bus, ConsumerOptions, Route
@@ -25,9 +26,7 @@ from picture.media.storage import FilesystemStorage, ObjectStorage, S3Storage, o
 SERVICE = "media"
 
 
-async def build_storage(
-    settings: MediaSettings, stack: AsyncExitStack, signer: UrlSigner
-) -> ObjectStorage:
+async def build_storage(settings: MediaSettings, stack: AsyncExitStack, signer: UrlSigner) -> ObjectStorage:
     """The configured backend; an S3 client lives as long as ``stack``."""
     if settings.storage_backend is StorageBackend.S3:
         secret = settings.s3_secret_access_key

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
+
 from picture.media.errors import MediaError, PermanentMediaError, TransientMediaError
 from picture.media.metrics import DOWNLOAD_BYTES, DOWNLOADS
 
@@ -139,9 +140,7 @@ class Downloader:
             literal: IPAddress | None = ipaddress.ip_address(url.host)
         except ValueError:
             literal = None
-        addresses = [str(literal)] if literal is not None else list(
-            await self.resolver(url.host, port)
-        )
+        addresses = [str(literal)] if literal is not None else list(await self.resolver(url.host, port))
         if not addresses:
             raise TransientMediaError("dns_failed", f"{url.host!r} has no addresses")
         checked = [check_address(a, self.policy) for a in addresses]
@@ -177,26 +176,20 @@ class Downloader:
         except httpx.TimeoutException as exc:
             raise TransientMediaError("download_timeout", "the source download timed out") from exc
         except httpx.TransportError as exc:
-            raise TransientMediaError(
-                "download_failed", f"could not fetch the source: {exc}"
-            ) from exc
+            raise TransientMediaError("download_failed", f"could not fetch the source: {exc}") from exc
         try:
             return await self._read(response)
         except httpx.TimeoutException as exc:
             raise TransientMediaError("download_timeout", "the source download timed out") from exc
         except httpx.TransportError as exc:
-            raise TransientMediaError(
-                "download_failed", f"the source download broke: {exc}"
-            ) from exc
+            raise TransientMediaError("download_failed", f"the source download broke: {exc}") from exc
         finally:
             await response.aclose()
 
     async def _read(self, response: httpx.Response) -> bytes:
         status = response.status_code
         if 300 <= status < 400:
-            raise PermanentMediaError(
-                "redirect_refused", f"the source answered a redirect ({status})"
-            )
+            raise PermanentMediaError("redirect_refused", f"the source answered a redirect ({status})")
         if status == 429 or status >= 500:
             raise TransientMediaError("download_failed", f"the source answered {status}")
         if status != 200:

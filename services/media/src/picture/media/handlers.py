@@ -20,6 +20,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import delete
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from picture.common.contracts import (
     MEDIA_FAILED,
     MEDIA_STORED,
@@ -44,9 +48,6 @@ from picture.media.metrics import INGESTS, PROCESSING_SECONDS, STORED_BYTES
 from picture.media.processing import ProcessedImage, Rendition, process_image
 from picture.media.storage import ObjectStorage, validate_key
 from picture.media.tables import stored_objects
-from sqlalchemy import delete
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +81,7 @@ def object_keys(cmd: IngestCommand) -> tuple[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def heartbeat(
-    delivery: Delivery[Any], every: float = HEARTBEAT_SECONDS
-) -> AsyncIterator[None]:
+async def heartbeat(delivery: Delivery[Any], every: float = HEARTBEAT_SECONDS) -> AsyncIterator[None]:
     """Keep telling JetStream we are working on ``delivery`` while the block runs."""
 
     async def beat() -> None:
@@ -169,8 +168,16 @@ async def _record(engine: AsyncEngine, cmd: IngestCommand, objects: Sequence[Sto
         index_elements=[stored_objects.c.key],
         set_={
             name: stmt.excluded[name]
-            for name in ("owner_id", "generation_id", "role", "content_type", "size", "width",
-                         "height", "sha256")
+            for name in (
+                "owner_id",
+                "generation_id",
+                "role",
+                "content_type",
+                "size",
+                "width",
+                "height",
+                "sha256",
+            )
         },
     )
     async with engine.begin() as conn:
@@ -195,7 +202,11 @@ async def ingest(ctx: MediaContext, delivery: Delivery[IngestCommand]) -> None:
         INGESTS.labels(exc.kind.value).inc()
         log.warning(
             "ingest of generation %s attempt %d failed (%s, %s): %s",
-            cmd.generation_id, cmd.attempt, exc.kind.value, exc.code, exc.message,
+            cmd.generation_id,
+            cmd.attempt,
+            exc.kind.value,
+            exc.code,
+            exc.message,
         )
         await publish_failed(ctx.bus, cmd, exc.to_error_info())
         return
@@ -213,9 +224,7 @@ async def _ingest(
 ) -> tuple[StoredObject, ...]:
     if not cmd.source_urls:
         raise PermanentMediaError("no_source", "the generation produced no output to store")
-    data = await download_with_retries(
-        ctx.downloader, cmd.source_urls[0], ctx.options.retry_delays, delivery
-    )
+    data = await download_with_retries(ctx.downloader, cmd.source_urls[0], ctx.options.retry_delays, delivery)
     await delivery.in_progress()
     processed = await _process(data, cmd.max_long_side, ctx.options)
     await delivery.in_progress()

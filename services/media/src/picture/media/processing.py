@@ -19,15 +19,22 @@ import io
 import warnings
 from dataclasses import dataclass
 
-from picture.media.errors import PermanentMediaError
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from picture.media.errors import PermanentMediaError
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP")
 WEBP = "image/webp"
 
 # Magic numbers of image formats we recognise but do not accept.
 _OTHER_IMAGE_MAGIC = (
-    b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*", b"\x00\x00\x01\x00", b"8BPS",
+    b"GIF87a",
+    b"GIF89a",
+    b"BM",
+    b"II*\x00",
+    b"MM\x00*",
+    b"\x00\x00\x01\x00",
+    b"8BPS",
 )
 
 
@@ -100,9 +107,7 @@ def _to_srgb(image: Image.Image) -> Image.Image:
 
 
 def _normalise_mode(image: Image.Image) -> Image.Image:
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
-        image.mode == "P" and "transparency" in image.info
-    )
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
     target = "RGBA" if has_alpha else "RGB"
     if image.mode == target:
         return image

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from picture.common.contracts import QueryErrorCode, ResolvedObject, ResolveObjectRequest
 from picture.common.messaging import QueryFailed
 from picture.media.errors import InvalidKeyError
 from picture.media.storage import ObjectStorage, validate_key
 from picture.media.tables import stored_objects
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIN_EXPIRY_SECONDS = 1
 MAX_EXPIRY_SECONDS = 7 * 86400
@@ -29,9 +30,7 @@ async def resolve_object(
             field="expires_in_seconds",
         )
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(select(stored_objects).where(stored_objects.c.key == key))
-        ).first()
+        row = (await conn.execute(select(stored_objects).where(stored_objects.c.key == key))).first()
     if row is None:
         raise QueryFailed(QueryErrorCode.NOT_FOUND, "object not found", field="key")
     return ResolvedObject(

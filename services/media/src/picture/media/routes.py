@@ -12,13 +12,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from picture.common.problems import ProblemError
 from picture.media.errors import InvalidKeyError
 from picture.media.signing import UrlSigner
 from picture.media.storage import CACHE_CONTROL, FilesystemStorage
 from picture.media.tables import stored_objects
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Self
 
-from picture.common.settings import Environment, ServiceSettings
 from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
+
+from picture.common.settings import Environment, ServiceSettings
 
 
 class StorageBackend(StrEnum):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from picture.common.database import schema_metadata
 from sqlalchemy import BigInteger, Column, DateTime, Integer, String, Table, Uuid, func
+
+from picture.common.database import schema_metadata
 
 metadata = schema_metadata("media")
 

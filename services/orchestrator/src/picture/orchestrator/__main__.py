@@ -1,8 +1,8 @@
 """``picture-orchestrator serve | migrate``."""
 
+from picture.common.service import run_cli
 from picture.orchestrator.app import SERVICE, create_app
 from picture.orchestrator.settings import OrchestratorSettings
-from picture.common.service import run_cli
 
 
 def main() -> None:

@@ -125,7 +125,9 @@ def _view(row: Any, history: Any) -> c.GenerationView:
         processing_time_ms=_ms(row.started_at, row.completed_at),
         total_time_ms=_ms(row.created_at, row.completed_at),
         image=image,
-        history=tuple(c.StatusChange(status=GenerationStatus(h.to_status), at=h.at, reason=h.reason) for h in history),
+        history=tuple(
+            c.StatusChange(status=GenerationStatus(h.to_status), at=h.at, reason=h.reason) for h in history
+        ),
     )
 
 
@@ -134,9 +136,7 @@ def _view(row: Any, history: Any) -> c.GenerationView:
 
 async def _lock(conn: AsyncConnection, generation_id: uuid.UUID) -> Any:
     return (
-        await conn.execute(
-            select(generations).where(generations.c.id == generation_id).with_for_update()
-        )
+        await conn.execute(select(generations).where(generations.c.id == generation_id).with_for_update())
     ).first()
 
 
@@ -161,8 +161,11 @@ async def _move(
     ).one()
     await conn.execute(
         status_history.insert().values(
-            generation_id=row.id, from_status=current.value, to_status=target.value,
-            reason=reason, at=now,
+            generation_id=row.id,
+            from_status=current.value,
+            to_status=target.value,
+            reason=reason,
+            at=now,
         )
     )
     if target.is_terminal:
@@ -203,8 +206,11 @@ async def _announce(conn: AsyncConnection, generation_id: uuid.UUID) -> None:
     view = await load_view(conn, generation_id)
     assert view is not None
     await enqueue(
-        conn, c.GENERATION_UPDATED, c.GenerationUpdatedEvent(generation=view),
-        user_id=view.user_id, generation_id=view.id,
+        conn,
+        c.GENERATION_UPDATED,
+        c.GenerationUpdatedEvent(generation=view),
+        user_id=view.user_id,
+        generation_id=view.id,
     )
 
 
@@ -220,7 +226,9 @@ def _predict_command(row: Any, attempt: int) -> c.PredictCommand:
 
 def _ingest_command(row: Any, attempt: int) -> c.IngestCommand:
     return c.IngestCommand(
-        generation_id=row.id, user_id=row.user_id, attempt=attempt,
+        generation_id=row.id,
+        user_id=row.user_id,
+        attempt=attempt,
         source_urls=tuple(row.output_urls or ()),
     )
 
@@ -257,10 +265,20 @@ async def create_generation(ctx: Context, req: c.CreateGenerationRequest) -> c.G
         await conn.execute(
             status_history.insert(),
             [
-                {"generation_id": req.generation_id, "from_status": None,
-                 "to_status": GenerationStatus.PENDING.value, "reason": "accepted", "at": now},
-                {"generation_id": req.generation_id, "from_status": GenerationStatus.PENDING.value,
-                 "to_status": GenerationStatus.QUEUED.value, "reason": "queued for prediction", "at": now},
+                {
+                    "generation_id": req.generation_id,
+                    "from_status": None,
+                    "to_status": GenerationStatus.PENDING.value,
+                    "reason": "accepted",
+                    "at": now,
+                },
+                {
+                    "generation_id": req.generation_id,
+                    "from_status": GenerationStatus.PENDING.value,
+                    "to_status": GenerationStatus.QUEUED.value,
+                    "reason": "queued for prediction",
+                    "at": now,
+                },
             ],
         )
         await enqueue(conn, c.PREDICT, _predict_command(inserted, 1))
@@ -282,9 +300,7 @@ async def get_generation(ctx: Context, req: c.GetGenerationRequest) -> c.Generat
 # ------------------------------------------------------------------------------ failures
 
 
-async def _fail_or_retry(
-    ctx: Context, conn: AsyncConnection, row: Any, error: ErrorInfo, stage: str
-) -> None:
+async def _fail_or_retry(ctx: Context, conn: AsyncConnection, row: Any, error: ErrorInfo, stage: str) -> None:
     """Record the error; retry a transient one while retries remain, else fail."""
     settings = ctx.settings
     retry = error.kind is ErrorKind.TRANSIENT and row.retry_count < settings.max_retries
@@ -293,17 +309,28 @@ async def _fail_or_retry(
     retry_after = _now() + timedelta(seconds=delay) if retry else None
     await conn.execute(
         generation_errors.insert().values(
-            generation_id=row.id, user_id=row.user_id, model=row.model,
-            error_type=error.code, error_kind=error.kind.value, error_message=error.message,
-            error_details=error.details, retry_count=row.retry_count,
-            max_retries=settings.max_retries, retry_after=retry_after,
+            generation_id=row.id,
+            user_id=row.user_id,
+            model=row.model,
+            error_type=error.code,
+            error_kind=error.kind.value,
+            error_message=error.message,
+            error_details=error.details,
+            retry_count=row.retry_count,
+            max_retries=settings.max_retries,
+            retry_after=retry_after,
             recovery_action=f"retry_{stage}" if retry else "fail",
         )
     )
     if not retry:
         await _move(
-            conn, row, GenerationStatus.FAILED, error.message,
-            error_code=error.code, error_message=error.message, completed_at=_now(),
+            conn,
+            row,
+            GenerationStatus.FAILED,
+            error.message,
+            error_code=error.code,
+            error_message=error.message,
+            completed_at=_now(),
         )
         return
     attempt = row.attempt + 1
@@ -311,8 +338,13 @@ async def _fail_or_retry(
     reason = f"retry {row.retry_count + 1} of {settings.max_retries} in {delay:g}s: {error.message}"
     if stage == "predict":
         new_row = await _move(
-            conn, row, GenerationStatus.QUEUED, reason,
-            attempt=attempt, retry_count=row.retry_count + 1, prediction_id=None,
+            conn,
+            row,
+            GenerationStatus.QUEUED,
+            reason,
+            attempt=attempt,
+            retry_count=row.retry_count + 1,
+            prediction_id=None,
         )
         await enqueue(conn, c.PREDICT, _predict_command(new_row, attempt), delay_seconds=delay)
     else:  # the prediction's output is still there: fetch it again, do not pay for another
@@ -347,8 +379,12 @@ async def on_prediction(ctx: Context, delivery: Delivery[c.PredictionEvent]) -> 
             if status is GenerationStatus.QUEUED:
                 now = _now()
                 await _move(
-                    conn, row, GenerationStatus.PROCESSING, "prediction started",
-                    started_at=row.started_at or now, prediction_id=event.prediction_id,
+                    conn,
+                    row,
+                    GenerationStatus.PROCESSING,
+                    "prediction started",
+                    started_at=row.started_at or now,
+                    prediction_id=event.prediction_id,
                 )
                 GENERATION_QUEUE_WAIT.labels(row.model).observe((now - row.created_at).total_seconds())
             else:
@@ -358,20 +394,31 @@ async def on_prediction(ctx: Context, delivery: Delivery[c.PredictionEvent]) -> 
                 return
             if status is GenerationStatus.QUEUED:  # "started" not seen (lost or late)
                 row = await _move(
-                    conn, row, GenerationStatus.PROCESSING, "prediction started",
-                    started_at=row.started_at or _now(), prediction_id=event.prediction_id,
+                    conn,
+                    row,
+                    GenerationStatus.PROCESSING,
+                    "prediction started",
+                    started_at=row.started_at or _now(),
+                    prediction_id=event.prediction_id,
                 )
             if not event.output_urls:
                 await _fail_or_retry(
-                    ctx, conn, row,
-                    ErrorInfo(kind=ErrorKind.TRANSIENT, code="empty_output",
-                              message="The model returned no image"),
+                    ctx,
+                    conn,
+                    row,
+                    ErrorInfo(
+                        kind=ErrorKind.TRANSIENT, code="empty_output", message="The model returned no image"
+                    ),
                     "predict",
                 )
             else:
                 row = await _move(
-                    conn, row, GenerationStatus.DOWNLOADING, "prediction succeeded",
-                    output_urls=list(event.output_urls), cost_usd=event.cost_usd,
+                    conn,
+                    row,
+                    GenerationStatus.DOWNLOADING,
+                    "prediction succeeded",
+                    output_urls=list(event.output_urls),
+                    cost_usd=event.cost_usd,
                     predict_time_seconds=event.predict_time_seconds,
                     prediction_id=event.prediction_id or row.prediction_id,
                 )
@@ -379,9 +426,11 @@ async def on_prediction(ctx: Context, delivery: Delivery[c.PredictionEvent]) -> 
         else:
             error = event.error or ErrorInfo(
                 kind=ErrorKind.PERMANENT,
-                code="prediction_canceled" if event.status is c.PredictionStatus.CANCELED
+                code="prediction_canceled"
+                if event.status is c.PredictionStatus.CANCELED
                 else "prediction_failed",
-                message="The prediction was canceled" if event.status is c.PredictionStatus.CANCELED
+                message="The prediction was canceled"
+                if event.status is c.PredictionStatus.CANCELED
                 else "The model failed without an error message",
             )
             await _fail_or_retry(ctx, conn, row, error, "predict")
@@ -412,8 +461,13 @@ async def on_media_stored(ctx: Context, delivery: Delivery[c.MediaStoredEvent]) 
             conn,
             c.RECORD_IMAGE,
             c.RecordImageCommand(
-                image_id=image_id, generation_id=row.id, user_id=row.user_id, model=row.model,
-                prompt=params.prompt, negative_prompt=params.negative_prompt, seed=params.seed,
+                image_id=image_id,
+                generation_id=row.id,
+                user_id=row.user_id,
+                model=row.model,
+                prompt=params.prompt,
+                negative_prompt=params.negative_prompt,
+                seed=params.seed,
                 objects=event.objects,
             ),
         )

@@ -10,6 +10,7 @@ JetStream's duplicate window and idempotent consumers absorb.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -25,9 +26,7 @@ from picture.orchestrator.tables import outbox
 
 log = logging.getLogger(__name__)
 
-OUTBOX_PUBLISHED = Counter(
-    "picture_outbox_published_total", "Outbox rows relayed to JetStream.", ["type"]
-)
+OUTBOX_PUBLISHED = Counter("picture_outbox_published_total", "Outbox rows relayed to JetStream.", ["type"])
 OUTBOX_PENDING = Gauge(
     "picture_outbox_pending", "Outbox rows due and not yet relayed (sampled by the relay)."
 )
@@ -74,6 +73,7 @@ class OutboxRelay:
 
     async def run(self) -> None:
         while True:
+            self._wake.clear()  # before the round: a commit during it wakes the next one
             try:
                 relayed = await self.relay_once()
             except asyncio.CancelledError:
@@ -84,11 +84,8 @@ class OutboxRelay:
                 await asyncio.sleep(1.0)
             if relayed >= self.batch_size:
                 continue  # more are due
-            self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.idle_seconds)
-            except TimeoutError:
-                pass
 
     async def relay_once(self) -> int:
         async with self.engine.begin() as conn:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+
 from picture.common import contracts as c
 from picture.common.database import build_engine
 from picture.common.messaging import Bus, ConsumerOptions, Route
@@ -24,9 +25,7 @@ SERVICE = "replicate-adapter"
 DURABLE = "adapter-commands"
 
 
-def create_app(
-    settings: AdapterSettings, *, transport: httpx.AsyncBaseTransport | None = None
-) -> FastAPI:
+def create_app(settings: AdapterSettings, *, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     """``transport`` replaces the network for the Replicate client (tests)."""
     res = Resources()
 
@@ -57,7 +56,10 @@ def create_app(
             )
             await poller.start()
             adapter = Adapter(
-                engine, bus, client, poller,
+                engine,
+                bus,
+                client,
+                poller,
                 create_lease_seconds=settings.replicate_timeout_seconds + 15,
             )
             app.state.adapter = adapter

@@ -22,6 +22,8 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from picture.common.contracts import (
     PREDICTION_UPDATED,
     CancelPredictionCommand,
@@ -51,7 +53,6 @@ from picture.replicate_adapter.outcomes import (
 )
 from picture.replicate_adapter.poller import Poller
 from picture.replicate_adapter.replicate import Prediction, ReplicateClient
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
 
@@ -123,13 +124,20 @@ class Adapter:
     async def _fail(self, cmd: PredictCommand, status: str, error: str) -> None:
         """Finish a prediction that never ran (publish, then record)."""
         event = terminal_event(
-            generation_id=cmd.generation_id, attempt=cmd.attempt, prediction_id=None,
-            status=status, error=error,
+            generation_id=cmd.generation_id,
+            attempt=cmd.attempt,
+            prediction_id=None,
+            status=status,
+            error=error,
         )
         await self._publish_terminal(event)
         await store.finish(
-            self.engine, cmd.generation_id, cmd.attempt,
-            status=status, error=error, error_code=error_code(event),
+            self.engine,
+            cmd.generation_id,
+            cmd.attempt,
+            status=status,
+            error=error,
+            error_code=error_code(event),
         )
 
     def _follow(self, row: store.PredictionRow) -> None:
@@ -186,9 +194,7 @@ class Adapter:
             await self._republish_terminal(row)
             return
 
-        leased = await store.lease(
-            self.engine, cmd.generation_id, cmd.attempt, self.create_lease_seconds
-        )
+        leased = await store.lease(self.engine, cmd.generation_id, cmd.attempt, self.create_lease_seconds)
         if leased is None:
             # A duplicate is creating it right now (or just did): look again shortly.
             raise Retry("another delivery is creating this prediction", 1.0)
@@ -215,7 +221,10 @@ class Adapter:
         )
         log.info(
             "generation %s/%d: prediction %s created (%s)",
-            cmd.generation_id, cmd.attempt, prediction.id, cmd.model.name,
+            cmd.generation_id,
+            cmd.attempt,
+            prediction.id,
+            cmd.model.name,
         )
         await self._publish_started(row)
         self._follow(row)
@@ -235,15 +244,15 @@ class Adapter:
             )
         except TransientReplicateError as exc:
             if exc.maybe_created:
-                await store.set_status(
-                    self.engine, cmd.generation_id, cmd.attempt, store.CREATE_UNCERTAIN
-                )
+                await store.set_status(self.engine, cmd.generation_id, cmd.attempt, store.CREATE_UNCERTAIN)
             delay = retry_delay(delivery.num_delivered, exc.retry_after)
             raise Retry(f"create failed: {exc.message}", delay) from exc
         except PermanentReplicateError as exc:
             log.warning(
                 "generation %s/%d: Replicate refused the prediction: %s",
-                cmd.generation_id, cmd.attempt, exc.message,
+                cmd.generation_id,
+                cmd.attempt,
+                exc.message,
             )
             await self._fail(cmd, REJECTED, exc.message)
             return None
@@ -266,8 +275,7 @@ class Adapter:
                     store.request_hash(owner_model, version, sent),
                 }
                 if row.request_hash in candidates:
-                    log.info("reconciled uncertain create of %s: %s", row.generation_id,
-                             prediction.id)
+                    log.info("reconciled uncertain create of %s: %s", row.generation_id, prediction.id)
                     return prediction
         except ReplicateError as exc:
             raise Retry(f"reconciling an uncertain create failed: {exc.message}", 2.0) from exc
@@ -283,9 +291,7 @@ class Adapter:
         if row is not None and (row.prediction_id is not None or row.terminal):
             return
         reason = exc.args[0] if isinstance(exc, Retry) and exc.args else str(exc)
-        await self._fail(
-            cmd, CREATE_FAILED, f"Replicate could not be reached after retries ({reason})"
-        )
+        await self._fail(cmd, CREATE_FAILED, f"Replicate could not be reached after retries ({reason})")
 
     # ------------------------------------------------------------------ cancel
 

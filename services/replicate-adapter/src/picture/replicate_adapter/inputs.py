@@ -226,9 +226,7 @@ BUILDERS: dict[str, ModelInput] = {
         takes_guidance=False,
         fallback_ratios=("1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3", "21:9"),
     ),
-    "qwen-image": ModelInput(
-        _qwen, fallback_ratios=("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3")
-    ),
+    "qwen-image": ModelInput(_qwen, fallback_ratios=("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3")),
 }
 
 
@@ -274,9 +272,7 @@ def build_input(model: ModelSpec, params: GenerationParameters) -> Input:
         if builder.takes_steps
         else None,
         guidance=(
-            params.guidance_scale
-            if params.guidance_scale is not None
-            else model.default_guidance_scale
+            params.guidance_scale if params.guidance_scale is not None else model.default_guidance_scale
         )
         if builder.takes_guidance
         else None,

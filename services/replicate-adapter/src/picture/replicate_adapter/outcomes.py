@@ -60,9 +60,7 @@ def terminal_event(
             return PredictionEvent(
                 **base, status=PredictionStatus.SUCCEEDED, output_urls=urls, cost_usd=cost_usd
             )
-        info = _failed(
-            ErrorKind.PERMANENT, "empty_output", "The model succeeded but returned no image"
-        )
+        info = _failed(ErrorKind.PERMANENT, "empty_output", "The model succeeded but returned no image")
     elif status == "canceled":
         return PredictionEvent(**base, status=PredictionStatus.CANCELED)
     elif status == "failed":
@@ -86,9 +84,7 @@ def terminal_event(
     elif status == REJECTED:
         info = _failed(ErrorKind.PERMANENT, "replicate_rejected", error or "Replicate refused")
     elif status == CREATE_FAILED:
-        info = _failed(
-            ErrorKind.TRANSIENT, "replicate_unavailable", error or "Replicate is unavailable"
-        )
+        info = _failed(ErrorKind.TRANSIENT, "replicate_unavailable", error or "Replicate is unavailable")
     else:
         info = _failed(
             ErrorKind.PERMANENT,

@@ -21,6 +21,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from picture.common.contracts import PREDICTION_UPDATED, PredictionStatus
 from picture.common.messaging import Bus
 from picture.replicate_adapter import store
@@ -28,7 +30,6 @@ from picture.replicate_adapter.errors import PermanentReplicateError, TransientR
 from picture.replicate_adapter.metrics import COST, IN_FLIGHT, OUTCOMES
 from picture.replicate_adapter.outcomes import LOST, error_code, terminal_event, terminal_id
 from picture.replicate_adapter.replicate import Prediction, ReplicateClient
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,15 @@ class Poller:
         rows = await store.active(self.engine)
         for row in rows:
             assert row.prediction_id is not None
-            self.track(row.generation_id, row.attempt, row.prediction_id, row.model, row.cost_usd,
-                       row.status, delay=0.0)
+            self.track(
+                row.generation_id,
+                row.attempt,
+                row.prediction_id,
+                row.model,
+                row.cost_usd,
+                row.status,
+                delay=0.0,
+            )
         if rows:
             log.info("resumed polling %d prediction(s)", len(rows))
         self._task = asyncio.create_task(self._run(), name="replicate-poller")
@@ -122,8 +130,9 @@ class Poller:
         key = (generation_id, attempt)
         if key in self._tracked:
             return
-        entry = Tracked(generation_id, attempt, prediction_id, model, cost_usd, status,
-                        interval=self.interval)
+        entry = Tracked(
+            generation_id, attempt, prediction_id, model, cost_usd, status, interval=self.interval
+        )
         self._tracked[key] = entry
         IN_FLIGHT.set(len(self._tracked))
         self._schedule(entry, self.interval if delay is None else delay)
@@ -177,9 +186,7 @@ class Poller:
         except PermanentReplicateError as exc:
             if exc.status == 404:
                 # Gone at Replicate (or never there): report it; a new attempt can help.
-                prediction = Prediction(
-                    id=entry.prediction_id, status=LOST, error=exc.message
-                )
+                prediction = Prediction(id=entry.prediction_id, status=LOST, error=exc.message)
             else:
                 log.error("poll of %s refused: %s", entry.prediction_id, exc)
                 entry.interval = self.max_interval
@@ -196,9 +203,7 @@ class Poller:
                 return
             if prediction.status != entry.status:
                 entry.status = prediction.status
-                await store.set_status(
-                    self.engine, entry.generation_id, entry.attempt, prediction.status
-                )
+                await store.set_status(self.engine, entry.generation_id, entry.attempt, prediction.status)
         except Exception:
             log.exception("recording prediction %s failed", entry.prediction_id)
         self._schedule(entry, self._next_delay(entry))
@@ -236,5 +241,8 @@ class Poller:
                 COST.labels(entry.model).inc(entry.cost_usd)
         log.info(
             "prediction %s of generation %s/%d: %s",
-            prediction.id, entry.generation_id, entry.attempt, prediction.status,
+            prediction.id,
+            entry.generation_id,
+            entry.attempt,
+            prediction.status,
         )

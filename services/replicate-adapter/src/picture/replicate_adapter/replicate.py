@@ -20,6 +20,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+
 from picture.common.contracts import ModelSpec
 from picture.replicate_adapter.errors import (
     PermanentReplicateError,
@@ -149,9 +150,7 @@ def classify(response: httpx.Response) -> ReplicateError | None:
     detail = _detail(response)
     message = f"Replicate answered {status}: {detail}"
     if status == 429:
-        return TransientReplicateError(
-            message, status=status, retry_after=_retry_after(response, detail)
-        )
+        return TransientReplicateError(message, status=status, retry_after=_retry_after(response, detail))
     if status >= 500 or status == 408:
         return TransientReplicateError(message, status=status, retry_after=_retry_after(response, ""))
     return PermanentReplicateError(message, status=status)
@@ -193,9 +192,7 @@ class ReplicateClient:
         return Prediction.from_json(response.json())
 
     async def cancel_prediction(self, prediction_id: str, *, model: str = "unknown") -> Prediction:
-        response = await self._call(
-            "cancel", model, "POST", f"/v1/predictions/{prediction_id}/cancel"
-        )
+        response = await self._call("cancel", model, "POST", f"/v1/predictions/{prediction_id}/cancel")
         return Prediction.from_json(response.json())
 
     async def list_predictions(self, *, max_pages: int = 3) -> AsyncIterator[Prediction]:

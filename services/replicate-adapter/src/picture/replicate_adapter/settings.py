@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Self
 
-from picture.common.settings import PLACEHOLDER_SECRETS, Environment, ServiceSettings
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
+
+from picture.common.settings import PLACEHOLDER_SECRETS, Environment, ServiceSettings
 
 
 class AdapterSettings(ServiceSettings):

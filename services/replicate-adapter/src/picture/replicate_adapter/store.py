@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from picture.replicate_adapter.tables import predictions as t
 from sqlalchemy import case, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from picture.replicate_adapter.tables import predictions as t
 
 CREATING = "creating"
 CREATE_UNCERTAIN = "create_uncertain"
@@ -118,33 +119,33 @@ async def lease(
     the previous holder may have created it: the row becomes ``create_uncertain``."""
     async with engine.begin() as conn:
         row = (
-            await conn.execute(
-                update(t)
-                .where(
-                    _key(generation_id, attempt)
-                    & t.c.prediction_id.is_(None)
-                    & ~t.c.terminal
-                    & (t.c.lease_until.is_(None) | (t.c.lease_until < func.now()))
+            (
+                await conn.execute(
+                    update(t)
+                    .where(
+                        _key(generation_id, attempt)
+                        & t.c.prediction_id.is_(None)
+                        & ~t.c.terminal
+                        & (t.c.lease_until.is_(None) | (t.c.lease_until < func.now()))
+                    )
+                    .values(
+                        lease_until=func.now() + text(f"interval '{float(seconds)} seconds'"),
+                        status=case((t.c.lease_until.is_not(None), CREATE_UNCERTAIN), else_=t.c.status),
+                        updated_at=func.now(),
+                    )
+                    .returning(t)
                 )
-                .values(
-                    lease_until=func.now() + text(f"interval '{float(seconds)} seconds'"),
-                    status=case(
-                        (t.c.lease_until.is_not(None), CREATE_UNCERTAIN), else_=t.c.status
-                    ),
-                    updated_at=func.now(),
-                )
-                .returning(t)
             )
-        ).mappings().first()
+            .mappings()
+            .first()
+        )
     return PredictionRow.from_mapping(row) if row else None
 
 
 async def release(engine: AsyncEngine, generation_id: uuid.UUID, attempt: int) -> None:
     """Give the create lease back (the create failed; a redelivery will try again)."""
     async with engine.begin() as conn:
-        await conn.execute(
-            update(t).where(_key(generation_id, attempt)).values(lease_until=None)
-        )
+        await conn.execute(update(t).where(_key(generation_id, attempt)).values(lease_until=None))
 
 
 async def set_created(
@@ -153,24 +154,26 @@ async def set_created(
     """Record the prediction Replicate created; returns the row (with ``cancel_requested``)."""
     async with engine.begin() as conn:
         row = (
-            await conn.execute(
-                update(t)
-                .where(_key(generation_id, attempt))
-                .values(
-                    prediction_id=prediction_id,
-                    status=status[:32],
-                    lease_until=None,
-                    updated_at=func.now(),
+            (
+                await conn.execute(
+                    update(t)
+                    .where(_key(generation_id, attempt))
+                    .values(
+                        prediction_id=prediction_id,
+                        status=status[:32],
+                        lease_until=None,
+                        updated_at=func.now(),
+                    )
+                    .returning(t)
                 )
-                .returning(t)
             )
-        ).mappings().one()
+            .mappings()
+            .one()
+        )
     return PredictionRow.from_mapping(row)
 
 
-async def set_status(
-    engine: AsyncEngine, generation_id: uuid.UUID, attempt: int, status: str
-) -> None:
+async def set_status(engine: AsyncEngine, generation_id: uuid.UUID, attempt: int, status: str) -> None:
     """A non-terminal status change (e.g. starting -> processing, create_uncertain)."""
     async with engine.begin() as conn:
         await conn.execute(
@@ -212,9 +215,7 @@ async def finish(
         return result.first() is not None
 
 
-async def request_cancel(
-    engine: AsyncEngine, generation_id: uuid.UUID, attempt: int
-) -> PredictionRow:
+async def request_cancel(engine: AsyncEngine, generation_id: uuid.UUID, attempt: int) -> PredictionRow:
     """Flag the row for cancellation; with no row yet, write a terminal canceled one so a
     predict command arriving later creates nothing."""
     async with engine.begin() as conn:
@@ -246,8 +247,12 @@ async def active(engine: AsyncEngine) -> list[PredictionRow]:
     """Every prediction created at Replicate and not finished (resumed at start)."""
     async with engine.connect() as conn:
         rows = (
-            await conn.execute(
-                select(t).where(~t.c.terminal & t.c.prediction_id.is_not(None)).order_by(t.c.id)
+            (
+                await conn.execute(
+                    select(t).where(~t.c.terminal & t.c.prediction_id.is_not(None)).order_by(t.c.id)
+                )
             )
-        ).mappings().all()
+            .mappings()
+            .all()
+        )
     return [PredictionRow.from_mapping(r) for r in rows]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from picture.common.database import schema_metadata
 from sqlalchemy import (
     Boolean,
     Column,
@@ -17,6 +16,8 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+
+from picture.common.database import schema_metadata
 
 metadata = schema_metadata("adapter")
 

@@ -1,7 +1,7 @@
 """``picture-devstack``: run the whole system locally, or mint a development token.
 
-    picture-devstack run              # what `make run` calls
-    picture-devstack token [--user U] # what `make token` calls
+picture-devstack run              # what `make run` calls
+picture-devstack token [--user U] # what `make token` calls
 """
 
 from __future__ import annotations

@@ -73,11 +73,22 @@ class NatsServer:
         self._log = self.log_file.open("ab")
         self.proc = subprocess.Popen(  # noqa: S603 - fixed binary and arguments
             [
-                binary, "--jetstream", "--store_dir", str(self.store_dir),
-                "--addr", "127.0.0.1", "--port", str(self.port),
-                "--http_port", str(self.monitor_port), "--server_name", "picture",
+                binary,
+                "--jetstream",
+                "--store_dir",
+                str(self.store_dir),
+                "--addr",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--http_port",
+                str(self.monitor_port),
+                "--server_name",
+                "picture",
             ],
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         _wait(self._ready, 30, "nats-server", self.proc)
 
@@ -103,7 +114,8 @@ def _ensure_os_user() -> pwd.struct_passwd:
     except KeyError:
         subprocess.run(  # noqa: S603
             ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_OS_USER],  # noqa: S607
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
         return pwd.getpwnam(PG_OS_USER)
 
@@ -156,10 +168,20 @@ class PostgresServer:
         if not (self.data_dir / "PG_VERSION").exists():
             subprocess.run(  # noqa: S603
                 [
-                    str(pg_bin("initdb")), "-D", str(self.data_dir), "-U", "postgres",
-                    "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions",
+                    str(pg_bin("initdb")),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-instructions",
                 ],
-                check=True, capture_output=True, user=uid, group=gid,
+                check=True,
+                capture_output=True,
+                user=uid,
+                group=gid,
             )
 
     def start(self) -> None:
@@ -171,15 +193,29 @@ class PostgresServer:
         if stale.exists() and not _pid_alive(stale):
             stale.unlink()
         args = [
-            str(pg_bin("postgres")), "-D", str(self.data_dir), "-p", str(self.port),
-            "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.data_dir}",
-            "-c", "max_connections=300", "-c", "shared_buffers=128MB",
+            str(pg_bin("postgres")),
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"unix_socket_directories={self.data_dir}",
+            "-c",
+            "max_connections=300",
+            "-c",
+            "shared_buffers=128MB",
         ]
         if not self.fsync:
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         self.proc = subprocess.Popen(  # noqa: S603
-            args, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            user=uid, group=gid,
+            args,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            user=uid,
+            group=gid,
         )
         _wait(self._ready, 60, "postgres", self.proc)
         self._create_database()
@@ -193,8 +229,18 @@ class PostgresServer:
 
     def _create_database(self) -> None:
         result = subprocess.run(  # noqa: S603
-            [str(pg_bin("createdb")), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", self.database],
-            capture_output=True, text=True,
+            [
+                str(pg_bin("createdb")),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                self.database,
+            ],
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0 and "already exists" not in result.stderr:
             raise RuntimeError(f"createdb failed: {result.stderr}")

@@ -82,7 +82,10 @@ class ManagedProcess:
         if self._log is None:
             self._log = self.log_file.open("ab")
         self.proc = subprocess.Popen(  # noqa: S603 - our own console scripts
-            self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            self.argv,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
 
@@ -168,11 +171,15 @@ class Stack:
 
     def start_infra(self) -> None:
         self.nats = NatsServer(
-            self.var_dir / "nats", self.ports.nats, self.ports.nats_monitor,
+            self.var_dir / "nats",
+            self.ports.nats,
+            self.ports.nats_monitor,
             self.log_dir / "nats.log",
         )
         self.postgres = PostgresServer(
-            self.var_dir / "pg", self.ports.postgres, self.log_dir / "postgres.log",
+            self.var_dir / "pg",
+            self.ports.postgres,
+            self.log_dir / "postgres.log",
             fsync=self.pg_fsync,
         )
         with ThreadPoolExecutor(2) as pool:
@@ -181,10 +188,13 @@ class Stack:
 
     def migrate(self) -> None:
         """Each service migrates its own schema, as its own one-shot step."""
+
         def run(service: str) -> None:
             result = subprocess.run(  # noqa: S603
                 [_script(f"picture-{service}"), "migrate"],
-                env=self.env_for(service), capture_output=True, text=True,
+                env=self.env_for(service),
+                capture_output=True,
+                text=True,
             )
             if result.returncode != 0:
                 raise RuntimeError(f"migrating {service} failed:\n{result.stdout}\n{result.stderr}")
@@ -196,7 +206,8 @@ class Stack:
     # ------------------------------------------------------------------ processes
 
     def env_for(self, service: str) -> dict[str, str]:
-        assert self.nats is not None and self.postgres is not None
+        assert self.nats is not None
+        assert self.postgres is not None
         env = {k: v for k, v in os.environ.items() if not k.startswith("PICTURE_")}
         env.update(
             PICTURE_ENVIRONMENT="development",
@@ -221,7 +232,7 @@ class Stack:
             else:
                 env.update(
                     PICTURE_REPLICATE_BASE_URL=self.simulator_url,
-                    PICTURE_REPLICATE_API_TOKEN="simulator-token",
+                    PICTURE_REPLICATE_API_TOKEN="simulator-token",  # noqa: S106 - any token works there
                 )
             env["PICTURE_REPLICATE_WEBHOOK_SECRET"] = self.secrets["PICTURE_REPLICATE_WEBHOOK_SECRET"]
         elif service == "media":
@@ -232,8 +243,7 @@ class Stack:
                 PICTURE_MEDIA_PUBLIC_URL=f"http://127.0.0.1:{self.ports.media}",
                 # The simulator serves files over plain HTTP on loopback: allowed in development.
                 PICTURE_DOWNLOAD_ALLOWED_HOSTS=(
-                    "replicate.delivery,pbxt.replicate.delivery"
-                    if self.replicate_token else "127.0.0.1"
+                    "replicate.delivery,pbxt.replicate.delivery" if self.replicate_token else "127.0.0.1"
                 ),
                 PICTURE_DOWNLOAD_ALLOW_INSECURE_LOOPBACK="false" if self.replicate_token else "true",
             )
@@ -253,7 +263,10 @@ class Stack:
         else:
             argv += ["--port", str(self.ports.simulator)]
         return ManagedProcess(
-            service, argv, self.env_for(service), self.ports.of(service),
+            service,
+            argv,
+            self.env_for(service),
+            self.ports.of(service),
             self.log_dir / f"{service}.log",
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import uvicorn
+
 from picture.replicate_simulator.app import create_app
 from picture.replicate_simulator.settings import SimulatorSettings
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+
 from picture.replicate_simulator.errors import ProblemError, RateLimitedError
 from picture.replicate_simulator.headers import parse_duration, parse_prefer_wait
 from picture.replicate_simulator.models import (

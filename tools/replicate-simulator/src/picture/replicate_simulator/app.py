@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+
 from picture.replicate_simulator import api, control
 from picture.replicate_simulator.errors import install_error_handlers
 from picture.replicate_simulator.files import FileStore

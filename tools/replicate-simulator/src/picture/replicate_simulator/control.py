@@ -32,6 +32,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
+
 from picture.replicate_simulator.models import ControlConfig, ControlConfigUpdate
 from picture.replicate_simulator.state import SimulatorState, get_state
 from picture.replicate_simulator.store import TERMINAL_STATUSES

@@ -13,8 +13,9 @@ import random
 import textwrap
 from xml.sax.saxutils import escape
 
-from picture.replicate_simulator.catalog import RenderSpec
 from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from picture.replicate_simulator.catalog import RenderSpec
 
 Colour = tuple[int, int, int]
 

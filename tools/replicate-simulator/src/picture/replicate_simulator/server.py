@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import uvicorn
 from fastapi import FastAPI
+
 from picture.replicate_simulator.app import create_app
 from picture.replicate_simulator.settings import SimulatorSettings
 

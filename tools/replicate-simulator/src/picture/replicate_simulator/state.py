@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi import Request
+
 from picture.replicate_simulator.files import FileStore
 from picture.replicate_simulator.runtime import RuntimeControl, Stats
 from picture.replicate_simulator.settings import SimulatorSettings

@@ -22,7 +22,12 @@ router = APIRouter(prefix="/v1/images", tags=["images"])
 
 PASSED_REQUEST_HEADERS = ("range", "if-none-match", "if-range")
 PASSED_RESPONSE_HEADERS = (
-    "content-type", "content-length", "content-range", "accept-ranges", "etag", "cache-control",
+    "content-type",
+    "content-length",
+    "content-range",
+    "accept-ranges",
+    "etag",
+    "cache-control",
     "last-modified",
 )
 
@@ -52,9 +57,7 @@ async def _serve(
     if upstream.status_code not in (200, 206, 304, 416):
         await upstream.aclose()
         raise Unavailable(f"image storage answered {upstream.status_code}")
-    out_headers = {
-        k: v for k, v in upstream.headers.items() if k.lower() in PASSED_RESPONSE_HEADERS
-    }
+    out_headers = {k: v for k, v in upstream.headers.items() if k.lower() in PASSED_RESPONSE_HEADERS}
     out_headers["cache-control"] = cache
     out_headers["x-content-type-options"] = "nosniff"
     return StreamingResponse(

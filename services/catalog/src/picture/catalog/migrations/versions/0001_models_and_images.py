@@ -37,7 +37,9 @@ def upgrade() -> None:
         sa.Column("supports_seed", sa.Boolean, nullable=False),
         sa.Column("supports_img2img", sa.Boolean, nullable=False),
         sa.Column(
-            "supported_aspect_ratios", postgresql.ARRAY(sa.String(8)), nullable=False,
+            "supported_aspect_ratios",
+            postgresql.ARRAY(sa.String(8)),
+            nullable=False,
             server_default="{}",
         ),
         sa.Column("cost_per_generation", sa.Float, nullable=False),
@@ -78,7 +80,9 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
     op.create_index(
-        "ix_images_user_created", "images", ["user_id", sa.text("created_at DESC"), sa.text("id DESC")],
+        "ix_images_user_created",
+        "images",
+        ["user_id", sa.text("created_at DESC"), sa.text("id DESC")],
         schema=SCHEMA,
     )
 

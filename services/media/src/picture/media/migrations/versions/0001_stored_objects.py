@@ -27,14 +27,10 @@ def upgrade() -> None:
         sa.Column("width", sa.Integer, nullable=False),
         sa.Column("height", sa.Integer, nullable=False),
         sa.Column("sha256", sa.String(64), nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         schema=SCHEMA,
     )
-    op.create_index(
-        "ix_stored_objects_generation_id", "stored_objects", ["generation_id"], schema=SCHEMA
-    )
+    op.create_index("ix_stored_objects_generation_id", "stored_objects", ["generation_id"], schema=SCHEMA)
     op.create_index("ix_stored_objects_owner_id", "stored_objects", ["owner_id"], schema=SCHEMA)
 
 

@@ -44,19 +44,26 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
     op.create_index(
-        "ix_generations_user_created", "generations", ["user_id", sa.text("created_at DESC")],
+        "ix_generations_user_created",
+        "generations",
+        ["user_id", sa.text("created_at DESC")],
         schema=SCHEMA,
     )
     op.create_index(
-        "ix_generations_active", "generations", ["status", "updated_at"],
-        postgresql_where=sa.text(ACTIVE), schema=SCHEMA,
+        "ix_generations_active",
+        "generations",
+        ["status", "updated_at"],
+        postgresql_where=sa.text(ACTIVE),
+        schema=SCHEMA,
     )
     op.create_table(
         "status_history",
         sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
         sa.Column(
-            "generation_id", sa.Uuid,
-            sa.ForeignKey(f"{SCHEMA}.generations.id", ondelete="CASCADE"), nullable=False,
+            "generation_id",
+            sa.Uuid,
+            sa.ForeignKey(f"{SCHEMA}.generations.id", ondelete="CASCADE"),
+            nullable=False,
         ),
         sa.Column("from_status", sa.String(16)),
         sa.Column("to_status", sa.String(16), nullable=False),
@@ -64,15 +71,15 @@ def upgrade() -> None:
         sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         schema=SCHEMA,
     )
-    op.create_index(
-        "ix_status_history_generation", "status_history", ["generation_id", "id"], schema=SCHEMA
-    )
+    op.create_index("ix_status_history_generation", "status_history", ["generation_id", "id"], schema=SCHEMA)
     op.create_table(
         "generation_errors",
         sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
         sa.Column(
-            "generation_id", sa.Uuid,
-            sa.ForeignKey(f"{SCHEMA}.generations.id", ondelete="CASCADE"), nullable=False,
+            "generation_id",
+            sa.Uuid,
+            sa.ForeignKey(f"{SCHEMA}.generations.id", ondelete="CASCADE"),
+            nullable=False,
         ),
         sa.Column("user_id", sa.Uuid, nullable=False),
         sa.Column("model", sa.String(64), nullable=False),
@@ -87,14 +94,14 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         schema=SCHEMA,
     )
-    op.create_index(
-        "ix_generation_errors_created", "generation_errors", ["created_at"], schema=SCHEMA
-    )
+    op.create_index("ix_generation_errors_created", "generation_errors", ["created_at"], schema=SCHEMA)
     op.create_table(
         "generation_performance",
         sa.Column(
-            "generation_id", sa.Uuid,
-            sa.ForeignKey(f"{SCHEMA}.generations.id", ondelete="CASCADE"), primary_key=True,
+            "generation_id",
+            sa.Uuid,
+            sa.ForeignKey(f"{SCHEMA}.generations.id", ondelete="CASCADE"),
+            primary_key=True,
         ),
         sa.Column("user_id", sa.Uuid, nullable=False),
         sa.Column("model", sa.String(64), nullable=False),
@@ -123,8 +130,11 @@ def upgrade() -> None:
         schema=SCHEMA,
     )
     op.create_index(
-        "ix_outbox_pending", "outbox", ["available_at"],
-        postgresql_where=sa.text("published_at IS NULL"), schema=SCHEMA,
+        "ix_outbox_pending",
+        "outbox",
+        ["available_at"],
+        postgresql_where=sa.text("published_at IS NULL"),
+        schema=SCHEMA,
     )
 
 
