@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 MYPY_PACKAGES := -p picture.common -p picture.gateway -p picture.orchestrator -p picture.replicate_adapter \
 	-p picture.media -p picture.catalog -p picture.replicate_simulator -p picture.devstack
 
-.PHONY: help install run token test unit integration lint typecheck fmt clean
+.PHONY: help install run token test unit integration lint typecheck deploy-check fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,7 +50,10 @@ unit: install ## unit tests of every package
 integration: install ## the real flow: NATS, PostgreSQL, simulator and services as processes
 	$(VENV)/bin/pytest -q tests/integration $(PYTEST_ARGS)
 
-test: install lint typecheck ## everything CI runs
+deploy-check: ## offline checks of deploy/ (kustomize, yamllint, kubernetes-validate, checkov, promtool, dashboards, compose)
+	bash deploy/check.sh
+
+test: install lint typecheck deploy-check ## everything CI runs
 	$(VENV)/bin/pytest -q libs services tools tests/integration $(PYTEST_ARGS)
 
 fmt: install
