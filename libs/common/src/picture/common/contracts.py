@@ -205,18 +205,24 @@ class GenerationParameters(BaseModel):
     steps: int | None = None
     guidance_scale: float | None = None
     seed: int | None = None
+    # img2img (issue #3): a data: URI or a signed https URL, and how far to move from it
+    # (0 = keep the source, 1 = ignore it); the adapter maps it per model.
+    source_image_url: str | None = None
+    strength: float | None = None
 
 
 class StoredObject(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     key: str
-    role: Literal["original", "thumbnail"]
+    # "preview": the rasterised WebP of a vector (SVG) original (issue #6).
+    role: Literal["original", "thumbnail", "preview"]
     content_type: str
     size: int
     width: int
     height: int
     sha256: str
+    blurhash: str | None = None  # a compact placeholder of the picture (issue #6)
 
 
 class ImageView(BaseModel):
@@ -257,6 +263,12 @@ class GenerationView(BaseModel):
     total_time_ms: int | None = None
     image: ImageView | None = None
     history: tuple[StatusChange, ...] = ()
+    # Orchestrator scheduling (issue #4): where a waiting generation stands, and its batch.
+    queue_position: int | None = None  # 1 = next to be dispatched; None when not waiting
+    eta_seconds: float | None = None  # rough time until it starts, when waiting
+    batch_id: uuid.UUID | None = None
+    batch_index: int | None = None
+    priority: int = 0
 
 
 class StatusChange(BaseModel):
@@ -300,6 +312,10 @@ class IngestCommand(Message):
     attempt: int
     source_urls: tuple[str, ...]
     max_long_side: int = 2048
+    # Provenance written into the stored WebP (issue #6); None: not known.
+    model: str | None = None
+    prompt: str | None = None
+    seed: int | None = None
 
 
 class RecordImageCommand(Message):
@@ -430,6 +446,8 @@ class CreateGenerationRequest(Message):
     user_id: uuid.UUID
     model: ModelSpec
     parameters: GenerationParameters
+    reuse: bool = True  # an identical seeded request recently completed may reuse its image
+    priority: int = 0  # higher is dispatched first
 
 
 class GetGenerationRequest(Message):
@@ -510,3 +528,236 @@ GET_MODEL = Query("picture.q.catalog.get_model", GetModelRequest, ModelReply)
 LIST_MODELS = Query("picture.q.catalog.list_models", ListModelsRequest, ModelListReply)
 GET_IMAGE = Query("picture.q.catalog.get_image", GetImageRequest, ImageReply)
 RESOLVE_OBJECT = Query("picture.q.media.resolve_object", ResolveObjectRequest, ResolvedObject)
+
+
+# --------------------------------------------------------------------------------------------
+# Orchestrator: cancel, lists, batches, error statistics (issue #4)
+# --------------------------------------------------------------------------------------------
+
+
+class CancelGenerationRequest(Message):
+    TYPE: ClassVar[str] = "orchestrator.cancel_generation"
+
+    generation_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+class ListGenerationsRequest(Message):
+    """Newest first; ``cursor`` is the opaque ``next_cursor`` of the previous page."""
+
+    TYPE: ClassVar[str] = "orchestrator.list_generations"
+
+    user_id: uuid.UUID
+    status: GenerationStatus | None = None
+    batch_id: uuid.UUID | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = None
+
+
+class GenerationListReply(Message):
+    TYPE: ClassVar[str] = "orchestrator.generations"
+
+    generations: tuple[GenerationView, ...]
+    next_cursor: str | None = None
+
+
+class BatchStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+
+class BatchItemSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    generation_id: uuid.UUID
+    parameters: GenerationParameters
+
+
+class CreateBatchRequest(Message):
+    TYPE: ClassVar[str] = "orchestrator.create_batch"
+
+    batch_id: uuid.UUID
+    user_id: uuid.UUID
+    name: str | None = None
+    kind: Literal["batch", "multi"] = "batch"
+    model: ModelSpec
+    items: tuple[BatchItemSpec, ...] = Field(min_length=1, max_length=10)
+    reuse: bool = True
+    priority: int = 0
+
+
+class BatchItemView(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    generation_id: uuid.UUID
+    index: int
+    prompt: str
+    seed: int | None
+    status: GenerationStatus
+    progress: float  # 0..1, by stage
+    error_message: str | None = None
+    image: ImageView | None = None
+
+
+class BatchView(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    name: str | None
+    kind: Literal["batch", "multi"]
+    model: str
+    status: BatchStatus
+    total: int
+    completed: int
+    failed: int
+    pending: int
+    processing: int
+    created_at: datetime
+    items: tuple[BatchItemView, ...] = ()
+
+
+class BatchRequest(Message):
+    """Get, cancel (pending/running items), retry its failed items, or delete a batch."""
+
+    TYPE: ClassVar[str] = "orchestrator.batch"
+
+    batch_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+class BatchReply(Message):
+    TYPE: ClassVar[str] = "orchestrator.batch_reply"
+
+    batch: BatchView
+
+
+class ListBatchesRequest(Message):
+    TYPE: ClassVar[str] = "orchestrator.list_batches"
+
+    user_id: uuid.UUID
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = None
+
+
+class BatchListReply(Message):
+    TYPE: ClassVar[str] = "orchestrator.batches"
+
+    batches: tuple[BatchView, ...]
+    next_cursor: str | None = None
+
+
+class ErrorStatsRequest(Message):
+    """Error counts by day, model, error type and kind; for one user, or all (user_id None)."""
+
+    TYPE: ClassVar[str] = "orchestrator.error_stats"
+
+    user_id: uuid.UUID | None = None
+    since: datetime | None = None  # default: 7 days ago
+    until: datetime | None = None  # default: now
+
+
+class ErrorStatsRow(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    day: str  # YYYY-MM-DD (UTC)
+    model: str
+    error_type: str
+    error_kind: ErrorKind
+    count: int
+
+
+class ErrorStatsReply(Message):
+    TYPE: ClassVar[str] = "orchestrator.error_stats_reply"
+
+    since: datetime
+    until: datetime
+    total: int
+    rows: tuple[ErrorStatsRow, ...]
+
+
+CANCEL_GENERATION = Query(
+    "picture.q.orchestrator.cancel_generation", CancelGenerationRequest, GenerationReply
+)
+LIST_GENERATIONS = Query(
+    "picture.q.orchestrator.list_generations", ListGenerationsRequest, GenerationListReply
+)
+CREATE_BATCH = Query("picture.q.orchestrator.create_batch", CreateBatchRequest, BatchReply)
+GET_BATCH = Query("picture.q.orchestrator.get_batch", BatchRequest, BatchReply)
+LIST_BATCHES = Query("picture.q.orchestrator.list_batches", ListBatchesRequest, BatchListReply)
+CANCEL_BATCH = Query("picture.q.orchestrator.cancel_batch", BatchRequest, BatchReply)
+RETRY_BATCH = Query("picture.q.orchestrator.retry_batch", BatchRequest, BatchReply)
+DELETE_BATCH = Query("picture.q.orchestrator.delete_batch", BatchRequest, BatchReply)
+ERROR_STATS = Query("picture.q.orchestrator.error_stats", ErrorStatsRequest, ErrorStatsReply)
+
+
+# --------------------------------------------------------------------------------------------
+# Replicate adapter: webhooks and cost totals (issue #3)
+# --------------------------------------------------------------------------------------------
+
+
+class ReplicateWebhookCommand(Message):
+    """A Replicate webhook the gateway verified (signature, timestamp, replay), handed to the
+    adapter: ``prediction`` is the webhook's JSON body (a prediction object) as received."""
+
+    TYPE: ClassVar[str] = "adapter.webhook"
+
+    webhook_id: str
+    prediction: dict[str, Any]
+    received_at: datetime
+
+
+class CostTotalsRequest(Message):
+    """Cost of predictions per UTC day and model (and user, when ``user_id`` is given) over
+    the last ``days`` days, today included."""
+
+    TYPE: ClassVar[str] = "adapter.cost_totals"
+
+    days: int = Field(default=7, ge=1, le=366)
+    user_id: uuid.UUID | None = None
+
+
+class CostTotalsRow(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    day: str  # YYYY-MM-DD (UTC)
+    model: str
+    user_id: uuid.UUID | None = None
+    predictions: int
+    cost_usd: float
+
+
+class CostTotalsReply(Message):
+    TYPE: ClassVar[str] = "adapter.cost_totals_reply"
+
+    rows: tuple[CostTotalsRow, ...]
+    total_usd: float
+
+
+REPLICATE_WEBHOOK = Channel("picture.cmd.adapter.webhook", ReplicateWebhookCommand)
+COST_TOTALS = Query("picture.q.adapter.cost_totals", CostTotalsRequest, CostTotalsReply)
+
+
+# --------------------------------------------------------------------------------------------
+# Media: uploads (issue #6)
+# --------------------------------------------------------------------------------------------
+
+
+class RecordUploadRequest(Message):
+    """Create the catalog record of an uploaded (already stored) image; the reply is the image.
+
+    A request, not a command: media deletes the stored objects when this fails, so no object
+    outlives a missing record and no record points at missing objects."""
+
+    TYPE: ClassVar[str] = "catalog.record_upload"
+
+    image_id: uuid.UUID
+    user_id: uuid.UUID
+    filename: str  # the client's file name, cleaned; shown, never used as a key
+    objects: tuple[StoredObject, ...]
+
+
+RECORD_UPLOAD = Query("picture.q.catalog.record_upload", RecordUploadRequest, ImageReply)
