@@ -93,7 +93,13 @@ class StreamSpec:
 
 CMD_STREAM = StreamSpec("PICTURE_CMD", ("picture.cmd.>",), work_queue=True, max_age_seconds=7 * 86400)
 EVT_STREAM = StreamSpec("PICTURE_EVT", ("picture.evt.>",), work_queue=False, max_age_seconds=3 * 86400)
-STREAMS: tuple[StreamSpec, ...] = (CMD_STREAM, EVT_STREAM)
+# Dead letters (observability, issue #8): a consumer publishes the envelope of a message that
+# failed its last allowed delivery (or could not be decoded) to picture.dlq.<original subject
+# without "picture.">, with headers Picture-Original-Subject, Picture-Consumer, Picture-Error,
+# Picture-Num-Delivered. Kept 14 days for inspection and replay by an operator.
+DLQ_STREAM = StreamSpec("PICTURE_DLQ", ("picture.dlq.>",), work_queue=False, max_age_seconds=14 * 86400)
+DLQ_SUBJECT_PREFIX = "picture.dlq"
+STREAMS: tuple[StreamSpec, ...] = (CMD_STREAM, EVT_STREAM, DLQ_STREAM)
 
 
 @dataclass(frozen=True)
@@ -761,3 +767,340 @@ class RecordUploadRequest(Message):
 
 
 RECORD_UPLOAD = Query("picture.q.catalog.record_upload", RecordUploadRequest, ImageReply)
+
+
+# --------------------------------------------------------------------------------------------
+# Catalog: gallery, explore, tags, likes, profiles, prompt templates, admin models (issue #7)
+# --------------------------------------------------------------------------------------------
+
+
+class ImageDetail(BaseModel):
+    """An image with everything the gallery and explore show (urls filled in by the gateway)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    generation_id: uuid.UUID | None
+    width: int
+    height: int
+    format: str
+    file_size: int
+    content_key: str
+    thumbnail_key: str | None = None
+    prompt: str
+    negative_prompt: str | None = None
+    model: str | None = None
+    seed: int | None = None
+    is_public: bool = False
+    is_favorite: bool = False
+    rating: int | None = None
+    download_count: int = 0
+    like_count: int = 0
+    archived_at: datetime | None = None
+    created_at: datetime
+    tags: tuple[str, ...] = ()
+    author_username: str | None = None
+    author_avatar_url: str | None = None
+
+
+class ListImagesRequest(Message):
+    """The owner's gallery, newest first; ``tags``: the image must carry every one."""
+
+    TYPE: ClassVar[str] = "catalog.list_images"
+
+    user_id: uuid.UUID
+    archived: bool = False
+    favorite: bool | None = None
+    tags: tuple[str, ...] = Field(default=(), max_length=10)
+    model: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = None
+
+
+class ExploreRequest(Message):
+    """Public, non-archived images of everyone; ``q``: full-text search in prompts."""
+
+    TYPE: ClassVar[str] = "catalog.explore"
+
+    sort: Literal["recent", "popular"] = "recent"
+    q: str | None = Field(default=None, max_length=200)
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = None
+
+
+class ImageListReply(Message):
+    TYPE: ClassVar[str] = "catalog.images"
+
+    images: tuple[ImageDetail, ...]
+    next_cursor: str | None = None
+
+
+class GetImageDetailRequest(Message):
+    TYPE: ClassVar[str] = "catalog.get_image_detail"
+
+    image_id: uuid.UUID
+    viewer_id: uuid.UUID | None
+
+
+class UpdateImageRequest(Message):
+    """Owner-only changes; a field left None is not changed."""
+
+    TYPE: ClassVar[str] = "catalog.update_image"
+
+    image_id: uuid.UUID
+    user_id: uuid.UUID
+    is_public: bool | None = None
+    is_favorite: bool | None = None
+    rating: int | None = Field(default=None, ge=0, le=5)
+    clear_rating: bool = False
+    archived: bool | None = None
+
+
+class ImageDetailReply(Message):
+    TYPE: ClassVar[str] = "catalog.image_detail"
+
+    image: ImageDetail
+
+
+class BulkImagesRequest(Message):
+    """Archive, restore or delete the owner's images by id (others' ids are ignored)."""
+
+    TYPE: ClassVar[str] = "catalog.bulk_images"
+
+    user_id: uuid.UUID
+    action: Literal["archive", "restore", "delete"]
+    ids: tuple[uuid.UUID, ...] = Field(min_length=1, max_length=100)
+
+
+class BulkImagesReply(Message):
+    TYPE: ClassVar[str] = "catalog.bulk_images_reply"
+
+    affected: tuple[uuid.UUID, ...]
+
+
+class ImageTagRequest(Message):
+    """Add (``add``) or remove a shared tag on the owner's image."""
+
+    TYPE: ClassVar[str] = "catalog.image_tag"
+
+    image_id: uuid.UUID
+    user_id: uuid.UUID
+    name: str = Field(min_length=1, max_length=50)
+    add: bool = True
+
+
+class LikeRequest(Message):
+    TYPE: ClassVar[str] = "catalog.like"
+
+    image_id: uuid.UUID
+    user_id: uuid.UUID
+    like: bool = True
+
+
+class LikeReply(Message):
+    TYPE: ClassVar[str] = "catalog.like_reply"
+
+    image_id: uuid.UUID
+    liked: bool
+    like_count: int
+
+
+class TagView(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    color: str
+    created_at: datetime
+
+
+class ListTagsRequest(Message):
+    TYPE: ClassVar[str] = "catalog.list_tags"
+
+
+class TagListReply(Message):
+    TYPE: ClassVar[str] = "catalog.tags"
+
+    tags: tuple[TagView, ...]
+
+
+class TagRequest(Message):
+    """Create (idempotent: an existing name is returned as it is) or delete a tag."""
+
+    TYPE: ClassVar[str] = "catalog.tag"
+
+    name: str = Field(min_length=1, max_length=50)
+    color: str = Field(default="#6b7280", pattern=r"^#[0-9a-fA-F]{6}$")
+
+
+class TagReply(Message):
+    TYPE: ClassVar[str] = "catalog.tag_reply"
+
+    tag: TagView
+
+
+class ProfileView(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: uuid.UUID
+    email: str | None
+    username: str | None
+    avatar_url: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class EnsureProfileCommand(Message):
+    """Published by the gateway on first sight of a user: create the profile if missing."""
+
+    TYPE: ClassVar[str] = "catalog.ensure_profile"
+
+    user_id: uuid.UUID
+    email: str | None = None
+
+
+class GetProfileRequest(Message):
+    """The user's profile; created on the spot when the ensure command has not arrived yet."""
+
+    TYPE: ClassVar[str] = "catalog.get_profile"
+
+    user_id: uuid.UUID
+    email: str | None = None
+
+
+class UpdateProfileRequest(Message):
+    """A field left None is not changed; ``clear_avatar`` removes the avatar.
+    A username taken by someone else fails with CONFLICT, field "username"."""
+
+    TYPE: ClassVar[str] = "catalog.update_profile"
+
+    user_id: uuid.UUID
+    username: str | None = Field(default=None, min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.\-]+$")
+    avatar_url: str | None = Field(default=None, max_length=1000)
+    clear_avatar: bool = False
+
+
+class ProfileReply(Message):
+    TYPE: ClassVar[str] = "catalog.profile"
+
+    profile: ProfileView
+
+
+class TemplateView(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    prompt: str
+    negative_prompt: str | None
+    category: str | None
+    is_public: bool
+    use_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ListTemplatesRequest(Message):
+    """The viewer's own templates and everyone's public ones (``scope``), newest first."""
+
+    TYPE: ClassVar[str] = "catalog.list_templates"
+
+    user_id: uuid.UUID
+    scope: Literal["all", "own", "public"] = "all"
+    category: str | None = Field(default=None, max_length=50)
+    limit: int = Field(default=20, ge=1, le=100)
+    cursor: str | None = None
+
+
+class TemplateListReply(Message):
+    TYPE: ClassVar[str] = "catalog.templates"
+
+    templates: tuple[TemplateView, ...]
+    next_cursor: str | None = None
+
+
+class TemplateFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    prompt: str | None = Field(default=None, min_length=1, max_length=2000)
+    negative_prompt: str | None = Field(default=None, max_length=2000)
+    category: str | None = Field(default=None, max_length=50)
+    is_public: bool | None = None
+
+
+class TemplateRequest(Message):
+    """Create (``template_id`` None), get, update (``fields``) or delete a template.
+    Get sees own and public ones; update and delete only own ones (others: NOT_FOUND)."""
+
+    TYPE: ClassVar[str] = "catalog.template"
+
+    user_id: uuid.UUID
+    template_id: uuid.UUID | None = None
+    fields: TemplateFields = TemplateFields()
+
+
+class TemplateReply(Message):
+    TYPE: ClassVar[str] = "catalog.template_reply"
+
+    template: TemplateView
+
+
+class TemplateUsedCommand(Message):
+    """A generation used a template: its use_count goes up once per generation."""
+
+    TYPE: ClassVar[str] = "catalog.template_used"
+
+    template_id: uuid.UUID
+    generation_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+class ModelPatch(BaseModel):
+    """An admin's change to a model record; None leaves a field alone."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    display_name: str | None = Field(default=None, min_length=1, max_length=128)
+    description: str | None = Field(default=None, max_length=2000)
+    is_active: bool | None = None
+    is_default: bool | None = None
+    sort_order: int | None = None
+    default_width: int | None = Field(default=None, ge=64, le=4096)
+    default_height: int | None = Field(default=None, ge=64, le=4096)
+    max_steps: int | None = Field(default=None, ge=1, le=150)
+    cost_per_generation: float | None = Field(default=None, ge=0)
+    estimated_time_seconds: float | None = Field(default=None, ge=0)
+
+
+class UpdateModelRequest(Message):
+    TYPE: ClassVar[str] = "catalog.update_model"
+
+    name: str
+    patch: ModelPatch
+
+
+ENSURE_PROFILE = Channel("picture.cmd.catalog.ensure_profile", EnsureProfileCommand)
+TEMPLATE_USED = Channel("picture.cmd.catalog.template_used", TemplateUsedCommand)
+
+LIST_IMAGES = Query("picture.q.catalog.list_images", ListImagesRequest, ImageListReply)
+EXPLORE = Query("picture.q.catalog.explore", ExploreRequest, ImageListReply)
+GET_IMAGE_DETAIL = Query("picture.q.catalog.get_image_detail", GetImageDetailRequest, ImageDetailReply)
+UPDATE_IMAGE = Query("picture.q.catalog.update_image", UpdateImageRequest, ImageDetailReply)
+BULK_IMAGES = Query("picture.q.catalog.bulk_images", BulkImagesRequest, BulkImagesReply)
+IMAGE_TAG = Query("picture.q.catalog.image_tag", ImageTagRequest, ImageDetailReply)
+LIKE_IMAGE = Query("picture.q.catalog.like", LikeRequest, LikeReply)
+LIST_TAGS = Query("picture.q.catalog.list_tags", ListTagsRequest, TagListReply)
+CREATE_TAG = Query("picture.q.catalog.create_tag", TagRequest, TagReply)
+DELETE_TAG = Query("picture.q.catalog.delete_tag", TagRequest, TagReply)
+GET_PROFILE = Query("picture.q.catalog.get_profile", GetProfileRequest, ProfileReply)
+UPDATE_PROFILE = Query("picture.q.catalog.update_profile", UpdateProfileRequest, ProfileReply)
+LIST_TEMPLATES = Query("picture.q.catalog.list_templates", ListTemplatesRequest, TemplateListReply)
+CREATE_TEMPLATE = Query("picture.q.catalog.create_template", TemplateRequest, TemplateReply)
+GET_TEMPLATE = Query("picture.q.catalog.get_template", TemplateRequest, TemplateReply)
+UPDATE_TEMPLATE = Query("picture.q.catalog.update_template", TemplateRequest, TemplateReply)
+DELETE_TEMPLATE = Query("picture.q.catalog.delete_template", TemplateRequest, TemplateReply)
+UPDATE_MODEL = Query("picture.q.catalog.update_model", UpdateModelRequest, ModelReply)

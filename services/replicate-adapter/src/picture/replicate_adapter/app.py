@@ -1,6 +1,7 @@
 """The replicate adapter's FastAPI app: lifespan wiring of engine, NATS, the Replicate client,
-the poller and the command consumer. HTTP serves only /healthz, /readyz and /metrics (Replicate
-webhooks come later)."""
+the poller, the command and webhook consumers and the cost query. HTTP serves only /healthz,
+/readyz and /metrics (Replicate's webhooks reach the gateway, which verifies them and hands
+them over on ``picture.cmd.adapter.webhook``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from picture.common.messaging import Bus, ConsumerOptions, Route
 from picture.common.observability import HttpMetricsMiddleware, ops_router
 from picture.common.problems import install_problem_handlers
 from picture.common.service import Resources
+from picture.common.telemetry import configure_telemetry
+from picture.replicate_adapter.breaker import CircuitBreaker
 from picture.replicate_adapter.handlers import Adapter
 from picture.replicate_adapter.poller import Poller
 from picture.replicate_adapter.replicate import ReplicateClient, build_http_client
@@ -23,6 +26,7 @@ from picture.replicate_adapter.settings import AdapterSettings
 
 SERVICE = "replicate-adapter"
 DURABLE = "adapter-commands"
+WEBHOOK_DURABLE = "adapter-webhooks"
 
 
 def create_app(settings: AdapterSettings, *, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
@@ -31,6 +35,7 @@ def create_app(settings: AdapterSettings, *, transport: httpx.AsyncBaseTransport
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_telemetry(SERVICE, settings)  # tracing: provider, exporters, httpx spans
         token = settings.replicate_api_token
         engine = build_engine(settings.database_url, application_name=SERVICE)
         http = build_http_client(
@@ -39,7 +44,20 @@ def create_app(settings: AdapterSettings, *, transport: httpx.AsyncBaseTransport
             timeout=settings.replicate_timeout_seconds,
             transport=transport,
         )
-        client = ReplicateClient(http, max_concurrency=settings.replicate_max_concurrency)
+        breaker = CircuitBreaker(
+            window_seconds=settings.replicate_breaker_window_seconds,
+            min_calls=settings.replicate_breaker_min_calls,
+            failure_rate=settings.replicate_breaker_failure_rate,
+            open_seconds=settings.replicate_breaker_open_seconds,
+            half_open_probes=settings.replicate_breaker_half_open_probes,
+        )
+        webhooks = bool(settings.replicate_webhook_url)
+        client = ReplicateClient(
+            http,
+            max_concurrency=settings.replicate_max_concurrency,
+            breaker=breaker,
+            webhook_url=settings.replicate_webhook_url,
+        )
         bus: Bus | None = None
         poller: Poller | None = None
         try:
@@ -50,8 +68,13 @@ def create_app(settings: AdapterSettings, *, transport: httpx.AsyncBaseTransport
                 engine,
                 bus,
                 client,
-                interval=settings.replicate_poll_interval_seconds,
-                max_interval=settings.replicate_poll_max_interval_seconds,
+                # With webhooks, polling is the fallback for lost ones: slower.
+                interval=settings.replicate_webhook_poll_interval_seconds
+                if webhooks
+                else settings.replicate_poll_interval_seconds,
+                max_interval=settings.replicate_webhook_poll_max_interval_seconds
+                if webhooks
+                else settings.replicate_poll_max_interval_seconds,
                 backoff=settings.replicate_poll_backoff,
             )
             await poller.start()
@@ -61,7 +84,9 @@ def create_app(settings: AdapterSettings, *, transport: httpx.AsyncBaseTransport
                 client,
                 poller,
                 create_lease_seconds=settings.replicate_timeout_seconds + 15,
+                max_retry_after=settings.replicate_max_retry_after_seconds,
             )
+            app.state.breaker = breaker
             app.state.adapter = adapter
             await bus.start_consumer(
                 c.CMD_STREAM,
@@ -74,6 +99,18 @@ def create_app(settings: AdapterSettings, *, transport: httpx.AsyncBaseTransport
                 ),
                 on_poison=adapter.on_poison,
             )
+            await bus.start_consumer(
+                c.CMD_STREAM,
+                WEBHOOK_DURABLE,
+                [Route(c.REPLICATE_WEBHOOK, adapter.webhook)],
+                options=ConsumerOptions(
+                    ack_wait_seconds=30,
+                    max_deliver=6,
+                    max_in_flight=256,
+                    retry_delays=(1.0, 1.0, 2.0, 2.0, 5.0),
+                ),
+            )
+            await bus.serve(c.COST_TOTALS, adapter.cost_totals)
             yield
         finally:
             if bus is not None:

@@ -1,4 +1,5 @@
-"""The adapter's command handlers: predict and cancel (consumer "adapter-commands").
+"""The adapter's command handlers: predict and cancel (consumer "adapter-commands"), verified
+webhooks (consumer "adapter-webhooks") and the cost totals query.
 
 Predict is idempotent per (generation, attempt):
 
@@ -27,11 +28,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from picture.common.contracts import (
     PREDICTION_UPDATED,
     CancelPredictionCommand,
+    CostTotalsReply,
+    CostTotalsRequest,
+    CostTotalsRow,
     ErrorInfo,
     ErrorKind,
     PredictCommand,
     PredictionEvent,
     PredictionStatus,
+    ReplicateWebhookCommand,
 )
 from picture.common.messaging import Bus, Delivery, Retry
 from picture.replicate_adapter import store
@@ -42,6 +47,7 @@ from picture.replicate_adapter.errors import (
     TransientReplicateError,
 )
 from picture.replicate_adapter.inputs import build_input
+from picture.replicate_adapter.metrics import WEBHOOKS
 from picture.replicate_adapter.outcomes import (
     CREATE_FAILED,
     EXPIRED,
@@ -57,13 +63,22 @@ from picture.replicate_adapter.replicate import Prediction, ReplicateClient
 log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY = 60.0
+MAX_RETRY_AFTER = 30.0
+# A webhook can overtake the create's answer: its row has no prediction id yet.
+WEBHOOK_EARLY_DELAY = 1.0
 
 
-def retry_delay(num_delivered: int, retry_after: float | None = None, base: float = 1.0) -> float:
-    """Exponential backoff with full jitter (at least ``retry_after`` when Replicate says)."""
+def retry_delay(
+    num_delivered: int,
+    retry_after: float | None = None,
+    base: float = 1.0,
+    max_retry_after: float = MAX_RETRY_AFTER,
+) -> float:
+    """Exponential backoff with full jitter (uniform in [0, base * 2^(n-1)], capped), but at
+    least Replicate's ``retry_after`` (itself capped at ``max_retry_after``)."""
     ceiling = min(MAX_RETRY_DELAY, base * 2 ** max(0, num_delivered - 1))
-    delay = random.uniform(ceiling / 2, ceiling)
-    return min(MAX_RETRY_DELAY, max(delay, retry_after or 0.0))
+    delay = random.uniform(0.0, ceiling)
+    return max(delay, min(retry_after or 0.0, max_retry_after))
 
 
 class Adapter:
@@ -77,8 +92,10 @@ class Adapter:
         poller: Poller,
         *,
         create_lease_seconds: float = 60.0,
+        max_retry_after: float = MAX_RETRY_AFTER,
     ) -> None:
         self.create_lease_seconds = create_lease_seconds
+        self.max_retry_after = max_retry_after
         self.engine = engine
         self.bus = bus
         self.client = client
@@ -179,6 +196,7 @@ class Adapter:
             input=model_input,
             hash=store.request_hash(cmd.model.replicate_id, cmd.model.version, model_input),
             cost_usd=cmd.model.cost_per_generation,
+            user_id=cmd.user_id,
         )
         if row.prediction_id is not None:
             # Redelivery or duplicate: never create a second prediction.
@@ -245,7 +263,7 @@ class Adapter:
         except TransientReplicateError as exc:
             if exc.maybe_created:
                 await store.set_status(self.engine, cmd.generation_id, cmd.attempt, store.CREATE_UNCERTAIN)
-            delay = retry_delay(delivery.num_delivered, exc.retry_after)
+            delay = retry_delay(delivery.num_delivered, exc.retry_after, max_retry_after=self.max_retry_after)
             raise Retry(f"create failed: {exc.message}", delay) from exc
         except PermanentReplicateError as exc:
             log.warning(
@@ -292,6 +310,53 @@ class Adapter:
             return
         reason = exc.args[0] if isinstance(exc, Retry) and exc.args else str(exc)
         await self._fail(cmd, CREATE_FAILED, f"Replicate could not be reached after retries ({reason})")
+
+    # ------------------------------------------------------------------ webhooks
+
+    async def webhook(self, delivery: Delivery[ReplicateWebhookCommand]) -> None:
+        """A verified webhook: a terminal status finishes the prediction (as a poll would),
+        "starting"/"processing" is recorded. Unknown predictions are ignored (another
+        deployment's, or long finished)."""
+        cmd = delivery.message
+        try:
+            prediction = Prediction.from_json(cmd.prediction)
+        except TransientReplicateError:
+            WEBHOOKS.labels("invalid").inc()
+            log.warning("webhook %s carries no prediction object", cmd.webhook_id)
+            return
+        row = await store.by_prediction_id(self.engine, prediction.id)
+        if row is None:
+            if delivery.num_delivered < 5:
+                # The create's answer may not be stored yet: look again shortly.
+                raise Retry(f"webhook for unknown prediction {prediction.id}", WEBHOOK_EARLY_DELAY)
+            WEBHOOKS.labels("unknown").inc()
+            log.info("webhook %s for unknown prediction %s ignored", cmd.webhook_id, prediction.id)
+            return
+        if row.terminal:
+            WEBHOOKS.labels("stale").inc()
+            return
+        if prediction.is_terminal:
+            WEBHOOKS.labels("terminal").inc()
+            await self.poller.complete(row, prediction, "webhook")
+        else:
+            WEBHOOKS.labels("update").inc()
+            await self.poller.update(row, prediction.status)
+
+    # ------------------------------------------------------------------ cost
+
+    async def cost_totals(self, request: CostTotalsRequest) -> CostTotalsReply:
+        totals = await store.cost_totals(self.engine, days=request.days, user_id=request.user_id)
+        rows = tuple(
+            CostTotalsRow(
+                day=t.day.isoformat(),
+                model=t.model,
+                user_id=t.user_id,
+                predictions=t.predictions,
+                cost_usd=t.cost_usd,
+            )
+            for t in totals
+        )
+        return CostTotalsReply(rows=rows, total_usd=round(sum(r.cost_usd for r in rows), 6))
 
     # ------------------------------------------------------------------ cancel
 

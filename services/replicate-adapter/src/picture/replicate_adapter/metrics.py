@@ -31,3 +31,26 @@ OUTCOMES = Counter(
     "Predictions that reached a terminal status, by model and status.",
     ["model", "status"],
 )
+BREAKER_STATE = Gauge(
+    "picture_replicate_breaker_state",
+    "State of the circuit breaker in front of Replicate: 0 closed, 1 half-open, 2 open.",
+)
+BREAKER_TRANSITIONS = Counter(
+    "picture_replicate_breaker_transitions_total",
+    "Circuit breaker state changes, by from and to state (closed, half-open, open).",
+    ["from_state", "to_state"],
+)
+BREAKER_REJECTED = Counter(
+    "picture_replicate_breaker_rejected_total",
+    "Calls to Replicate the open circuit breaker refused without sending anything.",
+)
+COMPLETIONS = Counter(
+    "picture_replicate_completions_total",
+    "Predictions whose terminal status the adapter learned, by source (webhook, poll).",
+    ["source"],
+)
+WEBHOOKS = Counter(
+    "picture_replicate_webhooks_total",
+    "Verified Replicate webhooks the adapter handled, by outcome (terminal, update, unknown, stale).",
+    ["outcome"],
+)

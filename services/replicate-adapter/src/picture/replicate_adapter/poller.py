@@ -8,6 +8,11 @@ row: if the process dies in between, the restart polls again and publishes the s
 
 On start, every prediction row that has a prediction id and is not terminal is loaded again
 (crash recovery).
+
+With webhooks on, :meth:`Poller.complete` finishes a prediction from a verified webhook
+(``completed_via`` = webhook) and polling is only the fallback for lost webhooks, at a
+slower cadence. The first writer of the terminal row wins; both paths publish the same
+event id, so a prediction finished by both is reported once.
 """
 
 from __future__ import annotations
@@ -19,15 +24,16 @@ import itertools
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from picture.common.contracts import PREDICTION_UPDATED, PredictionStatus
 from picture.common.messaging import Bus
+from picture.common.telemetry import capture_trace_context, trace_context_from
 from picture.replicate_adapter import store
 from picture.replicate_adapter.errors import PermanentReplicateError, TransientReplicateError
-from picture.replicate_adapter.metrics import COST, IN_FLIGHT, OUTCOMES
+from picture.replicate_adapter.metrics import COMPLETIONS, COST, IN_FLIGHT, OUTCOMES
 from picture.replicate_adapter.outcomes import LOST, error_code, terminal_event, terminal_id
 from picture.replicate_adapter.replicate import Prediction, ReplicateClient
 
@@ -46,6 +52,8 @@ class Tracked:
     status: str
     interval: float
     seq: int = 0
+    # W3C context of the predict command: polls and the terminal event stay in its trace.
+    trace_carrier: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> Key:
@@ -133,6 +141,7 @@ class Poller:
         entry = Tracked(
             generation_id, attempt, prediction_id, model, cost_usd, status, interval=self.interval
         )
+        entry.trace_carrier = capture_trace_context()
         self._tracked[key] = entry
         IN_FLIGHT.set(len(self._tracked))
         self._schedule(entry, self.interval if delay is None else delay)
@@ -165,7 +174,7 @@ class Poller:
                 entry = self._tracked.get(key)
                 if entry is None or entry.seq != seq:
                     continue  # finished, or rescheduled since
-                task = asyncio.create_task(self._poll(entry))
+                task = asyncio.create_task(self._poll(entry), context=trace_context_from(entry.trace_carrier))
                 self._polls.add(task)
                 task.add_done_callback(self._polls.discard)
             timeout = self._heap[0][0] - now if self._heap else None
@@ -197,8 +206,10 @@ class Poller:
             self._schedule(entry, self._next_delay(entry))
             return
         try:
+            if entry.key not in self._tracked:
+                return  # finished meanwhile (a webhook)
             if prediction.is_terminal:
-                await self._finish(entry, prediction)
+                await self._finish(entry, prediction, "poll")
                 self._untrack(entry)
                 return
             if prediction.status != entry.status:
@@ -208,7 +219,31 @@ class Poller:
             log.exception("recording prediction %s failed", entry.prediction_id)
         self._schedule(entry, self._next_delay(entry))
 
-    async def _finish(self, entry: Tracked, prediction: Prediction) -> None:
+    async def complete(self, row: store.PredictionRow, prediction: Prediction, source: str) -> None:
+        """Finish ``row``'s prediction from a status learned elsewhere (a webhook)."""
+        key = (row.generation_id, row.attempt)
+        entry = self._tracked.get(key) or Tracked(
+            row.generation_id,
+            row.attempt,
+            prediction.id,
+            row.model,
+            row.cost_usd,
+            row.status,
+            interval=self.interval,
+        )
+        await self._finish(entry, prediction, source)
+        if self._tracked.get(key) is entry:
+            self._untrack(entry)
+
+    async def update(self, row: store.PredictionRow, status: str) -> None:
+        """A non-terminal status learned elsewhere (a webhook's "start")."""
+        entry = self._tracked.get((row.generation_id, row.attempt))
+        if entry is not None and entry.status != status:
+            entry.status = status
+        if row.status != status:
+            await store.set_status(self.engine, row.generation_id, row.attempt, status)
+
+    async def _finish(self, entry: Tracked, prediction: Prediction, source: str) -> None:
         event = terminal_event(
             generation_id=entry.generation_id,
             attempt=entry.attempt,
@@ -234,15 +269,18 @@ class Poller:
             error=prediction.error,
             error_code=error_code(event),
             predict_time_seconds=prediction.predict_time,
+            completed_via=source,
         )
         if first:
+            COMPLETIONS.labels(source).inc()
             OUTCOMES.labels(entry.model, event.status.value).inc()
             if event.status is PredictionStatus.SUCCEEDED:
                 COST.labels(entry.model).inc(entry.cost_usd)
         log.info(
-            "prediction %s of generation %s/%d: %s",
+            "prediction %s of generation %s/%d: %s (%s)",
             prediction.id,
             entry.generation_id,
             entry.attempt,
             prediction.status,
+            source,
         )

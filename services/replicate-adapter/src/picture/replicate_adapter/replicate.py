@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from picture.common.contracts import ModelSpec
+from picture.replicate_adapter.breaker import BreakerOpen, CircuitBreaker
 from picture.replicate_adapter.errors import (
     PermanentReplicateError,
     ReplicateError,
@@ -158,11 +159,23 @@ def classify(response: httpx.Response) -> ReplicateError | None:
 
 class ReplicateClient:
     """Typed calls over one shared :class:`httpx.AsyncClient`; ``max_concurrency`` caps the
-    calls in flight (a bulkhead, so a slow Replicate cannot take every connection)."""
+    calls in flight (a bulkhead, so a slow Replicate cannot take every connection) and
+    ``breaker`` refuses every call while Replicate is failing (see
+    :mod:`picture.replicate_adapter.breaker`). With ``webhook_url``, predictions are created
+    with that webhook (events start and completed)."""
 
-    def __init__(self, http: httpx.AsyncClient, *, max_concurrency: int = 32) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        max_concurrency: int = 32,
+        breaker: CircuitBreaker | None = None,
+        webhook_url: str | None = None,
+    ) -> None:
         self.http = http
         self._limit = asyncio.Semaphore(max_concurrency)
+        self.breaker = breaker or CircuitBreaker()
+        self.webhook_url = webhook_url
 
     async def create_prediction(
         self,
@@ -184,6 +197,9 @@ class ReplicateClient:
         else:
             path = "/v1/predictions"
             body = {"version": model.version, "input": input}
+        if self.webhook_url:
+            body["webhook"] = self.webhook_url
+            body["webhook_events_filter"] = ["start", "completed"]
         response = await self._call("create", model.name, "POST", path, json=body, headers=headers)
         return Prediction.from_json(response.json())
 
@@ -207,6 +223,31 @@ class ReplicateClient:
             url = body.get("next")
             pages += 1
 
+    async def _send(
+        self,
+        endpoint: str,
+        method: str,
+        url: str,
+        json: dict[str, Any] | None,
+        headers: dict[str, str] | None,
+    ) -> httpx.Response:
+        """One HTTP request; transport errors become :class:`TransientReplicateError`."""
+        try:
+            return await self.http.request(method, url, json=json, headers=headers)
+        except httpx.TimeoutException as exc:
+            # A connect timeout never reached Replicate; any other timeout may have.
+            sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+            raise TransientReplicateError(
+                f"Replicate did not answer in time ({type(exc).__name__})",
+                maybe_created=sent and endpoint == "create",
+            ) from exc
+        except httpx.TransportError as exc:
+            sent = not isinstance(exc, httpx.ConnectError)
+            raise TransientReplicateError(
+                f"Replicate is unreachable ({type(exc).__name__}: {exc})",
+                maybe_created=sent and endpoint == "create",
+            ) from exc
+
     async def _call(
         self,
         endpoint: str,
@@ -221,21 +262,24 @@ class ReplicateClient:
         outcome = "ok"
         try:
             async with self._limit:
+                # After the bulkhead: calls queued there see the breaker as it is now.
+                probe = self.breaker.acquire()
+                failed: bool | None = None  # None: neutral (429, or the call was abandoned)
                 try:
-                    response = await self.http.request(method, url, json=json, headers=headers)
-                except httpx.TimeoutException as exc:
-                    # A connect timeout never reached Replicate; any other timeout may have.
-                    sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-                    raise TransientReplicateError(
-                        f"Replicate did not answer in time ({type(exc).__name__})",
-                        maybe_created=sent and endpoint == "create",
-                    ) from exc
-                except httpx.TransportError as exc:
-                    sent = not isinstance(exc, httpx.ConnectError)
-                    raise TransientReplicateError(
-                        f"Replicate is unreachable ({type(exc).__name__}: {exc})",
-                        maybe_created=sent and endpoint == "create",
-                    ) from exc
+                    response = await self._send(endpoint, method, url, json, headers)
+                    failed = response.status_code >= 500
+                    if response.status_code == 429:
+                        failed = None
+                    elif response.status_code < 300:
+                        try:
+                            response.json()
+                        except ValueError:
+                            failed = True
+                except TransientReplicateError:
+                    failed = True
+                    raise
+                finally:
+                    self.breaker.record(probe=probe, failed=failed)
             error = classify(response)
             if error is not None:
                 if endpoint == "create" and isinstance(error, TransientReplicateError):
@@ -251,6 +295,9 @@ class ReplicateClient:
                     maybe_created=endpoint == "create",
                 ) from exc
             return response
+        except BreakerOpen:
+            outcome = "breaker_open"
+            raise
         except TransientReplicateError:
             outcome = "transient"
             raise

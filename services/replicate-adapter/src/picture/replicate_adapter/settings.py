@@ -26,7 +26,7 @@ class AdapterSettings(ServiceSettings):
             "replicate_api_token", "PICTURE_REPLICATE_API_TOKEN", "REPLICATE_API_TOKEN"
         ),
     )
-    # Verifies Replicate's webhooks (later work); optional for now.
+    # The gateway verifies Replicate's webhooks; the adapter only accepts the setting.
     replicate_webhook_secret: SecretStr | None = None
     # First poll interval of a prediction; grows by ``poll_backoff`` up to ``poll_max``.
     replicate_poll_interval_seconds: float = Field(default=0.5, gt=0)
@@ -38,6 +38,21 @@ class AdapterSettings(ServiceSettings):
     replicate_max_concurrency: int = Field(default=32, ge=1)
     # Deliveries of a predict command before it is reported as failed (transient).
     predict_max_deliveries: int = Field(default=8, ge=1)
+    # Longest wait honoured from a 429's Retry-After (or "resets in ~Ns") before trying again.
+    replicate_max_retry_after_seconds: float = Field(default=30.0, gt=0)
+    # Circuit breaker: opens when, over the last window, at least min_calls calls were made and
+    # the failure rate (5xx, timeouts, connection errors) reached failure_rate; stays open
+    # open_seconds, then lets half_open_probes probes through (that many successes close it).
+    replicate_breaker_window_seconds: float = Field(default=30.0, gt=0)
+    replicate_breaker_min_calls: int = Field(default=10, ge=1)
+    replicate_breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
+    replicate_breaker_open_seconds: float = Field(default=15.0, gt=0)
+    replicate_breaker_half_open_probes: int = Field(default=2, ge=1)
+    # Where Replicate sends webhooks (the gateway's /v1/webhooks/replicate). Set: predictions
+    # are created with it and polling is only the fallback, at the slower cadence below.
+    replicate_webhook_url: str | None = None
+    replicate_webhook_poll_interval_seconds: float = Field(default=15.0, gt=0)
+    replicate_webhook_poll_max_interval_seconds: float = Field(default=60.0, gt=0)
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Self:

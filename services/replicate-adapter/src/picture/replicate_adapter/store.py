@@ -6,7 +6,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import case, func, select, text, update
@@ -48,6 +48,8 @@ class PredictionRow:
     cancel_requested: bool
     terminal: bool
     created_at: datetime
+    user_id: uuid.UUID | None = None
+    completed_via: str | None = None
 
     @classmethod
     def from_mapping(cls, m: RowMapping) -> PredictionRow:
@@ -67,6 +69,8 @@ class PredictionRow:
             cancel_requested=m["cancel_requested"],
             terminal=m["terminal"],
             created_at=m["created_at"],
+            user_id=m["user_id"],
+            completed_via=m["completed_via"],
         )
 
 
@@ -90,6 +94,7 @@ async def claim(
     input: dict[str, Any],
     hash: str,
     cost_usd: float,
+    user_id: uuid.UUID | None = None,
 ) -> PredictionRow:
     """Insert the row (status creating) unless it exists; return the row as it is now."""
     async with engine.begin() as conn:
@@ -98,6 +103,7 @@ async def claim(
             .values(
                 generation_id=generation_id,
                 attempt=attempt,
+                user_id=user_id,
                 request_hash=hash,
                 model=model,
                 replicate_id=replicate_id,
@@ -193,6 +199,7 @@ async def finish(
     error: str | None = None,
     error_code: str | None = None,
     predict_time_seconds: float | None = None,
+    completed_via: str | None = None,
 ) -> bool:
     """Mark the row terminal. True when this call made it terminal (first writer wins)."""
     async with engine.begin() as conn:
@@ -207,6 +214,7 @@ async def finish(
                 error=error,
                 error_code=error_code,
                 predict_time_seconds=predict_time_seconds,
+                completed_via=completed_via,
                 updated_at=func.now(),
                 completed_at=func.now(),
             )
@@ -256,3 +264,48 @@ async def active(engine: AsyncEngine) -> list[PredictionRow]:
             .all()
         )
     return [PredictionRow.from_mapping(r) for r in rows]
+
+
+async def by_prediction_id(engine: AsyncEngine, prediction_id: str) -> PredictionRow | None:
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(t).where(t.c.prediction_id == prediction_id))).mappings().first()
+    return PredictionRow.from_mapping(row) if row else None
+
+
+@dataclass(frozen=True)
+class CostTotal:
+    day: date
+    model: str
+    user_id: uuid.UUID | None
+    predictions: int
+    cost_usd: float
+
+
+async def cost_totals(engine: AsyncEngine, *, days: int, user_id: uuid.UUID | None = None) -> list[CostTotal]:
+    """Succeeded predictions and their cost per UTC day (of creation) and model over the last
+    ``days`` days, today included; per user too when ``user_id`` is given (only theirs)."""
+    day = func.date(func.timezone("UTC", t.c.created_at)).label("day")
+    since = func.date(func.timezone("UTC", func.now())) - (days - 1)
+    columns = [day, t.c.model]
+    where = (t.c.status == "succeeded") & t.c.terminal & (day >= since)
+    if user_id is not None:
+        columns.append(t.c.user_id)
+        where = where & (t.c.user_id == user_id)
+    query = (
+        select(*columns, func.count().label("predictions"), func.sum(t.c.cost_usd).label("cost_usd"))
+        .where(where)
+        .group_by(*columns)
+        .order_by(day.desc(), t.c.model)
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    return [
+        CostTotal(
+            day=r["day"],
+            model=r["model"],
+            user_id=r["user_id"] if user_id is not None else None,
+            predictions=int(r["predictions"]),
+            cost_usd=round(float(r["cost_usd"] or 0.0), 6),
+        )
+        for r in rows
+    ]

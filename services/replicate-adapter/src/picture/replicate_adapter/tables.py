@@ -31,6 +31,8 @@ predictions = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("generation_id", Uuid, nullable=False),
     Column("attempt", Integer, nullable=False),
+    # Who asked (cost totals per user); None for rows written before revision 0002.
+    Column("user_id", Uuid),
     Column("prediction_id", String(64), unique=True),
     Column("request_hash", String(64), nullable=False),
     Column("model", String(64), nullable=False),
@@ -49,5 +51,7 @@ predictions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("completed_at", DateTime(timezone=True)),
+    # How the terminal status was learned: webhook or poll (None: never ran at Replicate).
+    Column("completed_via", String(16)),
     UniqueConstraint("generation_id", "attempt", name="uq_predictions_generation_attempt"),
 )
