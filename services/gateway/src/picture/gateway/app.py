@@ -18,7 +18,7 @@ from picture.common.problems import install_problem_handlers
 from picture.common.service import Resources
 from picture.gateway.auth import TokenVerifier
 from picture.gateway.backend import Backend
-from picture.gateway.routes import generations, images, models
+from picture.gateway.routes import batches, generations, images, models
 from picture.gateway.settings import GatewaySettings
 
 SERVICE = "gateway"
@@ -83,6 +83,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_middleware(HttpMetricsMiddleware, service=SERVICE)
     app.include_router(ops_router(res.readiness_checks()))
     app.include_router(generations.router)
+    app.include_router(batches.router)
     app.include_router(models.router)
     app.include_router(images.router)
     return app

@@ -45,6 +45,11 @@ class GenerationCreate(BaseModel):
     steps: int | None = Field(default=None, ge=1, le=150)
     guidance_scale: float | None = Field(default=None, ge=0, le=50)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    reuse: bool = Field(
+        default=True,
+        description="With a fixed seed, an identical recent request of yours reuses its image; "
+        "false always runs the model.",
+    )
 
     @field_validator("prompt")
     @classmethod
@@ -119,6 +124,10 @@ class GenerationOut(BaseModel):
     image: ImageOut | None
     history: list[StatusChangeOut]
     links: Links
+    # Scheduling (orchestrator): place in the queue and a rough wait while queued.
+    queue_position: int | None = None
+    eta_seconds: float | None = None
+    batch_id: uuid.UUID | None = None
 
     @classmethod
     def build(cls, view: GenerationView, base_url: str) -> GenerationOut:
@@ -148,6 +157,9 @@ class GenerationOut(BaseModel):
             image=ImageOut.build(view.image, base_url) if view.image else None,
             history=[StatusChangeOut(status=h.status, at=h.at, reason=h.reason) for h in view.history],
             links=Links(self=self_url, events=f"{self_url}/events", cancel=f"{self_url}/cancel"),
+            queue_position=view.queue_position,
+            eta_seconds=view.eta_seconds,
+            batch_id=view.batch_id,
         )
 
 

@@ -16,7 +16,7 @@ from picture.common.messaging import Bus, ConsumerOptions, Route
 from picture.common.observability import HttpMetricsMiddleware, ops_router
 from picture.common.problems import install_problem_handlers
 from picture.common.service import Resources
-from picture.orchestrator import handlers
+from picture.orchestrator import batches, handlers, scheduler
 from picture.orchestrator.outbox import OutboxRelay
 from picture.orchestrator.settings import OrchestratorSettings
 
@@ -33,11 +33,20 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
         res.engine, res.bus = engine, bus
         relay = OutboxRelay(engine, bus, settings.outbox_batch_size, settings.outbox_idle_seconds)
         ctx = handlers.Context(engine, relay, settings)
-        relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+        tasks = [asyncio.create_task(relay.run(), name="outbox-relay")]
         try:
             await bus.ensure_streams()
             await bus.serve(c.CREATE_GENERATION, partial(handlers.create_generation, ctx))
             await bus.serve(c.GET_GENERATION, partial(handlers.get_generation, ctx))
+            await bus.serve(c.CANCEL_GENERATION, partial(handlers.cancel_generation, ctx))
+            await bus.serve(c.LIST_GENERATIONS, partial(handlers.list_generations, ctx))
+            await bus.serve(c.ERROR_STATS, partial(handlers.error_stats, ctx))
+            await bus.serve(c.CREATE_BATCH, partial(batches.create_batch, ctx))
+            await bus.serve(c.GET_BATCH, partial(batches.get_batch, ctx))
+            await bus.serve(c.LIST_BATCHES, partial(batches.list_batches, ctx))
+            await bus.serve(c.CANCEL_BATCH, partial(batches.cancel_batch, ctx))
+            await bus.serve(c.RETRY_BATCH, partial(batches.retry_failed, ctx))
+            await bus.serve(c.DELETE_BATCH, partial(batches.delete_batch, ctx))
             await bus.start_consumer(
                 c.EVT_STREAM,
                 "orchestrator-events",
@@ -48,12 +57,17 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
                     Route(c.IMAGE_CREATED, partial(handlers.on_image_created, ctx)),
                 ],
                 options=ConsumerOptions(ack_wait_seconds=30, max_deliver=50),
+                on_poison=partial(handlers.on_poison, ctx),
             )
+            tasks.append(asyncio.create_task(scheduler.run_scheduler(ctx), name="scheduler"))
+            tasks.append(asyncio.create_task(scheduler.run_sweeper(ctx), name="sweeper"))
             yield
         finally:
-            relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await bus.close()
             await engine.dispose()
 

@@ -8,14 +8,19 @@ attempt or arrive after a terminal state are ignored, which makes redelivery har
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
+import json
 import logging
+import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy import select, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -55,6 +60,17 @@ GENERATION_QUEUE_WAIT = Histogram(
 GENERATION_RETRIES = Counter(
     "picture_generation_retries_total", "Retries scheduled, by model and stage.", ["model", "stage"]
 )
+DEDUP_HITS = Counter(
+    "picture_generation_dedup_hits_total",
+    "Generations answered with the stored image of an identical recent request, by model.",
+    ["model"],
+)
+GENERATIONS_CANCELLED = Counter(
+    "picture_generations_cancelled_total", "Generations cancelled by their user, by model.", ["model"]
+)
+
+ACTIVE_STATUSES = ("pending", "queued", "processing", "downloading")
+CANCELLED_MESSAGE = "Cancelled by user"
 
 
 @dataclass(frozen=True)
@@ -62,6 +78,12 @@ class Context:
     engine: AsyncEngine
     relay: OutboxRelay
     settings: OrchestratorSettings
+    # Set after every commit that frees a slot or queues work: the scheduler runs a round.
+    scheduler_wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def notify(self) -> None:
+        self.relay.notify()
+        self.scheduler_wake.set()
 
 
 def _now() -> datetime:
@@ -77,7 +99,9 @@ def _ms(start: datetime | None, end: datetime | None) -> int | None:
 # ------------------------------------------------------------------------------ views
 
 
-async def load_view(conn: AsyncConnection, generation_id: uuid.UUID) -> c.GenerationView | None:
+async def load_view(
+    conn: AsyncConnection, generation_id: uuid.UUID, slots: int = 20
+) -> c.GenerationView | None:
     row = (await conn.execute(select(generations).where(generations.c.id == generation_id))).first()
     if row is None:
         return None
@@ -88,10 +112,42 @@ async def load_view(conn: AsyncConnection, generation_id: uuid.UUID) -> c.Genera
             .order_by(status_history.c.id)
         )
     ).all()
-    return _view(row, history)
+    position = await queue_position(conn, row)
+    return _view(row, history, position, slots)
 
 
-def _view(row: Any, history: Any) -> c.GenerationView:
+def is_waiting(row: Any) -> bool:
+    return bool(row.status == GenerationStatus.QUEUED.value and row.dispatched_at is None)
+
+
+async def queue_position(conn: AsyncConnection, row: Any) -> int | None:
+    """1 + the waiting generations dispatched before this one (higher priority, then older)."""
+    if not is_waiting(row):
+        return None
+    ahead = (
+        await conn.execute(
+            select(func.count())
+            .select_from(generations)
+            .where(
+                generations.c.status == GenerationStatus.QUEUED.value,
+                generations.c.dispatched_at.is_(None),
+                or_(
+                    generations.c.priority > row.priority,
+                    and_(
+                        generations.c.priority == row.priority,
+                        or_(
+                            generations.c.created_at < row.created_at,
+                            and_(generations.c.created_at == row.created_at, generations.c.id < row.id),
+                        ),
+                    ),
+                ),
+            )
+        )
+    ).scalar_one()
+    return int(ahead) + 1
+
+
+def _view(row: Any, history: Any, position: int | None = None, slots: int = 20) -> c.GenerationView:
     status = GenerationStatus(row.status)
     image = None
     if status is GenerationStatus.COMPLETED and row.image_id and row.stored_objects:
@@ -128,7 +184,20 @@ def _view(row: Any, history: Any) -> c.GenerationView:
         history=tuple(
             c.StatusChange(status=GenerationStatus(h.to_status), at=h.at, reason=h.reason) for h in history
         ),
+        queue_position=position,
+        eta_seconds=_eta(row, position, slots),
+        batch_id=row.batch_id,
+        batch_index=row.batch_index,
+        priority=row.priority,
     )
+
+
+def _eta(row: Any, position: int | None, slots: int) -> float | None:
+    """Rough: the generations ahead run ``slots`` at a time, each taking the model's estimate."""
+    if position is None:
+        return None
+    estimate = float(row.model_spec.get("estimated_time_seconds", 10.0))
+    return math.ceil(position / max(slots, 1)) * estimate
 
 
 # ------------------------------------------------------------------------------ persistence
@@ -202,8 +271,8 @@ async def _record_performance(conn: AsyncConnection, row: Any) -> None:
     )
 
 
-async def _announce(conn: AsyncConnection, generation_id: uuid.UUID) -> None:
-    view = await load_view(conn, generation_id)
+async def _announce(conn: AsyncConnection, generation_id: uuid.UUID, slots: int = 20) -> None:
+    view = await load_view(conn, generation_id, slots)
     assert view is not None
     await enqueue(
         conn,
@@ -236,62 +305,149 @@ def _ingest_command(row: Any, attempt: int) -> c.IngestCommand:
 # ------------------------------------------------------------------------------ queries
 
 
-async def create_generation(ctx: Context, req: c.CreateGenerationRequest) -> c.GenerationReply:
-    """Accept a generation: one transaction writes it, its history and its first command."""
-    async with ctx.engine.begin() as conn:
-        now = _now()
-        inserted = (
-            await conn.execute(
-                insert(generations)
-                .values(
-                    id=req.generation_id,
-                    user_id=req.user_id,
-                    status=GenerationStatus.QUEUED.value,
-                    model=req.model.name,
-                    model_spec=req.model.model_dump(mode="json"),
-                    parameters=req.parameters.model_dump(mode="json"),
-                    created_at=now,
-                    updated_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["id"])
-                .returning(*generations.c)
-            )
-        ).first()
-        if inserted is None:  # the same id again: answer with what exists, if it is theirs
-            view = await load_view(conn, req.generation_id)
-            if view is None or view.user_id != req.user_id:
-                raise QueryFailed(c.QueryErrorCode.CONFLICT, "generation id already used")
-            return c.GenerationReply(generation=view)
+def request_hash(model: c.ModelSpec, parameters: c.GenerationParameters) -> str | None:
+    """The dedup cache key of a deterministic request (a fixed seed); None otherwise."""
+    if parameters.seed is None:
+        return None
+    key = {
+        "model": model.name,
+        "replicate_id": model.replicate_id,
+        "version": model.version,
+        "parameters": parameters.model_dump(mode="json"),
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewGeneration:
+    generation_id: uuid.UUID
+    user_id: uuid.UUID
+    model: c.ModelSpec
+    parameters: c.GenerationParameters
+    reuse: bool = True
+    priority: int = 0
+    batch_id: uuid.UUID | None = None
+    batch_index: int | None = None
+
+
+async def _reusable(ctx: Context, conn: AsyncConnection, new: NewGeneration, key: str | None) -> Any:
+    if not new.reuse or key is None or ctx.settings.dedup_window_seconds <= 0:
+        return None
+    since = _now() - timedelta(seconds=ctx.settings.dedup_window_seconds)
+    return (
         await conn.execute(
-            status_history.insert(),
-            [
-                {
-                    "generation_id": req.generation_id,
-                    "from_status": None,
-                    "to_status": GenerationStatus.PENDING.value,
-                    "reason": "accepted",
-                    "at": now,
-                },
-                {
-                    "generation_id": req.generation_id,
-                    "from_status": GenerationStatus.PENDING.value,
-                    "to_status": GenerationStatus.QUEUED.value,
-                    "reason": "queued for prediction",
-                    "at": now,
-                },
-            ],
+            select(generations)
+            .where(
+                generations.c.user_id == new.user_id,
+                generations.c.request_hash == key,
+                generations.c.status == GenerationStatus.COMPLETED.value,
+                generations.c.image_id.is_not(None),
+                generations.c.completed_at >= since,
+            )
+            .order_by(generations.c.completed_at.desc())
+            .limit(1)
         )
-        await enqueue(conn, c.PREDICT, _predict_command(inserted, 1))
-        await _announce(conn, req.generation_id)
-        view = await load_view(conn, req.generation_id)
-    ctx.relay.notify()
+    ).first()
+
+
+async def insert_generation(ctx: Context, conn: AsyncConnection, new: NewGeneration) -> bool:
+    """Write an accepted generation, queued for the scheduler (or completed at once from the
+    dedup cache). Returns False when the id exists already (nothing written)."""
+    now = _now()
+    key = request_hash(new.model, new.parameters)
+    source = await _reusable(ctx, conn, new, key)
+    values: dict[str, Any] = {
+        "id": new.generation_id,
+        "user_id": new.user_id,
+        "status": GenerationStatus.QUEUED.value,
+        "model": new.model.name,
+        "model_spec": new.model.model_dump(mode="json"),
+        "parameters": new.parameters.model_dump(mode="json"),
+        "priority": new.priority,
+        "batch_id": new.batch_id,
+        "batch_index": new.batch_index,
+        "request_hash": key,
+        "created_at": now,
+        "updated_at": now,
+        "available_at": now,
+    }
+    steps = [
+        (None, GenerationStatus.PENDING, "accepted"),
+        (GenerationStatus.PENDING, GenerationStatus.QUEUED, "queued for prediction"),
+    ]
+    if source is not None:
+        values.update(
+            status=GenerationStatus.COMPLETED.value,
+            dispatched_at=now,
+            started_at=now,
+            completed_at=now,
+            image_id=source.image_id,
+            stored_objects=source.stored_objects,
+            output_urls=source.output_urls,
+            cost_usd=0.0,
+            reused_from=source.id,
+        )
+        reason = f"reused the image of identical generation {source.id}"
+        steps += [
+            (GenerationStatus.QUEUED, GenerationStatus.PROCESSING, reason),
+            (GenerationStatus.PROCESSING, GenerationStatus.DOWNLOADING, reason),
+            (GenerationStatus.DOWNLOADING, GenerationStatus.COMPLETED, reason),
+        ]
+    inserted = (
+        await conn.execute(
+            insert(generations)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(*generations.c)
+        )
+    ).first()
+    if inserted is None:
+        return False
+    for current, target, _ in steps[1:]:
+        assert current is not None
+        transition(current, target)
+    await conn.execute(
+        status_history.insert(),
+        [
+            {
+                "generation_id": new.generation_id,
+                "from_status": current.value if current else None,
+                "to_status": target.value,
+                "reason": reason,
+                "at": now,
+            }
+            for current, target, reason in steps
+        ],
+    )
+    if source is not None:
+        DEDUP_HITS.labels(new.model.name).inc()
+        await _record_performance(conn, inserted)
+        GENERATIONS_FINISHED.labels(new.model.name, "completed").inc()
+    await _announce(conn, new.generation_id, ctx.settings.global_concurrency)
+    return True
+
+
+async def create_generation(ctx: Context, req: c.CreateGenerationRequest) -> c.GenerationReply:
+    """Accept a generation: one transaction writes it and its history; the scheduler
+    dispatches it when a slot is free."""
+    async with ctx.engine.begin() as conn:
+        created = await insert_generation(
+            ctx,
+            conn,
+            NewGeneration(req.generation_id, req.user_id, req.model, req.parameters, req.reuse, req.priority),
+        )
+        view = await load_view(conn, req.generation_id, ctx.settings.global_concurrency)
+        if not created and (view is None or view.user_id != req.user_id):
+            # the same id again: answer with what exists, if it is theirs
+            raise QueryFailed(c.QueryErrorCode.CONFLICT, "generation id already used")
+    ctx.notify()
     assert view is not None
     return c.GenerationReply(generation=view)
 
 
 async def get_generation(ctx: Context, req: c.GetGenerationRequest) -> c.GenerationReply:
     async with ctx.engine.connect() as conn:
-        view = await load_view(conn, req.generation_id)
+        view = await load_view(conn, req.generation_id, ctx.settings.global_concurrency)
     if view is None or view.user_id != req.user_id:
         raise QueryFailed(c.QueryErrorCode.NOT_FOUND, "generation not found")
     return c.GenerationReply(generation=view)
@@ -336,8 +492,8 @@ async def _fail_or_retry(ctx: Context, conn: AsyncConnection, row: Any, error: E
     attempt = row.attempt + 1
     GENERATION_RETRIES.labels(row.model, stage).inc()
     reason = f"retry {row.retry_count + 1} of {settings.max_retries} in {delay:g}s: {error.message}"
-    if stage == "predict":
-        new_row = await _move(
+    if stage == "predict":  # back to the scheduler: the slot is freed during the back-off
+        await _move(
             conn,
             row,
             GenerationStatus.QUEUED,
@@ -345,8 +501,9 @@ async def _fail_or_retry(ctx: Context, conn: AsyncConnection, row: Any, error: E
             attempt=attempt,
             retry_count=row.retry_count + 1,
             prediction_id=None,
+            dispatched_at=None,
+            available_at=retry_after,
         )
-        await enqueue(conn, c.PREDICT, _predict_command(new_row, attempt), delay_seconds=delay)
     else:  # the prediction's output is still there: fetch it again, do not pay for another
         await conn.execute(
             update(generations)
@@ -434,14 +591,25 @@ async def on_prediction(ctx: Context, delivery: Delivery[c.PredictionEvent]) -> 
                 else "The model failed without an error message",
             )
             await _fail_or_retry(ctx, conn, row, error, "predict")
-        await _announce(conn, event.generation_id)
-    ctx.relay.notify()
+        await _announce(conn, event.generation_id, ctx.settings.global_concurrency)
+    ctx.notify()
 
 
 async def on_media_stored(ctx: Context, delivery: Delivery[c.MediaStoredEvent]) -> None:
     event = delivery.message
     async with ctx.engine.begin() as conn:
         row = await _lock(conn, event.generation_id)
+        if (
+            row is not None
+            and row.attempt == event.attempt
+            and row.status in (GenerationStatus.CANCELLED.value, GenerationStatus.FAILED.value)
+            and row.image_id is None
+        ):  # stored after a cancel or a timeout: nobody will show these objects
+            await enqueue(
+                conn, c.DELETE_OBJECTS, c.DeleteObjectsCommand(keys=tuple(o.key for o in event.objects))
+            )
+            ctx.notify()
+            return
         if _stale(row, event.attempt) or row.status != GenerationStatus.DOWNLOADING.value:
             return
         if row.image_id is not None:
@@ -471,7 +639,7 @@ async def on_media_stored(ctx: Context, delivery: Delivery[c.MediaStoredEvent]) 
                 objects=event.objects,
             ),
         )
-    ctx.relay.notify()
+    ctx.notify()
 
 
 async def on_media_failed(ctx: Context, delivery: Delivery[c.MediaFailedEvent]) -> None:
@@ -481,8 +649,8 @@ async def on_media_failed(ctx: Context, delivery: Delivery[c.MediaFailedEvent]) 
         if _stale(row, event.attempt) or row.status != GenerationStatus.DOWNLOADING.value:
             return
         await _fail_or_retry(ctx, conn, row, event.error, "ingest")
-        await _announce(conn, event.generation_id)
-    ctx.relay.notify()
+        await _announce(conn, event.generation_id, ctx.settings.global_concurrency)
+    ctx.notify()
 
 
 async def on_image_created(ctx: Context, delivery: Delivery[c.ImageCreatedEvent]) -> None:
@@ -494,5 +662,167 @@ async def on_image_created(ctx: Context, delivery: Delivery[c.ImageCreatedEvent]
         if row.status != GenerationStatus.DOWNLOADING.value:
             return
         await _move(conn, row, GenerationStatus.COMPLETED, "image stored", completed_at=_now())
-        await _announce(conn, event.generation_id)
-    ctx.relay.notify()
+        await _announce(conn, event.generation_id, ctx.settings.global_concurrency)
+    ctx.notify()
+
+
+# ------------------------------------------------------------------------------ cancel, deadlines
+
+
+async def end_generation(
+    ctx: Context,
+    conn: AsyncConnection,
+    row: Any,
+    target: GenerationStatus,
+    code: str,
+    message: str,
+) -> None:
+    """Cancel or fail a non-terminal generation; a dispatched one is cancelled at Replicate too."""
+    await _move(conn, row, target, message, error_code=code, error_message=message, completed_at=_now())
+    if row.dispatched_at is not None and row.status != GenerationStatus.DOWNLOADING.value:
+        await enqueue(
+            conn,
+            c.CANCEL_PREDICTION,
+            c.CancelPredictionCommand(generation_id=row.id, attempt=row.attempt),
+        )
+    await _announce(conn, row.id, ctx.settings.global_concurrency)
+
+
+async def cancel_row(ctx: Context, conn: AsyncConnection, row: Any) -> bool:
+    if GenerationStatus(row.status).is_terminal:
+        return False
+    await end_generation(ctx, conn, row, GenerationStatus.CANCELLED, "cancelled", CANCELLED_MESSAGE)
+    GENERATIONS_CANCELLED.labels(row.model).inc()
+    return True
+
+
+async def cancel_generation(ctx: Context, req: c.CancelGenerationRequest) -> c.GenerationReply:
+    async with ctx.engine.begin() as conn:
+        row = await _lock(conn, req.generation_id)
+        if row is None or row.user_id != req.user_id:
+            raise QueryFailed(c.QueryErrorCode.NOT_FOUND, "generation not found")
+        if not await cancel_row(ctx, conn, row):
+            raise QueryFailed(c.QueryErrorCode.CONFLICT, f"the generation is already {row.status}")
+        view = await load_view(conn, req.generation_id, ctx.settings.global_concurrency)
+    ctx.notify()
+    assert view is not None
+    return c.GenerationReply(generation=view)
+
+
+# ------------------------------------------------------------------------------ poison
+
+
+async def on_poison(ctx: Context, delivery: Delivery[Any], exc: BaseException) -> None:
+    """An event failed on every delivery: end its generation as failed instead of leaving it
+    waiting for the sweeper's timeout."""
+    generation_id = getattr(delivery.message, "generation_id", None)
+    if generation_id is None:
+        return
+    async with ctx.engine.begin() as conn:
+        row = await _lock(conn, generation_id)
+        if row is None or GenerationStatus(row.status).is_terminal:
+            return
+        await conn.execute(
+            generation_errors.insert().values(
+                generation_id=row.id,
+                user_id=row.user_id,
+                model=row.model,
+                error_type="poison_message",
+                error_kind=ErrorKind.PERMANENT.value,
+                error_message=f"{delivery.envelope.type} could not be processed",
+                error_details={"reason": type(exc).__name__, "detail": str(exc)[:500]},
+                retry_count=row.retry_count,
+                max_retries=ctx.settings.max_retries,
+                recovery_action="fail",
+            )
+        )
+        await end_generation(
+            ctx,
+            conn,
+            row,
+            GenerationStatus.FAILED,
+            "poison_message",
+            "The generation could not be processed; please try again",
+        )
+    ctx.notify()
+
+
+# ------------------------------------------------------------------------------ lists
+
+
+def encode_cursor(at: datetime, ident: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{ident}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        at, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(at), uuid.UUID(ident)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise QueryFailed(c.QueryErrorCode.INVALID, "invalid cursor", "cursor") from exc
+
+
+async def list_generations(ctx: Context, req: c.ListGenerationsRequest) -> c.GenerationListReply:
+    query = select(generations).where(generations.c.user_id == req.user_id)
+    if req.status is not None:
+        query = query.where(generations.c.status == req.status.value)
+    if req.batch_id is not None:
+        query = query.where(generations.c.batch_id == req.batch_id)
+    if req.cursor:
+        at, ident = decode_cursor(req.cursor)
+        query = query.where(
+            or_(
+                generations.c.created_at < at,
+                and_(generations.c.created_at == at, generations.c.id < ident),
+            )
+        )
+    query = query.order_by(generations.c.created_at.desc(), generations.c.id.desc()).limit(req.limit + 1)
+    async with ctx.engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+        page = rows[: req.limit]
+        views = []
+        for row in page:
+            position = await queue_position(conn, row)
+            views.append(_view(row, (), position, ctx.settings.global_concurrency))
+    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > req.limit else None
+    return c.GenerationListReply(generations=tuple(views), next_cursor=next_cursor)
+
+
+# ------------------------------------------------------------------------------ error statistics
+
+
+async def error_stats(ctx: Context, req: c.ErrorStatsRequest) -> c.ErrorStatsReply:
+    until = req.until or _now()
+    since = req.since or until - timedelta(days=7)
+    if since > until:
+        raise QueryFailed(c.QueryErrorCode.INVALID, "since must not be after until", "since")
+    day = func.to_char(func.timezone("UTC", generation_errors.c.created_at), text("'YYYY-MM-DD'"))
+    query = (
+        select(
+            day.label("day"),
+            generation_errors.c.model,
+            generation_errors.c.error_type,
+            generation_errors.c.error_kind,
+            func.count().label("count"),
+        )
+        .where(generation_errors.c.created_at >= since, generation_errors.c.created_at < until)
+        .group_by(
+            day, generation_errors.c.model, generation_errors.c.error_type, generation_errors.c.error_kind
+        )
+        .order_by(day, generation_errors.c.model, generation_errors.c.error_type)
+    )
+    if req.user_id is not None:
+        query = query.where(generation_errors.c.user_id == req.user_id)
+    async with ctx.engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    stats = tuple(
+        c.ErrorStatsRow(
+            day=r.day,
+            model=r.model,
+            error_type=r.error_type,
+            error_kind=ErrorKind(r.error_kind),
+            count=r.count,
+        )
+        for r in rows
+    )
+    return c.ErrorStatsReply(since=since, until=until, total=sum(r.count for r in stats), rows=stats)

@@ -15,3 +15,17 @@ class OrchestratorSettings(ServiceSettings):
     # Outbox relay: how many rows per round, and the idle poll interval.
     outbox_batch_size: int = Field(default=200, ge=1, le=5000)
     outbox_idle_seconds: float = Field(default=0.5, gt=0)
+    # Scheduling: generations in flight (dispatched, not terminal) per user and in total.
+    per_user_concurrency: int = Field(default=3, ge=1, le=100)
+    global_concurrency: int = Field(default=20, ge=1, le=10000)
+    scheduler_idle_seconds: float = Field(default=1.0, gt=0)
+    # Deadlines: not started within start_deadline -> failed; not finished within total_timeout.
+    start_deadline_seconds: float = Field(default=900.0, gt=0)
+    total_timeout_seconds: float = Field(default=1800.0, gt=0)
+    # Sweeper: a generation without progress for this long in its state is resumed.
+    sweep_interval_seconds: float = Field(default=10.0, gt=0)
+    stuck_dispatched_seconds: float = Field(default=60.0, gt=0)
+    stuck_processing_seconds: float = Field(default=300.0, gt=0)
+    stuck_downloading_seconds: float = Field(default=60.0, gt=0)
+    # Dedup cache: an identical seeded request by the same user within this window reuses the image.
+    dedup_window_seconds: float = Field(default=3600.0, ge=0)

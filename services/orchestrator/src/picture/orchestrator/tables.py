@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -49,7 +50,29 @@ generations = Table(
     Column("started_at", DateTime(timezone=True)),
     Column("completed_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Scheduling: a queued generation waits until the scheduler grants it a slot
+    # (dispatched_at set, PredictCommand sent); not before available_at (retry back-off).
+    Column("dispatched_at", DateTime(timezone=True)),
+    Column("available_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("batch_id", Uuid),
+    Column("batch_index", Integer),
+    Column("superseded", Boolean, nullable=False, server_default="false"),  # retried in its batch
+    Column("request_hash", String(64)),  # dedup cache key (seeded requests only)
+    Column("reused_from", Uuid),
     Index("ix_generations_user_created", "user_id", text("created_at DESC")),
+    Index(
+        "ix_generations_waiting",
+        "priority",
+        "created_at",
+        postgresql_where=text("status = 'queued' AND dispatched_at IS NULL"),
+    ),
+    Index("ix_generations_batch", "batch_id", "batch_index", postgresql_where=text("batch_id IS NOT NULL")),
+    Index(
+        "ix_generations_dedup",
+        "user_id",
+        "request_hash",
+        postgresql_where=text("request_hash IS NOT NULL AND status = 'completed'"),
+    ),
     Index(
         "ix_generations_active",
         "status",
@@ -126,4 +149,17 @@ outbox = Table(
         "available_at",
         postgresql_where=text("published_at IS NULL"),
     ),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("name", String(200)),
+    Column("kind", String(16), nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("deleted_at", DateTime(timezone=True)),
+    Index("ix_batches_user_created", "user_id", text("created_at DESC")),
 )

@@ -1,4 +1,4 @@
-"""POST /v1/generations, GET /v1/generations/{id}."""
+"""POST /v1/generations, GET /v1/generations (list), GET /v1/generations/{id}, POST .../cancel."""
 
 from __future__ import annotations
 
@@ -6,16 +6,20 @@ import hashlib
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from picture.common import contracts as c
 from picture.common.ids import uuid7
+from picture.common.messaging import QueryFailed
 from picture.common.problems import Problem
 from picture.gateway.auth import CurrentUser
+from picture.gateway.backend import _raise
 from picture.gateway.deps import BackendDep, EngineDep, SettingsDep
 from picture.gateway.errors import Conflict
+from picture.gateway.quota import ChargeDep
 from picture.gateway.schemas import GenerationCreate, GenerationOut
 from picture.gateway.tables import idempotency_keys
 from picture.gateway.validation import apply_model
@@ -71,16 +75,22 @@ async def create_generation(
     engine: EngineDep,
     settings: SettingsDep,
     response: Response,
+    charge: ChargeDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> GenerationOut:
     model = await backend.model(body.model)
     parameters = apply_model(model, body)
     generation_id = await _generation_id_for(engine, user.user_id, idempotency_key, body)
-    view = await backend.create_generation(
-        c.CreateGenerationRequest(
-            generation_id=generation_id, user_id=user.user_id, model=model, parameters=parameters
+    async with charge([generation_id]):  # quota + concurrency lease (gateway limits, issue #5)
+        view = await backend.create_generation(
+            c.CreateGenerationRequest(
+                generation_id=generation_id,
+                user_id=user.user_id,
+                model=model,
+                parameters=parameters,
+                reuse=body.reuse,
+            )
         )
-    )
     out = GenerationOut.build(view, settings.public_url)
     response.headers["Location"] = out.links.self
     return out
@@ -97,3 +107,56 @@ async def get_generation(
 ) -> GenerationOut:
     view = await backend.generation(generation_id, user.user_id)
     return GenerationOut.build(view, settings.public_url)
+
+
+class GenerationPage(BaseModel):
+    data: list[GenerationOut]
+    next_cursor: str | None
+
+
+@router.get(
+    "",
+    response_model=GenerationPage,
+    responses=PROBLEM_RESPONSES,
+    summary="Your generations, newest first; filter by status or batch; cursor pagination",
+)
+async def list_generations(
+    user: CurrentUser,
+    backend: BackendDep,
+    settings: SettingsDep,
+    status: c.GenerationStatus | None = None,
+    batch_id: uuid.UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> GenerationPage:
+    try:
+        reply = await backend.bus.request(
+            c.LIST_GENERATIONS,
+            c.ListGenerationsRequest(
+                user_id=user.user_id, status=status, batch_id=batch_id, limit=limit, cursor=cursor
+            ),
+        )
+    except QueryFailed as exc:
+        _raise(exc, "generations")
+    return GenerationPage(
+        data=[GenerationOut.build(v, settings.public_url) for v in reply.generations],
+        next_cursor=reply.next_cursor,
+    )
+
+
+@router.post(
+    "/{generation_id}/cancel",
+    response_model=GenerationOut,
+    responses={**PROBLEM_RESPONSES, 409: {"model": Problem, "description": "Already finished"}},
+    summary="Cancel a queued or running generation (the prediction is cancelled too)",
+)
+async def cancel_generation(
+    generation_id: uuid.UUID, user: CurrentUser, backend: BackendDep, settings: SettingsDep
+) -> GenerationOut:
+    try:
+        reply = await backend.bus.request(
+            c.CANCEL_GENERATION, c.CancelGenerationRequest(generation_id=generation_id, user_id=user.user_id)
+        )
+    except QueryFailed as exc:
+        _raise(exc, "generation")
+    return GenerationOut.build(reply.generation, settings.public_url)

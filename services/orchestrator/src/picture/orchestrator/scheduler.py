@@ -1,0 +1,255 @@
+"""The scheduler (grants dispatch slots) and the sweeper (deadlines, stuck generations).
+
+Scheduler: a generation stays ``queued`` with ``dispatched_at`` NULL until a slot is free. One
+round, in one transaction under an advisory lock (one scheduler at a time across replicas),
+ranks the waiting generations by priority, then by how many the user already has in flight
+plus their rank among the user's waiting ones (round-robin across users: fairness), then age;
+keeps those within the per-user and global limits; locks them (FOR UPDATE SKIP LOCKED: a
+concurrent cancel wins) and writes their PredictCommand to the outbox. "In flight" = dispatched
+and not terminal, so a slot frees on a terminal state (and during a retry's back-off).
+
+Sweeper: every few seconds, fails generations past their start deadline or total timeout, and
+resumes generations without progress past their state's limit by sending the next command
+again with the same attempt (consumers are idempotent per generation and attempt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+from sqlalchemy import text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from picture.common import contracts as c
+from picture.common.contracts import GenerationStatus
+from picture.orchestrator import handlers
+from picture.orchestrator.handlers import Context
+from picture.orchestrator.outbox import enqueue
+from picture.orchestrator.tables import generations
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_LOCK = 0x5049_4354  # "PICT": pg_advisory_xact_lock key of the scheduler round
+
+DISPATCHED = Counter("picture_scheduler_dispatched_total", "Generations granted a dispatch slot.")
+WAITING = Gauge("picture_scheduler_waiting", "Queued generations waiting for a slot (sampled).")
+IN_FLIGHT = Gauge("picture_scheduler_in_flight", "Generations holding a slot (sampled).")
+SWEPT = Counter(
+    "picture_sweeper_actions_total", "Sweeper actions, by action (resume_*, deadline, timeout).", ["action"]
+)
+
+IN_FLIGHT_SQL = (
+    "status NOT IN ('completed', 'failed', 'cancelled') AND dispatched_at IS NOT NULL "
+    "AND status IN ('queued', 'processing', 'downloading')"
+)
+
+SELECT_DISPATCHABLE = text(
+    f"""
+WITH running AS (
+    SELECT user_id, count(*) AS n FROM orchestrator.generations
+    WHERE {IN_FLIGHT_SQL}
+    GROUP BY user_id
+), waiting AS (
+    SELECT id, user_id, priority, created_at,
+           row_number() OVER (PARTITION BY user_id ORDER BY priority DESC, created_at, id) AS rank
+    FROM orchestrator.generations
+    WHERE status = 'queued' AND dispatched_at IS NULL AND available_at <= now()
+)
+SELECT w.id, coalesce(r.n, 0) + w.rank AS turn
+FROM waiting w LEFT JOIN running r ON r.user_id = w.user_id
+WHERE coalesce(r.n, 0) + w.rank <= :per_user
+ORDER BY w.priority DESC, turn, w.created_at, w.id
+LIMIT greatest(:global_limit - (SELECT coalesce(sum(n), 0) FROM running), 0)
+"""  # noqa: S608 - constant SQL, values bound
+)
+
+SAMPLE_GAUGES = text(
+    f"""
+SELECT count(*) FILTER (WHERE status = 'queued' AND dispatched_at IS NULL) AS waiting,
+       count(*) FILTER (WHERE {IN_FLIGHT_SQL}) AS in_flight
+FROM orchestrator.generations WHERE status NOT IN ('completed', 'failed', 'cancelled')
+"""  # noqa: S608 - constant SQL
+)
+
+
+async def schedule_once(ctx: Context) -> int:
+    """One scheduling round. Returns how many generations were dispatched."""
+    settings = ctx.settings
+    async with ctx.engine.begin() as conn:
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEDULER_LOCK})
+        ids = [
+            row.id
+            for row in (
+                await conn.execute(
+                    SELECT_DISPATCHABLE,
+                    {"per_user": settings.per_user_concurrency, "global_limit": settings.global_concurrency},
+                )
+            ).all()
+        ]
+        if not ids:
+            return 0
+        rows = (
+            await conn.execute(
+                generations.select()
+                .where(
+                    generations.c.id.in_(ids),
+                    generations.c.status == GenerationStatus.QUEUED.value,
+                    generations.c.dispatched_at.is_(None),
+                )
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        if not rows:
+            return 0
+        await conn.execute(
+            update(generations)
+            .where(generations.c.id.in_([r.id for r in rows]))
+            .values(dispatched_at=text("now()"), updated_at=text("now()"))
+        )
+        for row in rows:
+            await _send_predict(ctx, conn, row)
+    DISPATCHED.inc(len(rows))
+    ctx.relay.notify()
+    return len(rows)
+
+
+async def _send_predict(ctx: Context, conn: AsyncConnection, row: Any) -> None:
+    command = handlers._predict_command(row, row.attempt)
+    deadline = row.created_at + timedelta(seconds=ctx.settings.total_timeout_seconds)
+    await enqueue(conn, c.PREDICT, command.model_copy(update={"deadline": deadline}))
+
+
+async def sample_gauges(ctx: Context) -> None:
+    async with ctx.engine.connect() as conn:
+        row = (await conn.execute(SAMPLE_GAUGES)).one()
+    WAITING.set(row.waiting)
+    IN_FLIGHT.set(row.in_flight)
+
+
+async def run_scheduler(ctx: Context) -> None:
+    """Rounds on every wake (terminal or queued change) and at least every idle interval."""
+    while True:
+        ctx.scheduler_wake.clear()
+        try:
+            dispatched = await schedule_once(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # PostgreSQL away: try again shortly
+            log.warning("scheduler round failed: %s", exc)
+            dispatched = 0
+            await asyncio.sleep(1.0)
+        if dispatched:
+            continue  # the limits may allow more
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ctx.scheduler_wake.wait(), ctx.settings.scheduler_idle_seconds)
+
+
+# ------------------------------------------------------------------------------ sweeper
+
+SWEEP_BATCH = 100
+
+
+async def _locked(conn: AsyncConnection, where: str, params: dict[str, Any]) -> list[Any]:
+    return list(
+        (
+            await conn.execute(
+                generations.select()
+                .where(text(where))
+                .order_by(generations.c.updated_at)
+                .limit(SWEEP_BATCH)
+                .with_for_update(skip_locked=True),
+                params,
+            )
+        ).all()
+    )
+
+
+async def sweep_once(ctx: Context) -> int:
+    """Deadlines first, then stuck generations. Returns the number of actions taken."""
+    s = ctx.settings
+    actions = 0
+    active = "status NOT IN ('completed', 'failed', 'cancelled')"
+    async with ctx.engine.begin() as conn:
+        for row in await _locked(
+            conn,
+            f"{active} AND created_at < now() - make_interval(secs => :limit)",
+            {"limit": s.total_timeout_seconds},
+        ):
+            message = f"The generation did not finish within {s.total_timeout_seconds:g} seconds"
+            await handlers.end_generation(ctx, conn, row, GenerationStatus.FAILED, "timeout", message)
+            SWEPT.labels("timeout").inc()
+            actions += 1
+        for row in await _locked(
+            conn,
+            f"{active} AND started_at IS NULL AND status IN ('pending', 'queued') "
+            "AND created_at < now() - make_interval(secs => :limit)",
+            {"limit": s.start_deadline_seconds},
+        ):
+            message = f"The generation did not start within {s.start_deadline_seconds:g} seconds"
+            await handlers.end_generation(ctx, conn, row, GenerationStatus.FAILED, "start_deadline", message)
+            SWEPT.labels("deadline").inc()
+            actions += 1
+    async with ctx.engine.begin() as conn:
+        stuck = await _locked(
+            conn,
+            "((status = 'queued' AND dispatched_at IS NOT NULL "
+            "  AND updated_at < now() - make_interval(secs => :dispatched)) "
+            " OR (status = 'processing' AND updated_at < now() - make_interval(secs => :processing)) "
+            " OR (status = 'downloading' AND updated_at < now() - make_interval(secs => :downloading)))",
+            {
+                "dispatched": s.stuck_dispatched_seconds,
+                "processing": s.stuck_processing_seconds,
+                "downloading": s.stuck_downloading_seconds,
+            },
+        )
+        for row in stuck:
+            status = GenerationStatus(row.status)
+            if status is GenerationStatus.DOWNLOADING and row.image_id is not None:
+                params = c.GenerationParameters.model_validate(row.parameters)
+                await enqueue(
+                    conn,
+                    c.RECORD_IMAGE,
+                    c.RecordImageCommand(
+                        image_id=row.image_id,
+                        generation_id=row.id,
+                        user_id=row.user_id,
+                        model=row.model,
+                        prompt=params.prompt,
+                        negative_prompt=params.negative_prompt,
+                        seed=params.seed,
+                        objects=tuple(c.StoredObject.model_validate(o) for o in row.stored_objects or ()),
+                    ),
+                )
+                action = "resume_record"
+            elif status is GenerationStatus.DOWNLOADING:
+                await enqueue(conn, c.INGEST, handlers._ingest_command(row, row.attempt))
+                action = "resume_ingest"
+            else:  # the adapter answers a repeated predict with the prediction it has
+                await _send_predict(ctx, conn, row)
+                action = "resume_predict"
+            await conn.execute(
+                update(generations).where(generations.c.id == row.id).values(updated_at=text("now()"))
+            )
+            log.info("sweeper: %s for generation %s (attempt %d)", action, row.id, row.attempt)
+            SWEPT.labels(action).inc()
+            actions += 1
+    if actions:
+        ctx.notify()
+    return actions
+
+
+async def run_sweeper(ctx: Context) -> None:
+    while True:
+        try:
+            await sweep_once(ctx)
+            await sample_gauges(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("sweep failed: %s", exc)
+        await asyncio.sleep(ctx.settings.sweep_interval_seconds)
