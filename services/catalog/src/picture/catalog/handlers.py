@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from picture.catalog import library
 from picture.catalog.tables import images
-from picture.common.contracts import IMAGE_CREATED, ImageCreatedEvent, RecordImageCommand
+from picture.common.contracts import (
+    IMAGE_CREATED,
+    EnsureProfileCommand,
+    ImageCreatedEvent,
+    RecordImageCommand,
+    TemplateUsedCommand,
+)
 from picture.common.ids import derived_id
 from picture.common.messaging import Bus, Delivery, Reject
+
+log = logging.getLogger(__name__)
 
 
 async def record_image(engine: AsyncEngine, bus: Bus, delivery: Delivery[RecordImageCommand]) -> None:
@@ -43,6 +54,7 @@ async def record_image(engine: AsyncEngine, bus: Bus, delivery: Delivery[RecordI
                 negative_prompt=cmd.negative_prompt,
                 model=cmd.model,
                 seed=cmd.seed,
+                blurhash=original.blurhash,
             )
             .on_conflict_do_nothing(index_elements=["id"])
         )
@@ -52,3 +64,15 @@ async def record_image(engine: AsyncEngine, bus: Bus, delivery: Delivery[RecordI
         message_id=derived_id("image.created", cmd.image_id),
         generation_id=cmd.generation_id,
     )
+
+
+async def ensure_profile(engine: AsyncEngine, delivery: Delivery[EnsureProfileCommand]) -> None:
+    """Create the user's profile on first sight (idempotent; a newer email replaces the old)."""
+    async with engine.begin() as conn:
+        await library.ensure_profile(conn, delivery.message.user_id, delivery.message.email)
+
+
+async def template_used(engine: AsyncEngine, delivery: Delivery[TemplateUsedCommand]) -> None:
+    """Count one use of a prompt template per generation (idempotent on the generation id)."""
+    if not await library.template_used(engine, delivery.message):
+        log.info("template_used for an unknown or private template %s", delivery.message.template_id)

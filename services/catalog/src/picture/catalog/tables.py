@@ -7,8 +7,11 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Computed,
     DateTime,
     Float,
+    ForeignKey,
+    Identity,
     Integer,
     SmallInteger,
     String,
@@ -17,6 +20,7 @@ from sqlalchemy import (
     Uuid,
     func,
 )
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 
 from picture.common.database import schema_metadata
 
@@ -78,4 +82,79 @@ images = Table(
     Column("blurhash", String(64)),
     Column("archived_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("like_count", Integer, nullable=False, server_default="0"),
+    Column("popularity", Integer, Computed("like_count + download_count", persisted=True)),
+    Column("search", TSVECTOR, Computed("to_tsvector('english'::regconfig, prompt)", persisted=True)),
+)
+
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("email", String(320)),
+    Column("username", String(32)),
+    Column("avatar_url", String(1000)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("name", String(50), nullable=False, unique=True),
+    Column("color", String(7), nullable=False, server_default="#6b7280"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+image_tags = Table(
+    "image_tags",
+    metadata,
+    Column("image_id", Uuid, ForeignKey("catalog.images.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", BigInteger, ForeignKey("catalog.tags.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+image_likes = Table(
+    "image_likes",
+    metadata,
+    Column("image_id", Uuid, ForeignKey("catalog.images.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Uuid, primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+prompt_templates = Table(
+    "prompt_templates",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("prompt", Text, nullable=False),
+    Column("negative_prompt", Text),
+    Column("category", String(50)),
+    Column("is_public", Boolean, nullable=False, server_default="false"),
+    Column("use_count", Integer, nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+template_uses = Table(
+    "template_uses",
+    metadata,
+    Column(
+        "template_id", Uuid, ForeignKey("catalog.prompt_templates.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("generation_id", Uuid, primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("subject", String(255), nullable=False),
+    Column("envelope", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("published_at", DateTime(timezone=True)),
 )

@@ -13,12 +13,16 @@ from opentelemetry import trace
 
 from picture.common.database import build_engine
 from picture.common.messaging import Bus
-from picture.common.observability import HttpMetricsMiddleware, ops_router
+from picture.common.observability import FASTAPI_TELEMETRY, HttpMetricsMiddleware, ops_router
 from picture.common.problems import install_problem_handlers
 from picture.common.service import Resources
+from picture.common.telemetry import configure_telemetry
 from picture.gateway.auth import TokenVerifier
 from picture.gateway.backend import Backend
-from picture.gateway.routes import batches, generations, images, models
+from picture.gateway.limits import Limiter
+from picture.gateway.quota import start_background
+from picture.gateway.routes import admin, batches, events, generations, images, library, me, models
+from picture.gateway.routes.replicate_webhooks import router as replicate_webhooks_router
 from picture.gateway.settings import GatewaySettings
 
 SERVICE = "gateway"
@@ -38,6 +42,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_telemetry(SERVICE, settings)  # tracing: provider, exporters, httpx spans
         engine = build_engine(settings.database_url, application_name=SERVICE)
         bus = await Bus.connect(settings.nats_url, SERVICE, settings.query_timeout_seconds)
         res.engine, res.bus = engine, bus
@@ -45,9 +50,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.state.engine = engine
         app.state.backend = Backend(bus, settings.model_cache_seconds)
         app.state.http = http
+        # gateway limits, refunds (issue #5)
+        stop_own = await start_background(app.state, bus, Limiter(engine, settings), verifier)
         try:
             yield
         finally:
+            await stop_own()
             await http.aclose()
             await bus.close()
             await engine.dispose()
@@ -57,6 +65,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        telemetry=FASTAPI_TELEMETRY,
     )
     app.state.settings = settings
     app.state.verifier = verifier
@@ -83,7 +92,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_middleware(HttpMetricsMiddleware, service=SERVICE)
     app.include_router(ops_router(res.readiness_checks()))
     app.include_router(generations.router)
+    app.include_router(events.router)  # SSE, WebSocket
+    app.include_router(me.router)
+    app.include_router(admin.router)
     app.include_router(batches.router)
     app.include_router(models.router)
     app.include_router(images.router)
+    app.include_router(library.router)
+    app.include_router(replicate_webhooks_router)
     return app
