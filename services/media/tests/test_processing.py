@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+import xml.etree.ElementTree as ET
 import zlib
 
+import blurhash
 import pytest
 from PIL import Image
 
+from picture.media import blurhash as own_blurhash
 from picture.media.errors import PermanentMediaError
-from picture.media.processing import process_image
+from picture.media.processing import Provenance, process_image
 
 
 def _png(width: int, height: int, mode: str = "RGB", **save: object) -> bytes:
@@ -125,11 +128,62 @@ def test_text_is_not_an_image() -> None:
     assert info.value.code == "not_an_image"
 
 
-def test_svg_is_unsupported_for_now() -> None:
+def test_svg_is_unsupported_unless_allowed() -> None:
     svg = b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>'
     with pytest.raises(PermanentMediaError) as info:
         process_image(svg)
     assert info.value.code == "unsupported_format"
+
+
+def test_blurhash_is_computed_and_decodes() -> None:
+    buffer = io.BytesIO()
+    image = Image.new("RGB", (400, 300), "white")
+    image.paste(Image.new("RGB", (200, 300), (200, 20, 20)), (0, 0))
+    image.save(buffer, "PNG")
+    result = process_image(buffer.getvalue())
+    assert result.blurhash is not None
+    # 4x3 components: 1 (size) + 1 (max AC) + 4 (DC) + 2 * 11 (AC) characters.
+    assert len(result.blurhash) == 28
+    assert blurhash.is_valid_blurhash(result.blurhash)
+    decoded = blurhash.decode(result.blurhash, 8, 6)
+    left, right = decoded.getpixel((0, 3)), decoded.getpixel((7, 3))
+    assert isinstance(left, tuple) and isinstance(right, tuple)
+    assert left[0] > left[1] + 60  # red on the left
+    assert min(right) > 150  # light on the right
+
+
+def test_blurhash_encoder_matches_the_reference() -> None:
+    image = Image.new("RGB", (32, 24), (200, 30, 30))
+    image.paste(Image.new("RGB", (16, 24), (250, 250, 250)), (16, 0))
+    # The value the reference C encoder (blurhash-python 1.2.2) gives for this image.
+    assert own_blurhash.encode(image, 4, 3) == "L~Q8V:D4V@%gt7aef6j[fQfQfQfQ"
+    with pytest.raises(ValueError, match="between 1 and 9"):
+        own_blurhash.encode(image, 0, 3)
+
+
+def _xmp_of(data: bytes) -> str:
+    image = _decode(data)
+    return bytes(image.info.get("xmp", b"")).decode()
+
+
+def test_provenance_is_written_into_the_original_only() -> None:
+    prompt = 'a "quoted" <cat> & dog\nsecond line'
+    result = process_image(_png(300, 200), provenance=Provenance("flux-schnell", prompt, 42))
+    xmp = _xmp_of(result.original.data)
+    root = ET.fromstring(xmp[xmp.index("<x:xmpmeta") : xmp.index("</x:xmpmeta>") + len("</x:xmpmeta>")])  # noqa: S314
+    description = root.find(".//{http://www.w3.org/1999/02/22-rdf-syntax-ns#}Description")
+    assert description is not None
+    ns = "{https://picture.dev/ns/1.0/}"
+    assert description.get(f"{ns}model") == "flux-schnell"
+    assert description.get(f"{ns}prompt") == prompt
+    assert description.get(f"{ns}seed") == "42"
+    assert _xmp_of(result.thumbnail.data) == ""
+    assert "exif" not in _decode(result.original.data).info
+
+
+def test_no_provenance_no_xmp() -> None:
+    assert _xmp_of(process_image(_png(50, 50)).original.data) == ""
+    assert _xmp_of(process_image(_png(50, 50), provenance=Provenance()).original.data) == ""
 
 
 def test_gif_is_unsupported() -> None:

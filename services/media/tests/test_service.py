@@ -8,6 +8,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -39,12 +40,18 @@ def _png(width: int, height: int) -> bytes:
 
 
 SOURCE_PNG = _png(3000, 1500)
+SOURCE_SVG = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100" onload="alert(1)">'
+    b'<script>alert(1)</script><rect width="100" height="100" fill="#0000ff"/></svg>'
+)
 
 
 class _SourceHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path.startswith("/image.png"):
             body, status, ctype = SOURCE_PNG, 200, "image/png"
+        elif self.path.startswith("/image.svg"):
+            body, status, ctype = SOURCE_SVG, 200, "image/svg+xml"
         elif self.path.startswith("/text"):
             body, status, ctype = b"not an image\n" * 20, 200, "text/plain"
         elif self.path.startswith("/redirect"):
@@ -321,3 +328,172 @@ async def test_delete_objects_removes_files_and_rows(media: RunningMedia, source
     async with asyncio.timeout(10):
         while await resolvable():
             await asyncio.sleep(0.05)
+
+
+async def test_generation_provenance_and_blurhash(media: RunningMedia, source_server: str) -> None:
+    cmd = _ingest(f"{source_server}/image.png", model="flux-schnell", prompt="a red <barn>", seed=9)
+    event = (await _publish(media, cmd)).open(c.MediaStoredEvent)
+    original = next(o for o in event.objects if o.role == "original")
+    assert original.blurhash is not None and len(original.blurhash) == 28
+    data = (Path(media.settings.storage_dir) / original.key).read_bytes()
+    xmp = bytes(Image.open(io.BytesIO(data)).info["xmp"]).decode()
+    assert 'picture:model="flux-schnell"' in xmp
+    assert 'picture:prompt="a red &lt;barn&gt;"' in xmp
+    assert 'picture:seed="9"' in xmp
+
+
+async def test_svg_output_is_sanitised_with_preview_and_served_safely(
+    media: RunningMedia, source_server: str
+) -> None:
+    cmd = _ingest(f"{source_server}/image.svg")
+    event = (await _publish(media, cmd)).open(c.MediaStoredEvent)
+    by_role = {o.role: o for o in event.objects}
+    assert set(by_role) == {"original", "thumbnail", "preview"}
+    original = by_role["original"]
+    assert original.key.endswith("/image.svg") and original.content_type == "image/svg+xml"
+    stored = (Path(media.settings.storage_dir) / original.key).read_bytes()
+    assert b"script" not in stored and b"onload" not in stored
+    preview = Image.open(io.BytesIO((Path(media.settings.storage_dir) / by_role["preview"].key).read_bytes()))
+    assert preview.format == "WEBP" and preview.size == (1024, 1024)
+    pixel = preview.convert("RGB").getpixel((512, 512))
+    assert isinstance(pixel, tuple) and pixel[2] > 200 and pixel[0] < 40  # the blue rect, drawn
+
+    resolved = await media.bus.request(c.RESOLVE_OBJECT, c.ResolveObjectRequest(key=original.key))
+    assert resolved.content_type == "image/svg+xml"
+    async with httpx.AsyncClient() as http:
+        response = await http.get(resolved.url)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("image/svg+xml")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert (
+        response.headers["content-security-policy"]
+        == "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+    )
+    assert response.headers["content-disposition"] == "attachment"
+
+
+# ------------------------------------------------------------------------------- uploads
+
+CATALOG: dict[str, Any] = {"fail": None, "requests": []}
+
+
+@pytest.fixture(scope="module")
+async def fake_catalog(media: RunningMedia) -> dict[str, Any]:
+    """Answers RECORD_UPLOAD like the catalog, or fails as the test asks."""
+
+    async def record_upload(req: c.RecordUploadRequest) -> c.ImageReply:
+        CATALOG["requests"].append(req)
+        if CATALOG["fail"] is not None:
+            raise QueryFailed(CATALOG["fail"], "the catalog refused")
+        original = next(o for o in req.objects if o.role == "original")
+        thumbnail = next(o for o in req.objects if o.role == "thumbnail")
+        return c.ImageReply(
+            image=c.ImageView(
+                id=req.image_id,
+                generation_id=None,
+                user_id=req.user_id,
+                width=original.width,
+                height=original.height,
+                format="webp",
+                file_size=original.size,
+                content_key=original.key,
+                thumbnail_key=thumbnail.key,
+                created_at=datetime.now(UTC),
+            )
+        )
+
+    await media.bus.serve(c.RECORD_UPLOAD, record_upload)
+    return CATALOG
+
+
+def _upload_headers(
+    media: RunningMedia, user: uuid.UUID, name: str = "holiday%20photo.png"
+) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {media.settings.internal_token}",
+        "X-Picture-User-Id": str(user),
+        "X-Picture-Filename": name,
+    }
+
+
+async def _object_rows(media: RunningMedia, user: uuid.UUID) -> list[Any]:
+    engine = build_engine(media.settings.database_url)
+    try:
+        async with engine.connect() as conn:
+            return list(
+                (await conn.execute(select(stored_objects).where(stored_objects.c.owner_id == user))).all()
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_upload_is_processed_stored_and_recorded(
+    media: RunningMedia, fake_catalog: dict[str, Any]
+) -> None:
+    fake_catalog["fail"] = None
+    user = uuid.uuid4()
+    async with httpx.AsyncClient(base_url=media.base_url) as http:
+        response = await http.post(
+            "/internal/uploads",
+            content=_png(600, 400),
+            headers=_upload_headers(media, user, "..%2F..%2Fetc%2Fx.png"),
+        )
+    assert response.status_code == 201, response.text
+    image = response.json()
+    upload_id = image["id"]
+    assert image["content_key"] == f"{user}/uploads/{upload_id}/image.webp"
+    assert image["thumbnail_key"] == f"{user}/uploads/{upload_id}/thumb.webp"
+    request = fake_catalog["requests"][-1]
+    assert request.filename == "x.png" and request.user_id == user
+    root = Path(media.settings.storage_dir)
+    assert Image.open(io.BytesIO((root / image["content_key"]).read_bytes())).format == "WEBP"
+    assert {r.key for r in await _object_rows(media, user)} == {image["content_key"], image["thumbnail_key"]}
+
+
+@pytest.mark.parametrize("code", [c.QueryErrorCode.UNAVAILABLE, c.QueryErrorCode.INVALID])
+async def test_failed_catalog_step_leaves_no_object_or_row(
+    media: RunningMedia, fake_catalog: dict[str, Any], code: c.QueryErrorCode
+) -> None:
+    fake_catalog["fail"] = code
+    user = uuid.uuid4()
+    try:
+        async with httpx.AsyncClient(base_url=media.base_url) as http:
+            response = await http.post(
+                "/internal/uploads", content=_png(300, 300), headers=_upload_headers(media, user)
+            )
+    finally:
+        fake_catalog["fail"] = None
+    assert response.status_code == (503 if code is c.QueryErrorCode.UNAVAILABLE else 422), response.text
+    request = fake_catalog["requests"][-1]
+    assert request.user_id == user  # the catalog step was reached: objects had been stored
+    assert not (Path(media.settings.storage_dir) / str(user)).exists() or not [
+        p for p in (Path(media.settings.storage_dir) / str(user)).rglob("*") if p.is_file()
+    ]
+    assert await _object_rows(media, user) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        (b"GIF89a" + b"\x00" * 100, {}, 422),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'/>", {}, 422),
+        (b"just text, not an image", {}, 422),
+        (b"", {}, 422),
+        (b"x" * (10 * 1024 * 1024 + 1), {}, 413),
+        (b"\x89PNG", {"Authorization": "Bearer wrong"}, 401),
+        (b"\x89PNG", {"Authorization": ""}, 401),
+        (b"\x89PNG", {"X-Picture-User-Id": "not-a-uuid"}, 422),
+    ],
+)
+async def test_uploads_refused(
+    media: RunningMedia, fake_catalog: dict[str, Any], body: bytes, headers: dict[str, str], status: int
+) -> None:
+    user = uuid.uuid4()
+    sent = {**_upload_headers(media, user), **headers}
+    before = len(fake_catalog["requests"])
+    async with httpx.AsyncClient(base_url=media.base_url) as http:
+        response = await http.post("/internal/uploads", content=body, headers=sent)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert len(fake_catalog["requests"]) == before
+    assert not (Path(media.settings.storage_dir) / str(user)).exists()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from picture.media.settings import MediaSettings, StorageBackend
+from picture.media.settings import DEVELOPMENT_INTERNAL_TOKEN, MediaSettings, StorageBackend
 
 REAL_KEY = "a-real-signing-key-with-enough-entropy"
+TOKEN = "a-real-internal-token-with-enough-entropy"
 
 
 def test_allowed_hosts_are_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,6 +34,7 @@ def test_insecure_loopback_refused_in_production() -> None:
         MediaSettings(
             environment="production",
             media_signing_key=REAL_KEY,
+            media_internal_token=TOKEN,
             download_allow_insecure_loopback=True,
         )
 
@@ -52,12 +54,24 @@ def test_signing_key_required_in_production(key: str | None) -> None:
 
 
 def test_production_filesystem_needs_no_s3_secret() -> None:
-    settings = MediaSettings(environment="production", media_signing_key=REAL_KEY)
+    settings = MediaSettings(environment="production", media_signing_key=REAL_KEY, media_internal_token=TOKEN)
     assert settings.signing_key == REAL_KEY.encode()
+    assert settings.internal_token == TOKEN
+
+
+def test_internal_token_required_in_production_with_a_development_fallback() -> None:
+    with pytest.raises(ValidationError, match="MEDIA_INTERNAL_TOKEN"):
+        MediaSettings(environment="production", media_signing_key=REAL_KEY)
+    assert MediaSettings(environment="development").internal_token == DEVELOPMENT_INTERNAL_TOKEN
 
 
 def test_production_s3_needs_its_secret() -> None:
     with pytest.raises(ValidationError, match="S3_SECRET_ACCESS_KEY"):
-        MediaSettings(environment="production", storage_backend="s3")
-    settings = MediaSettings(environment="production", storage_backend="s3", s3_secret_access_key=REAL_KEY)
+        MediaSettings(environment="production", storage_backend="s3", media_internal_token=TOKEN)
+    settings = MediaSettings(
+        environment="production",
+        storage_backend="s3",
+        s3_secret_access_key=REAL_KEY,
+        media_internal_token=TOKEN,
+    )
     assert settings.storage_backend is StorageBackend.S3

@@ -13,15 +13,18 @@ from fastapi import FastAPI
 from picture.common import contracts as c
 from picture.common.database import build_engine
 from picture.common.messaging import Bus, ConsumerOptions, Route
-from picture.common.observability import HttpMetricsMiddleware, ops_router
+from picture.common.observability import FASTAPI_TELEMETRY, HttpMetricsMiddleware, ops_router
 from picture.common.problems import install_problem_handlers
 from picture.common.service import Resources
+from picture.common.telemetry import configure_telemetry
 from picture.media import handlers, queries
 from picture.media.download import Downloader, DownloadPolicy
 from picture.media.routes import ObjectServing, router
 from picture.media.settings import MediaSettings, StorageBackend
 from picture.media.signing import UrlSigner
 from picture.media.storage import FilesystemStorage, ObjectStorage, S3Storage, open_s3_client
+from picture.media.uploads import UploadContext
+from picture.media.uploads import router as uploads_router
 
 SERVICE = "media"
 
@@ -52,6 +55,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_telemetry(SERVICE, settings)  # tracing: provider, exporters, httpx spans
         async with AsyncExitStack() as stack:
             engine = build_engine(settings.database_url, application_name=SERVICE)
             stack.push_async_callback(engine.dispose)
@@ -83,7 +87,17 @@ def create_app(
                     webp_quality=settings.webp_quality,
                     max_pixels=settings.max_pixels,
                     thumbnail_long_side=settings.thumbnail_long_side,
+                    embed_provenance=settings.embed_provenance,
+                    svg_preview_long_side=settings.svg_preview_long_side,
                 ),
+            )
+            app.state.uploads = UploadContext(
+                engine=engine,
+                bus=bus,
+                storage=storage,
+                options=ctx.options,
+                token=settings.internal_token,
+                max_bytes=settings.max_upload_bytes,
             )
             await bus.ensure_streams()
 
@@ -103,9 +117,10 @@ def create_app(
             )
             yield
 
-    app = FastAPI(title="Picture media", lifespan=lifespan)
+    app = FastAPI(title="Picture media", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY)
     app.add_middleware(HttpMetricsMiddleware, service=SERVICE)
     install_problem_handlers(app)
     app.include_router(ops_router(res.readiness_checks()))
     app.include_router(router)
+    app.include_router(uploads_router)
     return app

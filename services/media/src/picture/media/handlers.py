@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,8 +46,9 @@ from picture.media.errors import (
     TransientMediaError,
 )
 from picture.media.metrics import INGESTS, PROCESSING_SECONDS, STORED_BYTES
-from picture.media.processing import ProcessedImage, Rendition, process_image
+from picture.media.processing import ProcessedImage, Provenance, Rendition, process_image
 from picture.media.storage import ObjectStorage, validate_key
+from picture.media.svg import SVG
 from picture.media.tables import stored_objects
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,9 @@ class ProcessingOptions:
     thumbnail_long_side: int = 256
     # Pauses between download attempts inside one delivery: 3 attempts in all.
     retry_delays: tuple[float, ...] = (0.5, 1.0)
+    # Write the generation's model, prompt and seed as XMP into the stored original.
+    embed_provenance: bool = True
+    svg_preview_long_side: int = 1024
 
 
 @dataclass(frozen=True)
@@ -74,10 +79,22 @@ class MediaContext:
     options: ProcessingOptions
 
 
-def object_keys(cmd: IngestCommand) -> tuple[str, str]:
-    """The server-made keys of an ingest's original and thumbnail."""
-    prefix = f"{cmd.user_id}/{cmd.generation_id}"
-    return f"{prefix}/image.webp", f"{prefix}/thumb.webp"
+def stored_objects_of(prefix: str, processed: ProcessedImage) -> list[tuple[StoredObject, Rendition]]:
+    """What to store for a processed image under ``prefix`` (server-made), with its bytes.
+
+    Raster: ``image.webp`` and ``thumb.webp``. SVG: the sanitised ``image.svg``, its rendered
+    ``preview.webp`` and ``thumb.webp``. The original carries the blurhash."""
+    original_name = "image.svg" if processed.original.content_type == SVG else "image.webp"
+    parts = [
+        (
+            _stored(f"{prefix}/{original_name}", "original", processed.original, processed.blurhash),
+            processed.original,
+        ),
+        (_stored(f"{prefix}/thumb.webp", "thumbnail", processed.thumbnail), processed.thumbnail),
+    ]
+    if processed.preview is not None:
+        parts.append((_stored(f"{prefix}/preview.webp", "preview", processed.preview), processed.preview))
+    return parts
 
 
 @contextlib.asynccontextmanager
@@ -117,7 +134,15 @@ async def download_with_retries(
     raise AssertionError("unreachable")
 
 
-async def _process(data: bytes, max_long_side: int, options: ProcessingOptions) -> ProcessedImage:
+async def process(
+    data: bytes,
+    max_long_side: int,
+    options: ProcessingOptions,
+    *,
+    provenance: Provenance | None = None,
+    allow_svg: bool = True,
+) -> ProcessedImage:
+    """:func:`process_image` off the event loop, timed."""
     started = time.perf_counter()
     try:
         return await asyncio.to_thread(
@@ -127,12 +152,15 @@ async def _process(data: bytes, max_long_side: int, options: ProcessingOptions) 
             thumbnail_long_side=options.thumbnail_long_side,
             quality=options.webp_quality,
             max_pixels=options.max_pixels,
+            provenance=provenance if options.embed_provenance else None,
+            allow_svg=allow_svg,
+            svg_preview_long_side=options.svg_preview_long_side,
         )
     finally:
         PROCESSING_SECONDS.observe(time.perf_counter() - started)
 
 
-def _stored(key: str, role: str, rendition: Rendition) -> StoredObject:
+def _stored(key: str, role: str, rendition: Rendition, blurhash: str | None = None) -> StoredObject:
     return StoredObject.model_validate(
         {
             "key": key,
@@ -142,17 +170,21 @@ def _stored(key: str, role: str, rendition: Rendition) -> StoredObject:
             "width": rendition.width,
             "height": rendition.height,
             "sha256": rendition.sha256,
+            "blurhash": blurhash,
         }
     )
 
 
-async def _record(engine: AsyncEngine, cmd: IngestCommand, objects: Sequence[StoredObject]) -> None:
+async def record_objects(
+    engine: AsyncEngine, owner_id: uuid.UUID, generation_id: uuid.UUID | None, objects: Sequence[StoredObject]
+) -> None:
+    """Upsert the rows of stored objects (a redelivery rewrites the same keys)."""
     now = datetime.now(UTC)
     rows = [
         {
             "key": o.key,
-            "owner_id": cmd.user_id,
-            "generation_id": cmd.generation_id,
+            "owner_id": owner_id,
+            "generation_id": generation_id,
             "role": o.role,
             "content_type": o.content_type,
             "size": o.size,
@@ -226,18 +258,20 @@ async def _ingest(
         raise PermanentMediaError("no_source", "the generation produced no output to store")
     data = await download_with_retries(ctx.downloader, cmd.source_urls[0], ctx.options.retry_delays, delivery)
     await delivery.in_progress()
-    processed = await _process(data, cmd.max_long_side, ctx.options)
+    provenance = Provenance(model=cmd.model, prompt=cmd.prompt, seed=cmd.seed)
+    processed = await process(data, cmd.max_long_side, ctx.options, provenance=provenance)
     await delivery.in_progress()
-    original_key, thumbnail_key = object_keys(cmd)
-    objects = (
-        _stored(original_key, "original", processed.original),
-        _stored(thumbnail_key, "thumbnail", processed.thumbnail),
-    )
-    for obj, rendition in zip(objects, (processed.original, processed.thumbnail), strict=True):
-        await ctx.storage.put(obj.key, rendition.data, rendition.content_type)
-        STORED_BYTES.labels(obj.role).inc(rendition.size)
-    await _record(ctx.engine, cmd, objects)
+    parts = stored_objects_of(f"{cmd.user_id}/{cmd.generation_id}", processed)
+    await put_all(ctx.storage, parts)
+    objects = tuple(obj for obj, _ in parts)
+    await record_objects(ctx.engine, cmd.user_id, cmd.generation_id, objects)
     return objects
+
+
+async def put_all(storage: ObjectStorage, parts: Sequence[tuple[StoredObject, Rendition]]) -> None:
+    for obj, rendition in parts:
+        await storage.put(obj.key, rendition.data, rendition.content_type)
+        STORED_BYTES.labels(obj.role).inc(rendition.size)
 
 
 async def delete_objects(ctx: MediaContext, delivery: Delivery[DeleteObjectsCommand]) -> None:

@@ -28,3 +28,8 @@ INGESTS = Counter(
     "Ingest commands finished, by outcome (stored, transient, permanent).",
     ["outcome"],
 )
+UPLOADS = Counter(
+    "picture_media_uploads_total",
+    "User uploads finished, by outcome (stored, refused, rolled_back).",
+    ["outcome"],
+)

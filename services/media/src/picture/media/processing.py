@@ -9,7 +9,14 @@ Synchronous and CPU bound: callers run :func:`process_image` off the event loop
    (``max_pixels``; Pillow's own DecompressionBombWarning is turned into an error too);
 3. apply the EXIF orientation, convert to sRGB when an ICC profile is attached, then drop all
    metadata (EXIF, XMP, ICC, text chunks): the output carries only what the encoder writes;
-4. cap the long side, encode WebP; make a thumbnail the same way.
+4. cap the long side, encode WebP; make a thumbnail the same way;
+5. a blurhash of the thumbnail (a ~30 character placeholder clients draw while loading);
+6. optionally, provenance (model, prompt, seed) as an XMP packet we write ourselves into the
+   stored original (all other metadata is gone by then).
+
+SVG sources (``recraft-v3-svg``) are sanitised (:mod:`picture.media.svg`) and stored as
+``image/svg+xml``; a WebP preview rendered from the sanitised SVG by resvg (and its thumbnail)
+go through the raster steps above.
 """
 
 from __future__ import annotations
@@ -18,9 +25,11 @@ import hashlib
 import io
 import warnings
 from dataclasses import dataclass
+from xml.sax.saxutils import escape
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from picture.media import blurhash
 from picture.media.errors import PermanentMediaError
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP")
@@ -52,13 +61,29 @@ class Rendition:
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """What made the picture, embedded as XMP in the stored original."""
+
+    model: str | None = None
+    prompt: str | None = None
+    seed: int | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.model is None and self.prompt is None and self.seed is None
+
+
+@dataclass(frozen=True)
 class ProcessedImage:
     original: Rendition
     thumbnail: Rendition
     source_format: str
+    blurhash: str | None = None
+    # SVG sources: the rasterised WebP of the sanitised original.
+    preview: Rendition | None = None
 
 
-def _looks_like_svg(data: bytes) -> bool:
+def looks_like_svg(data: bytes) -> bool:
     head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     return head.startswith((b"<?xml", b"<svg", b"<!doctype svg")) and b"<svg" in data[:4096].lower()
 
@@ -71,8 +96,8 @@ def _looks_like_other_image(data: bytes) -> bool:
 
 def open_checked(data: bytes, max_pixels: int) -> Image.Image:
     """Open (header only) an accepted format within the pixel cap, or raise."""
-    if _looks_like_svg(data):
-        raise PermanentMediaError("unsupported_format", "SVG images are not supported yet")
+    if looks_like_svg(data):
+        raise PermanentMediaError("unsupported_format", "SVG images are not accepted here")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -117,9 +142,28 @@ def _normalise_mode(image: Image.Image) -> Image.Image:
     return image.convert(target)
 
 
-def _encode(image: Image.Image, quality: int) -> Rendition:
+XMP_TEMPLATE = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+<rdf:Description rdf:about="" xmlns:picture="https://picture.dev/ns/1.0/"{attributes}/>
+</rdf:RDF></x:xmpmeta>
+<?xpacket end="r"?>"""
+
+
+def provenance_xmp(provenance: Provenance) -> bytes:
+    """The XMP packet naming the model, prompt and seed (XML-escaped attribute values)."""
+    fields = {"model": provenance.model, "prompt": provenance.prompt, "seed": provenance.seed}
+    entities = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
+    attributes = "".join(
+        f'\n  picture:{name}="{escape(str(value), entities)}"'
+        for name, value in fields.items()
+        if value is not None
+    )
+    return XMP_TEMPLATE.format(attributes=attributes).encode()
+
+
+def _encode(image: Image.Image, quality: int, xmp: bytes = b"") -> Rendition:
     buffer = io.BytesIO()
-    image.save(buffer, format="WEBP", quality=quality, method=4, exif=b"", xmp=b"")
+    image.save(buffer, format="WEBP", quality=quality, method=4, exif=b"", xmp=xmp)
     data = buffer.getvalue()
     return Rendition(data, image.width, image.height, hashlib.sha256(data).hexdigest())
 
@@ -132,6 +176,13 @@ def _capped(image: Image.Image, long_side: int) -> Image.Image:
     return copy
 
 
+def compute_blurhash(image: Image.Image, components: tuple[int, int] = (4, 3)) -> str:
+    """The blurhash of ``image`` (best on a thumbnail: the cost grows with the pixels)."""
+    small = image.convert("RGB") if image.mode != "RGB" else image.copy()
+    small.thumbnail((32, 32), Image.Resampling.BILINEAR)
+    return blurhash.encode(small, components[0], components[1])
+
+
 def process_image(
     data: bytes,
     *,
@@ -139,8 +190,23 @@ def process_image(
     thumbnail_long_side: int = 256,
     quality: int = 88,
     max_pixels: int = 40_000_000,
+    provenance: Provenance | None = None,
+    allow_svg: bool = False,
+    svg_preview_long_side: int = 1024,
 ) -> ProcessedImage:
-    """Validate, clean and encode one image. Raises PermanentMediaError when refused."""
+    """Validate, clean and encode one image. Raises PermanentMediaError when refused.
+
+    ``allow_svg``: an SVG source is sanitised and kept as the original, with a WebP preview;
+    otherwise SVG is refused as unsupported. ``provenance`` is written into the original."""
+    if allow_svg and looks_like_svg(data):
+        return _process_svg(
+            data,
+            max_long_side=min(max_long_side, svg_preview_long_side),
+            thumbnail_long_side=thumbnail_long_side,
+            quality=quality,
+            max_pixels=max_pixels,
+            provenance=provenance,
+        )
     with open_checked(data, max_pixels) as source:
         source_format = str(source.format)
         try:
@@ -159,8 +225,47 @@ def process_image(
         clean.paste(image)
     original = _capped(clean, max(1, max_long_side))
     thumbnail = _capped(original, max(1, thumbnail_long_side))
+    xmp = provenance_xmp(provenance) if provenance is not None and not provenance.empty else b""
     return ProcessedImage(
-        original=_encode(original, quality),
+        original=_encode(original, quality, xmp),
         thumbnail=_encode(thumbnail, quality),
         source_format=source_format,
+        blurhash=compute_blurhash(thumbnail),
+    )
+
+
+def _process_svg(
+    data: bytes,
+    *,
+    max_long_side: int,
+    thumbnail_long_side: int,
+    quality: int,
+    max_pixels: int,
+    provenance: Provenance | None,
+) -> ProcessedImage:
+    from picture.media.svg import SVG, rasterise, sanitise_svg
+
+    clean = sanitise_svg(data)
+    png = rasterise(clean, max(1, max_long_side))
+    raster = process_image(
+        png,
+        max_long_side=max_long_side,
+        thumbnail_long_side=thumbnail_long_side,
+        quality=quality,
+        max_pixels=max_pixels,
+        provenance=provenance,
+    )
+    original = Rendition(
+        clean,
+        raster.original.width,
+        raster.original.height,
+        hashlib.sha256(clean).hexdigest(),
+        content_type=SVG,
+    )
+    return ProcessedImage(
+        original=original,
+        thumbnail=raster.thumbnail,
+        source_format="SVG",
+        blurhash=raster.blurhash,
+        preview=raster.original,
     )

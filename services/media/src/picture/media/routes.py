@@ -19,6 +19,7 @@ from picture.common.problems import ProblemError
 from picture.media.errors import InvalidKeyError
 from picture.media.signing import UrlSigner
 from picture.media.storage import CACHE_CONTROL, FilesystemStorage
+from picture.media.svg import SVG, SVG_HEADERS
 from picture.media.tables import stored_objects
 
 
@@ -85,6 +86,8 @@ async def get_object(
         "Cache-Control": CACHE_CONTROL,
         "X-Content-Type-Options": "nosniff",
     }
+    if row.content_type == SVG:
+        headers.update(SVG_HEADERS)
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and _etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)

@@ -11,6 +11,8 @@ from pydantic_settings import NoDecode
 
 from picture.common.settings import Environment, ServiceSettings
 
+DEVELOPMENT_INTERNAL_TOKEN = "picture-development-internal-token"  # noqa: S105 - development only
+
 
 class StorageBackend(StrEnum):
     FILESYSTEM = "filesystem"
@@ -37,6 +39,15 @@ class MediaSettings(ServiceSettings):
     webp_quality: int = 88
     max_pixels: int = 40_000_000
     thumbnail_long_side: int = 256
+    # Write the generation's model, prompt and seed (XMP) into stored originals.
+    embed_provenance: bool = True
+    # Long side of the WebP preview rendered from an SVG original.
+    svg_preview_long_side: int = 1024
+
+    # Uploads (POST /internal/uploads, called by the gateway only).
+    max_upload_bytes: int = 10 * 1024 * 1024
+    # Shared with the gateway: authenticates its calls to /internal/* (required in production).
+    media_internal_token: SecretStr | None = None
 
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
@@ -83,6 +94,13 @@ class MediaSettings(ServiceSettings):
         if name == "media_signing_key" and self.storage_backend is not StorageBackend.FILESYSTEM:
             return
         super().require_secret(name, value)
+
+    @property
+    def internal_token(self) -> str:
+        """The gateway's token for /internal/*; development falls back to a fixed one."""
+        if self.media_internal_token is None:
+            return DEVELOPMENT_INTERNAL_TOKEN
+        return self.media_internal_token.get_secret_value()
 
     @property
     def signing_key(self) -> bytes:
