@@ -50,7 +50,9 @@ def test_force_server_error_is_problem(api: httpx.Client, control: Control, stat
     assert response.json()["status"] == status
     stats = httpx.get(str(api.base_url.join("/_control/stats"))).json()
     assert stats["creates"] == 0
+    assert stats["requests"] == 1  # the forced answer is counted as a request that arrived
     assert api.post("/v1/predictions", json={"version": "v", "input": {"prompt": "x"}}).is_success
+    assert httpx.get(str(api.base_url.join("/_control/stats"))).json()["requests"] == 2
 
 
 def test_retry_after_header_when_configured(

@@ -30,6 +30,7 @@ _COG_VERSION = "0.16.8"
 
 async def api_guard(request: Request, state: State) -> None:
     """Authenticate the request, then answer a forced status if the control API asked for one."""
+    state.stats.requests += 1
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()

@@ -22,9 +22,10 @@
 
 - ``POST /_control/reset``: cancel and forget all predictions and files, zero the counters,
   restore the config from the settings (and re-seed the random generator).
-- ``GET /_control/stats`` -> ``{creates, gets, cancels, lists, webhooks_sent, webhooks_failed,
-  in_flight, by_status: {starting, processing, succeeded, failed, canceled, aborted}}``;
-  ``webhooks_sent`` counts successful deliveries, ``webhooks_failed`` failed attempts.
+- ``GET /_control/stats`` -> ``{requests, creates, gets, cancels, lists, webhooks_sent,
+  webhooks_failed, in_flight, by_status: {starting, processing, succeeded, failed, canceled,
+  aborted}}``; ``requests`` counts every ``/v1`` request that arrived (forced errors included),
+  ``webhooks_sent`` successful deliveries, ``webhooks_failed`` failed attempts.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ async def reset(state: State) -> dict[str, bool]:
     await state.store.reset()
     state.files.clear()
     state.control.reset()
-    for name in ("creates", "gets", "cancels", "lists", "webhooks_sent", "webhooks_failed"):
+    for name in ("requests", "creates", "gets", "cancels", "lists", "webhooks_sent", "webhooks_failed"):
         setattr(state.stats, name, 0)
     return {"ok": True}
 

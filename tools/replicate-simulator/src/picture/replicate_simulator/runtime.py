@@ -14,6 +14,7 @@ from picture.replicate_simulator.settings import SimulatorSettings
 class Stats:
     """Counters reported by ``GET /_control/stats``."""
 
+    requests: int = 0  # every /v1 request that arrived (forced errors and 401s included)
     creates: int = 0
     gets: int = 0
     cancels: int = 0
