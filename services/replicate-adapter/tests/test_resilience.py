@@ -1,0 +1,151 @@
+"""Resilience against the simulator: the circuit breaker (requests counted at the simulator),
+429 handling, and reconciliation of a create that timed out (no duplicate prediction)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+
+from picture.common.contracts import PREDICT, PredictionStatus
+from picture.common.messaging import Bus
+from picture.replicate_adapter.app import create_app
+from picture.replicate_adapter.breaker import BreakerOpen, CircuitBreaker, State
+from picture.replicate_adapter.errors import PermanentReplicateError, TransientReplicateError
+from picture.replicate_adapter.metrics import REQUESTS
+from picture.replicate_adapter.replicate import ReplicateClient, build_http_client
+from picture.replicate_adapter.settings import AdapterSettings
+
+from .conftest import SIM_TOKEN, Infra, running, subscribe
+from .test_service import command, sim_predictions
+
+
+@pytest.fixture
+async def control(infra: Infra) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=infra.sim_url, timeout=10) as http:
+        yield http
+        await http.put("/_control/config", json={"force_count": 0, "force_timeout_ms": 0})
+
+
+async def requests_seen(control: httpx.AsyncClient) -> int:
+    count: int = (await control.get("/_control/stats")).raise_for_status().json()["requests"]
+    return count
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def client(infra: Infra) -> AsyncIterator[ReplicateClient]:
+    http = build_http_client(infra.sim_url, SIM_TOKEN, timeout=5)
+    breaker = CircuitBreaker(
+        window_seconds=30, min_calls=4, failure_rate=0.5, open_seconds=0.5, half_open_probes=2
+    )
+    yield ReplicateClient(http, breaker=breaker)
+    await http.aclose()
+
+
+async def test_breaker_opens_at_threshold_and_sends_nothing_while_open(
+    client: ReplicateClient, control: httpx.AsyncClient
+) -> None:
+    before = await requests_seen(control)
+    (await control.put("/_control/config", json={"force_status": 503, "force_count": 4})).raise_for_status()
+    for _ in range(4):
+        with pytest.raises(TransientReplicateError) as failed:
+            await client.get_prediction("anything")
+        assert not isinstance(failed.value, BreakerOpen)
+    assert client.breaker.state is State.OPEN
+    assert await requests_seen(control) == before + 4
+    for _ in range(25):
+        with pytest.raises(BreakerOpen):
+            await client.get_prediction("anything")
+    assert await requests_seen(control) == before + 4  # zero calls while open
+
+    # Half-open after open_seconds: two probes; a 404 is an answer, so Replicate is up.
+    await wait_for(lambda: client.breaker.state is State.HALF_OPEN)
+    for _ in range(2):
+        with pytest.raises(PermanentReplicateError):
+            await client.get_prediction("does-not-exist")
+    assert client.breaker.state is State.CLOSED
+    assert await requests_seen(control) == before + 6
+
+
+async def test_a_failing_half_open_probe_opens_again(
+    client: ReplicateClient, control: httpx.AsyncClient
+) -> None:
+    (await control.put("/_control/config", json={"force_status": 500, "force_count": 5})).raise_for_status()
+    for _ in range(4):
+        with pytest.raises(TransientReplicateError):
+            await client.get_prediction("anything")
+    await wait_for(lambda: client.breaker.state is State.HALF_OPEN)
+    before = await requests_seen(control)
+    with pytest.raises(TransientReplicateError) as probe:
+        await client.get_prediction("anything")  # the fifth forced 500
+    assert not isinstance(probe.value, BreakerOpen)
+    assert client.breaker.state is State.OPEN
+    with pytest.raises(BreakerOpen):
+        await client.get_prediction("anything")
+    assert await requests_seen(control) == before + 1
+
+
+async def test_429_is_honoured_and_never_opens_the_breaker(
+    client: ReplicateClient, control: httpx.AsyncClient
+) -> None:
+    (await control.put("/_control/config", json={"force_status": 429, "force_count": 10})).raise_for_status()
+    for _ in range(10):
+        with pytest.raises(TransientReplicateError) as throttled:
+            await client.get_prediction("anything")
+        assert throttled.value.status == 429
+        assert throttled.value.retry_after == 30.0  # "Your rate limit resets in ~30s."
+    assert client.breaker.state is State.CLOSED
+
+
+async def test_throttled_create_is_retried_after_a_capped_wait(
+    settings: AdapterSettings, bus: Bus, infra: Infra, control: httpx.AsyncClient
+) -> None:
+    # Replicate says "resets in ~30s"; the cap (0.5 s) keeps the retry close.
+    capped = settings.model_copy(update={"replicate_max_retry_after_seconds": 0.5})
+    marker = f"throttled-{uuid.uuid4()}"
+    cmd = command(f"a kite {marker}")
+    (await control.put("/_control/config", json={"force_status": 429, "force_count": 2})).raise_for_status()
+    async with running(create_app(capped)) as app, subscribe(bus, cmd.generation_id) as events:
+        await bus.publish(PREDICT, cmd)
+        started = await events.next(timeout=15)
+        assert started.status is PredictionStatus.STARTED
+        done = await events.next(timeout=15)
+        assert app.state.breaker.state is State.CLOSED
+    assert done.status is PredictionStatus.SUCCEEDED, done.error
+    assert len(await sim_predictions(infra, marker)) == 1
+
+
+async def test_create_that_timed_out_is_reconciled_not_created_twice(
+    settings: AdapterSettings, bus: Bus, infra: Infra, control: httpx.AsyncClient
+) -> None:
+    # The simulator creates the prediction, then holds the answer past the client's timeout.
+    short = settings.model_copy(update={"replicate_timeout_seconds": 1.0})
+    marker = f"timeout-{uuid.uuid4()}"
+    cmd = command(f"a lantern {marker}")
+    (
+        await control.put("/_control/config", json={"force_timeout_ms": 2500, "force_count": 1})
+    ).raise_for_status()
+    timeouts = REQUESTS.labels("create", "transient")._value.get()
+    lists = REQUESTS.labels("list", "ok")._value.get()
+    async with running(create_app(short)), subscribe(bus, cmd.generation_id) as events:
+        await bus.publish(PREDICT, cmd)
+        started = await events.next(timeout=20)
+        assert started.status is PredictionStatus.STARTED
+        done = await events.next(timeout=20)
+    assert done.status is PredictionStatus.SUCCEEDED, done.error
+    found = await sim_predictions(infra, marker)
+    assert [p["id"] for p in found] == [done.prediction_id]
+    # The first create timed out and the prediction was found by listing, not created again.
+    assert REQUESTS.labels("create", "transient")._value.get() == timeouts + 1
+    assert REQUESTS.labels("list", "ok")._value.get() > lists
