@@ -342,3 +342,118 @@ def test_every_reference_model_has_a_builder() -> None:
 )
 def test_nearest_aspect_ratio(size: tuple[int, int], ratio: str) -> None:
     assert nearest_aspect_ratio(*size, FLUX_RATIOS) == ratio
+
+
+# ---------------------------------------------------------------------------- image-to-image
+
+DATA_URI = (
+    "data:image/png;base64,"
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+SIGNED = "https://media.example.com/objects/u/1.webp?expires=1700000000&sig=abc"
+IMG2IMG_MODELS = ("flux-dev", "flux-krea-dev", "sdxl", "sdxl-lightning", "seedream-4")
+
+
+@pytest.mark.parametrize(
+    ("model", "given", "expected"),
+    [
+        pytest.param(
+            "flux-dev",
+            {"source_image_url": DATA_URI, "strength": 0.25},
+            {"image": DATA_URI, "prompt_strength": 0.75},
+            id="flux-dev-prompt-strength-inverted",
+        ),
+        pytest.param(
+            "flux-krea-dev",
+            {"source_image_url": SIGNED, "strength": 1.0},
+            {"image": SIGNED, "prompt_strength": 0.0},
+            id="flux-krea-strength-1-keeps-0",
+        ),
+        pytest.param(
+            "flux-dev",
+            {"source_image_url": SIGNED},
+            {"image": SIGNED, "prompt_strength": None},
+            id="flux-dev-no-strength-model-default",
+        ),
+        pytest.param(
+            "sdxl",
+            {"source_image_url": DATA_URI, "strength": 0.3},
+            {"image": DATA_URI, "prompt_strength": 0.3, "strength": None},
+            id="sdxl-prompt-strength-as-is",
+        ),
+        pytest.param(
+            "sdxl",
+            {"source_image_url": DATA_URI, "strength": 0.0},
+            {"image": DATA_URI, "prompt_strength": 0.0},
+            id="sdxl-strength-0-honoured",
+        ),
+        pytest.param(
+            "sdxl-lightning",
+            {"source_image_url": SIGNED, "strength": 0.6},
+            {"image": SIGNED, "strength": 0.6, "prompt_strength": None},
+            id="sdxl-lightning-strength",
+        ),
+        pytest.param(
+            "seedream-4",
+            {"source_image_url": DATA_URI, "width": 2048, "height": 2048},
+            {"image_input": [DATA_URI], "image": None, "size": "2K"},
+            id="seedream-4-image-input-list",
+        ),
+        pytest.param(
+            "flux-dev",
+            {},
+            {"image": None, "prompt_strength": None},
+            id="flux-dev-text-to-image-sends-no-image",
+        ),
+    ],
+)
+def test_img2img_mapping(model: str, given: dict[str, Any], expected: dict[str, Any]) -> None:
+    result = build_input(spec(model, supports_img2img=True), params(**given))
+    assert {k: result.get(k) for k in expected} == expected
+
+
+@pytest.mark.parametrize("model", sorted(set(BUILDERS) - set(IMG2IMG_MODELS)))
+def test_img2img_refused_for_models_without_it(model: str) -> None:
+    with pytest.raises(UnsupportedParameter) as info:
+        build_input(spec(model, supports_img2img=True), params(source_image_url=DATA_URI))
+    assert info.value.field == "source_image_url"
+
+
+@pytest.mark.parametrize("model", IMG2IMG_MODELS)
+def test_img2img_refused_when_the_catalog_says_no(model: str) -> None:
+    with pytest.raises(UnsupportedParameter) as info:
+        build_input(spec(model, supports_img2img=False), params(source_image_url=DATA_URI))
+    assert info.value.field == "source_image_url"
+
+
+@pytest.mark.parametrize(
+    ("model", "given", "field"),
+    [
+        pytest.param("flux-dev", {"strength": 0.5}, "strength", id="strength-without-source"),
+        pytest.param(
+            "flux-dev", {"source_image_url": DATA_URI, "strength": 1.5}, "strength", id="strength-above-1"
+        ),
+        pytest.param(
+            "sdxl", {"source_image_url": DATA_URI, "strength": -0.1}, "strength", id="strength-negative"
+        ),
+        pytest.param(
+            "sdxl", {"source_image_url": "http://10.0.0.1/x.png"}, "source_image_url", id="plain-http"
+        ),
+        pytest.param("sdxl", {"source_image_url": "file:///etc/passwd"}, "source_image_url", id="file-url"),
+        pytest.param(
+            "sdxl", {"source_image_url": "data:text/html;base64,PGI+"}, "source_image_url", id="not-image"
+        ),
+    ],
+)
+def test_img2img_invalid_values_are_refused(model: str, given: dict[str, Any], field: str) -> None:
+    with pytest.raises(InputError) as info:
+        build_input(spec(model, supports_img2img=True), params(**given))
+    assert info.value.field == field
+
+
+def test_seedream_4_takes_no_strength() -> None:
+    with pytest.raises(UnsupportedParameter) as info:
+        build_input(
+            spec("seedream-4", supports_img2img=True), params(source_image_url=DATA_URI, strength=0.5)
+        )
+    assert info.value.field == "strength"

@@ -13,7 +13,13 @@ Rules every model shares (defects of the old product, fixed here):
   model without ``supports_negative_prompt``, a seed without ``supports_seed``, steps or
   guidance for a model whose input has no such field;
 - steps and guidance fall back to the model's defaults and are sent only when known;
-- sizes and steps outside the model's bounds are refused (:class:`InputError`).
+- sizes and steps outside the model's bounds are refused (:class:`InputError`);
+- image-to-image: ``source_image_url`` (a ``data:image/...;base64,`` URI or an https URL, e.g.
+  a signed object URL) only for a model with ``supports_img2img`` whose builder knows how to
+  send it; ``strength`` (0..1) only with a source, mapped per model as the old product did:
+  flux-dev/flux-krea-dev ``image`` + ``prompt_strength = 1 - strength``, sdxl ``image`` +
+  ``prompt_strength = strength``, sdxl-lightning ``image`` + ``strength``, seedream-4
+  ``image_input: [source]`` (no strength). No strength given: the model's own default.
 """
 
 from __future__ import annotations
@@ -52,6 +58,9 @@ class ModelInput:
     takes_guidance: bool = True
     # Used when the model record lists no aspect ratios (aspect-ratio models only).
     fallback_ratios: tuple[str, ...] = ()
+    # Image-to-image: the input fields for (source, strength); None: the model has none.
+    img2img: Callable[[str, float | None], Input] | None = None
+    takes_strength: bool = True
 
 
 def _ratio_value(ratio: str) -> float:
@@ -192,18 +201,37 @@ def _generic(model: ModelSpec, r: Resolved) -> Input:
     return {**_sized(r), **_steps(r), **_guidance(r)}
 
 
+def _image_prompt_strength_inverted(source: str, strength: float | None) -> Input:
+    if strength is None:
+        return {"image": source}
+    return {"image": source, "prompt_strength": round(1.0 - strength, 6)}
+
+
+def _image_prompt_strength(source: str, strength: float | None) -> Input:
+    return {"image": source, **({"prompt_strength": strength} if strength is not None else {})}
+
+
+def _image_strength(source: str, strength: float | None) -> Input:
+    return {"image": source, **({"strength": strength} if strength is not None else {})}
+
+
+def _image_input_list(source: str, strength: float | None) -> Input:
+    return {"image_input": [source]}
+
+
 GENERIC = ModelInput(_generic)
+MAX_SOURCE_CHARS = 15_000_000  # a data URI of ~11 MB of image bytes
 
 #: Builders by exact model name (ModelSpec.name).
 BUILDERS: dict[str, ModelInput] = {
     "flux-schnell": ModelInput(_flux_schnell, fallback_ratios=FLUX_RATIOS),
-    "flux-dev": ModelInput(_flux_dev),
-    "flux-krea-dev": ModelInput(_flux_dev),
+    "flux-dev": ModelInput(_flux_dev, img2img=_image_prompt_strength_inverted),
+    "flux-krea-dev": ModelInput(_flux_dev, img2img=_image_prompt_strength_inverted),
     "flux-1.1-pro": ModelInput(
         _flux_pro, takes_steps=False, takes_guidance=False, fallback_ratios=FLUX_RATIOS
     ),
-    "sdxl": ModelInput(_sdxl),
-    "sdxl-lightning": ModelInput(_sdxl_lightning, takes_guidance=False),
+    "sdxl": ModelInput(_sdxl, img2img=_image_prompt_strength),
+    "sdxl-lightning": ModelInput(_sdxl_lightning, takes_guidance=False, img2img=_image_strength),
     "ideogram-v3-turbo": ModelInput(
         _ideogram,
         takes_steps=False,
@@ -225,6 +253,8 @@ BUILDERS: dict[str, ModelInput] = {
         takes_steps=False,
         takes_guidance=False,
         fallback_ratios=("1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3", "21:9"),
+        img2img=_image_input_list,
+        takes_strength=False,
     ),
     "qwen-image": ModelInput(_qwen, fallback_ratios=("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3")),
 }
@@ -258,6 +288,29 @@ def _check_bounds(model: ModelSpec, p: GenerationParameters, builder: ModelInput
         raise UnsupportedParameter("negative_prompt", model.name)
     if p.seed is not None and not model.supports_seed:
         raise UnsupportedParameter("seed", model.name)
+    _check_img2img(model, p, builder)
+
+
+def _check_img2img(model: ModelSpec, p: GenerationParameters, builder: ModelInput) -> None:
+    if p.source_image_url is None:
+        if p.strength is not None:
+            raise InputError("strength", "strength needs a source_image_url")
+        return
+    if builder.img2img is None or not model.supports_img2img:
+        raise UnsupportedParameter("source_image_url", model.name)
+    source = p.source_image_url
+    if len(source) > MAX_SOURCE_CHARS:
+        raise InputError("source_image_url", "source_image_url is too large")
+    is_data = source.startswith("data:image/") and ";base64," in source[:100]
+    if not (is_data or source.startswith("https://")):
+        raise InputError(
+            "source_image_url", "source_image_url must be a data:image/...;base64 URI or an https URL"
+        )
+    if p.strength is not None:
+        if not builder.takes_strength:
+            raise UnsupportedParameter("strength", model.name)
+        if not (0.0 <= p.strength <= 1.0) or not math.isfinite(p.strength):
+            raise InputError("strength", "strength must be between 0 and 1")
 
 
 def build_input(model: ModelSpec, params: GenerationParameters) -> Input:
@@ -282,4 +335,6 @@ def build_input(model: ModelSpec, params: GenerationParameters) -> Input:
         result["negative_prompt"] = params.negative_prompt
     if params.seed is not None:
         result["seed"] = params.seed
+    if params.source_image_url is not None and builder.img2img is not None:
+        result.update(builder.img2img(params.source_image_url, params.strength))
     return result
