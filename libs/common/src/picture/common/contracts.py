@@ -1030,6 +1030,8 @@ class TemplateFields(BaseModel):
     negative_prompt: str | None = Field(default=None, max_length=2000)
     category: str | None = Field(default=None, max_length=50)
     is_public: bool | None = None
+    # On update, None leaves a field alone; these optional fields are set to null instead.
+    clear: tuple[Literal["negative_prompt", "category"], ...] = ()
 
 
 class TemplateRequest(Message):

@@ -552,12 +552,8 @@ async def get_template(engine: AsyncEngine, req: c.TemplateRequest) -> c.Templat
 
 async def update_template(engine: AsyncEngine, req: c.TemplateRequest) -> c.TemplateReply:
     t = prompt_templates
-    values = req.fields.model_dump(exclude_unset=True)
-    for required in ("name", "prompt"):
-        if required in values and values[required] is None:
-            raise QueryFailed(c.QueryErrorCode.INVALID, f"{required} may not be null", field=required)
-    if values.get("is_public") is None:
-        values.pop("is_public", None)
+    values: dict[str, Any] = req.fields.model_dump(exclude_none=True, exclude={"clear"})
+    values.update(dict.fromkeys(req.fields.clear))
     own = and_(t.c.id == _template_id(req), t.c.user_id == req.user_id)
     async with engine.begin() as conn:
         row = (

@@ -481,7 +481,12 @@ async def patch_template(
     for required in ("name", "prompt", "is_public"):
         if required in body.model_fields_set and getattr(body, required) is None:
             raise InvalidField(required, f"{required} may not be null")
-    fields = c.TemplateFields(**body.model_dump(exclude_unset=True))
+    cleared = tuple(
+        name
+        for name in ("negative_prompt", "category")
+        if name in body.model_fields_set and getattr(body, name) is None
+    )
+    fields = c.TemplateFields(**body.model_dump(exclude_none=True), clear=cleared)
     reply = await library.ask(
         c.UPDATE_TEMPLATE,
         c.TemplateRequest(user_id=user.user_id, template_id=template_id, fields=fields),
