@@ -23,6 +23,7 @@ from picture.gateway.limits import Limiter
 from picture.gateway.quota import start_background
 from picture.gateway.routes import admin, batches, events, generations, images, library, me, models
 from picture.gateway.routes.replicate_webhooks import router as replicate_webhooks_router
+from picture.gateway.routes.uploads import router as uploads_router  # issue #6
 from picture.gateway.settings import GatewaySettings
 
 SERVICE = "gateway"
@@ -98,6 +99,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(batches.router)
     app.include_router(models.router)
     app.include_router(images.router)
+    app.include_router(uploads_router)  # issue #6
     app.include_router(library.router)
     app.include_router(replicate_webhooks_router)
     return app

@@ -21,3 +21,9 @@ class GatewaySettings(ServiceSettings):
     cors_origins: tuple[str, ...] = ()
     max_prompt_length: int = Field(default=2000, ge=1)
     model_cache_seconds: float = 30.0
+
+    # ---- uploads (issue #6): streamed to the media service's internal endpoint
+    media_internal_url: str = "http://127.0.0.1:8083"
+    # Shared with media (its PICTURE_MEDIA_INTERNAL_TOKEN); required in production.
+    media_internal_token: SecretStr | None = None
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)

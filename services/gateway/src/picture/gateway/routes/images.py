@@ -1,8 +1,10 @@
 """GET /v1/images/{id}/content and /thumbnail: the image bytes.
 
 Public images are readable without a token; private ones only by their owner (others: 404).
-Object storage with signed URLs: a redirect. The filesystem backend: bytes streamed from the
-media service, with ETag, Range and 304 passed through.
+Object storage with signed URLs: a short-lived redirect. The filesystem backend: bytes streamed
+from the media service, with ETag, Range and 304 passed through. SVG originals are always
+streamed (never redirected), with ``nosniff``, a sandboxing CSP and ``Content-Disposition:
+attachment``, so a hostile SVG can neither run nor render as a page on any origin we answer for.
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ from picture.gateway.errors import NotFound, Unavailable
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
 
+SVG = "image/svg+xml"
+SVG_HEADERS = {
+    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+    "x-content-type-options": "nosniff",
+    "content-disposition": "attachment",
+}
 PASSED_REQUEST_HEADERS = ("range", "if-none-match", "if-range")
 PASSED_RESPONSE_HEADERS = (
     "content-type",
@@ -46,7 +54,8 @@ async def _serve(
         raise NotFound("thumbnail")
     resolved = await backend.resolve_object(key)
     cache = "public, max-age=300" if image.is_public else "private, max-age=300"
-    if resolved.disposition == "redirect":
+    is_svg = resolved.content_type.split(";")[0].strip().lower() == SVG
+    if resolved.disposition == "redirect" and not is_svg:
         return RedirectResponse(resolved.url, status_code=307, headers={"Cache-Control": cache})
     headers = {k: v for k, v in request.headers.items() if k.lower() in PASSED_REQUEST_HEADERS}
     upstream_request = http.build_request("GET", resolved.url, headers=headers)
@@ -60,6 +69,8 @@ async def _serve(
     out_headers = {k: v for k, v in upstream.headers.items() if k.lower() in PASSED_RESPONSE_HEADERS}
     out_headers["cache-control"] = cache
     out_headers["x-content-type-options"] = "nosniff"
+    if is_svg:
+        out_headers.update(SVG_HEADERS)
     return StreamingResponse(
         upstream.aiter_raw(),
         status_code=upstream.status_code,
