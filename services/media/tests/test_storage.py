@@ -148,3 +148,25 @@ async def test_s3_presigned_url_serves_the_object(s3_client: Any) -> None:
     assert response.status_code == 200
     assert response.content == b"presigned bytes"
     assert response.headers["content-type"] == "image/webp"
+
+
+async def test_s3_objects_carry_type_cache_policy_and_etag(s3_client: Any) -> None:
+    storage = S3Storage(s3_client, S3_BUCKET)
+    webp, svg = _key("image.webp"), _key("image.svg")
+    await storage.put(webp, b"webp bytes", "image/webp")
+    await storage.put(svg, b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/svg+xml")
+    head = await s3_client.head_object(Bucket=S3_BUCKET, Key=webp)
+    assert head["ContentType"] == "image/webp"
+    assert head["CacheControl"] == "public, max-age=31536000, immutable"
+    assert head["ETag"].strip('"') and "ContentDisposition" not in head
+    head = await s3_client.head_object(Bucket=S3_BUCKET, Key=svg)
+    assert head["ContentType"] == "image/svg+xml"
+    assert head["ContentDisposition"] == "attachment"
+
+
+async def test_filesystem_content_types_by_key(objects_dir: Path) -> None:
+    storage = FilesystemStorage(objects_dir, SIGNER)
+    for key, expected in ((_key("image.webp"), "image/webp"), (_key("image.svg"), "image/svg+xml")):
+        await storage.put(key, b"x", expected)
+        info = await storage.stat(key)
+        assert info is not None and info.content_type == expected

@@ -193,12 +193,17 @@ class S3Storage:
         return code in ("404", "NoSuchKey", "NotFound")
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
+        extra: dict[str, str] = {}
+        if content_type == "image/svg+xml":
+            # Served from the bucket's origin too: never rendered inline there either.
+            extra["ContentDisposition"] = "attachment"
         await self.client.put_object(
             Bucket=self.bucket,
             Key=validate_key(key),
             Body=data,
             ContentType=content_type,
             CacheControl=CACHE_CONTROL,
+            **extra,
         )
 
     async def get(self, key: str) -> bytes:
