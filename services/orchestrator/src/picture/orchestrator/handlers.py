@@ -299,6 +299,10 @@ def _ingest_command(row: Any, attempt: int) -> c.IngestCommand:
         user_id=row.user_id,
         attempt=attempt,
         source_urls=tuple(row.output_urls or ()),
+        # Provenance media writes into the stored image (issue #6).
+        model=row.model,
+        prompt=(row.parameters or {}).get("prompt"),
+        seed=(row.parameters or {}).get("seed"),
     )
 
 
