@@ -7,7 +7,10 @@
   acks the message; one that raises :class:`Retry` (or anything else) is nak'ed with a delay
   that grows with the delivery count; :class:`Reject` terminates it. On the last allowed
   delivery the ``on_poison`` hook runs first, so the owner can record a failure instead of
-  losing the message silently. Long handlers call :meth:`Delivery.in_progress`.
+  losing the message silently; then the envelope goes to the dead-letter stream
+  (``picture.dlq.>``, see :data:`~picture.common.contracts.DLQ_STREAM`), as does a message that
+  cannot be decoded. Long handlers call :meth:`Delivery.in_progress`.
+- :meth:`Bus.ensure_streams` creates the streams with ``PICTURE_STREAM_REPLICAS`` replicas.
 - :meth:`Bus.serve` answers a :class:`~picture.common.contracts.Query` in a queue group;
   handlers raise :class:`QueryFailed` for typed errors. :meth:`Bus.request` raises it too.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -37,6 +41,7 @@ from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 
 from picture.common.contracts import (
+    DLQ_SUBJECT_PREFIX,
     STREAMS,
     Channel,
     Envelope,
@@ -68,6 +73,11 @@ CONSUMER_DURATION = Histogram(
 CONSUMER_REDELIVERIES = Counter(
     "picture_consumer_redeliveries_total",
     "Messages received with a delivery count above one.",
+    ["consumer"],
+)
+DEAD_LETTERS = Counter(
+    "picture_consumer_dead_letters_total",
+    "Messages copied to the dead-letter stream (PICTURE_DLQ) after their last failed delivery.",
     ["consumer"],
 )
 QUERY_DURATION = Histogram(
@@ -203,8 +213,16 @@ class Bus:
 
     # ---------------------------------------------------------------- streams
 
-    async def ensure_streams(self, streams: Sequence[StreamSpec] = STREAMS) -> None:
-        """Create or update the streams (idempotent; every service may call it at start)."""
+    async def ensure_streams(
+        self, streams: Sequence[StreamSpec] = STREAMS, *, replicas: int | None = None
+    ) -> None:
+        """Create or update the streams (idempotent; every service may call it at start).
+
+        ``replicas`` defaults to ``PICTURE_STREAM_REPLICAS`` (1; 3 in production, which needs a
+        JetStream cluster of at least 3 servers).
+        """
+        if replicas is None:
+            replicas = int(os.environ.get("PICTURE_STREAM_REPLICAS", "1") or "1")
         for spec in streams:
             config = StreamConfig(
                 name=spec.name,
@@ -212,6 +230,7 @@ class Bus:
                 retention=RetentionPolicy.WORK_QUEUE if spec.work_queue else RetentionPolicy.LIMITS,
                 max_age=spec.max_age_seconds,
                 duplicate_window=spec.duplicate_window_seconds,
+                num_replicas=replicas,
             )
             try:
                 await self.js.add_stream(config)
@@ -414,6 +433,28 @@ class Consumer:
         delays = self.options.retry_delays
         return delays[min(num_delivered, len(delays)) - 1] if delays else 1.0
 
+    async def _dead_letter(self, msg: Msg, num_delivered: int, exc: BaseException) -> None:
+        """Keep a copy of a message given up on in the dead-letter stream (best effort)."""
+        original = msg.subject
+        suffix = original.removeprefix("picture.") if original.startswith("picture.") else original
+        sequence = msg.metadata.sequence.stream if msg.metadata and msg.metadata.sequence else 0
+        headers = _trace_headers(
+            {
+                "Nats-Msg-Id": f"dlq:{self.durable}:{self.stream.name}:{sequence}",
+                "Picture-Original-Subject": original,
+                "Picture-Consumer": self.durable,
+                "Picture-Num-Delivered": str(num_delivered),
+                "Picture-Error": f"{type(exc).__name__}: {exc}"[:500].replace("\r", " ").replace("\n", " "),
+            }
+        )
+        try:
+            await self.bus.js.publish(f"{DLQ_SUBJECT_PREFIX}.{suffix}", msg.data, headers=headers)
+            DEAD_LETTERS.labels(self.durable).inc()
+        except Exception as dlq_exc:
+            log.error(
+                "consumer %s: dead-lettering a message of %s failed: %s", self.durable, original, dlq_exc
+            )
+
     async def _handle(self, msg: Msg) -> None:
         num_delivered = msg.metadata.num_delivered if msg.metadata else 1
         if num_delivered > 1:
@@ -425,6 +466,7 @@ class Consumer:
         except (ValidationError, ValueError, KeyError) as exc:
             log.error("consumer %s: undecodable message on %s: %s", self.durable, msg.subject, exc)
             CONSUMER_MESSAGES.labels(self.durable, "unknown", "term").inc()
+            await self._dead_letter(msg, num_delivered, exc)
             await msg.term()
             return
         delivery: Delivery[Any] = Delivery(message, envelope, msg.subject, num_delivered, msg)
@@ -459,6 +501,7 @@ class Consumer:
                         )
                         if self.on_poison is not None:
                             await self.on_poison(delivery, exc)
+                        await self._dead_letter(msg, num_delivered, exc)
                         await msg.term()
                     else:
                         outcome = "nak"

@@ -4,8 +4,11 @@
 - :func:`ops_router`: ``/healthz`` (the process is alive), ``/readyz`` (every dependency check
   passes; 503 with the failing names otherwise), ``/metrics`` (Prometheus text format).
 - :class:`HttpMetricsMiddleware`: RED metrics for HTTP with the route template as label
-  (never the raw path, so ids do not explode cardinality).
-- :func:`configure_tracing`: an OpenTelemetry TracerProvider named after the service.
+  (never the raw path, so ids do not explode cardinality). SERVER spans come from FastAPI's
+  native telemetry (configured by :data:`FASTAPI_TELEMETRY`: W3C extraction, route-named spans,
+  probes and /metrics not traced); for an app without it, this middleware makes the span.
+- :func:`configure_tracing`: an OpenTelemetry TracerProvider named after the service (exporters:
+  :mod:`picture.common.telemetry`).
 """
 
 from __future__ import annotations
@@ -14,18 +17,36 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Response
-from opentelemetry import trace
+from fastapi.telemetry import TelemetryConfig
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+http_tracer = trace.get_tracer("picture.common.http")
+
+
+def _untraced(scope: MutableMapping[str, Any]) -> bool:
+    return scope.get("path") in UNTRACED_PATHS
+
+
+# ``FastAPI(telemetry=FASTAPI_TELEMETRY)``: server spans only (RED metrics are ours, logs are
+# ours), nothing for probes and scrapes.
+FASTAPI_TELEMETRY: TelemetryConfig = {
+    "exclude": _untraced,
+    "operation_spans": False,
+    "metrics": False,
+    "logs": False,
+}
 
 HTTP_REQUESTS = Counter(
     "picture_http_requests_total",
@@ -109,7 +130,7 @@ async def _safe(check: ReadinessCheck) -> bool:
 
 
 class HttpMetricsMiddleware:
-    """Pure ASGI middleware (no per-request task overhead) recording RED metrics."""
+    """Pure ASGI middleware (no per-request task overhead): RED metrics and a SERVER span."""
 
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
@@ -121,6 +142,7 @@ class HttpMetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        method = scope.get("method", "GET")
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -128,11 +150,43 @@ class HttpMetricsMiddleware:
                 status = message["status"]
             await send(message)
 
+        # FastAPI's native telemetry marks the scope (None when it skipped the request).
+        traced = "fastapi.telemetry" not in scope and not _untraced(scope)
+        token = otel_context.attach(propagate.extract(_headers(scope))) if traced else None
+        span = (
+            http_tracer.start_span(
+                method, kind=trace.SpanKind.SERVER, attributes={"http.request.method": method}
+            )
+            if traced
+            else None
+        )
         try:
-            await self.app(scope, receive, send_wrapper)
+            if span is None:
+                await self.app(scope, receive, send_wrapper)
+            else:
+                with trace.use_span(
+                    span, end_on_exit=False, record_exception=True, set_status_on_exception=True
+                ):
+                    await self.app(scope, receive, send_wrapper)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "GET")
             HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
             HTTP_DURATION.labels(self.service, method, template).observe(time.perf_counter() - started)
+            if span is not None:
+                span.update_name(f"{method} {template}")
+                span.set_attribute("http.route", template)
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(trace.StatusCode.ERROR)
+                span.end()
+            if token is not None:
+                otel_context.detach(token)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {
+        key.decode("latin-1"): value.decode("latin-1")
+        for key, value in scope.get("headers", ())
+        if key in (b"traceparent", b"tracestate", b"baggage")
+    }

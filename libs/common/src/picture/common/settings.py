@@ -35,6 +35,10 @@ class ServiceSettings(BaseSettings):
     log_json: bool = True
     # OTLP endpoint for traces (e.g. http://otel-collector:4318); empty: tracing not exported.
     otlp_endpoint: str = ""
+    # File that receives every span as one JSON object per line (tests, debugging); empty: off.
+    trace_file: str = ""
+    # Replicas of the JetStream streams this service creates (1 in development, 3 in production).
+    stream_replicas: int = 1
     # Seconds a NATS request/reply query may take before the caller gives up.
     query_timeout_seconds: float = 5.0
 

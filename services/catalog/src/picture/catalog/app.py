@@ -21,6 +21,7 @@ from picture.common.messaging import Bus, ConsumerOptions, Route
 from picture.common.observability import FASTAPI_TELEMETRY, HttpMetricsMiddleware, ops_router
 from picture.common.problems import install_problem_handlers
 from picture.common.service import Resources
+from picture.common.telemetry import configure_telemetry
 
 SERVICE = "catalog"
 
@@ -52,6 +53,7 @@ def create_app(settings: CatalogSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_telemetry(SERVICE, settings)  # tracing: provider, exporters, httpx spans
         engine = build_engine(settings.database_url, application_name=SERVICE)
         bus = await Bus.connect(settings.nats_url, SERVICE, settings.query_timeout_seconds)
         res.engine, res.bus = engine, bus

@@ -13,9 +13,10 @@ from fastapi import FastAPI
 from picture.common import contracts as c
 from picture.common.database import build_engine
 from picture.common.messaging import Bus, ConsumerOptions, Route
-from picture.common.observability import HttpMetricsMiddleware, ops_router
+from picture.common.observability import FASTAPI_TELEMETRY, HttpMetricsMiddleware, ops_router
 from picture.common.problems import install_problem_handlers
 from picture.common.service import Resources
+from picture.common.telemetry import configure_telemetry
 from picture.orchestrator import batches, handlers, scheduler
 from picture.orchestrator.outbox import OutboxRelay
 from picture.orchestrator.settings import OrchestratorSettings
@@ -28,6 +29,7 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_telemetry(SERVICE, settings)  # tracing: provider, exporters, httpx spans
         engine = build_engine(settings.database_url, application_name=SERVICE)
         bus = await Bus.connect(settings.nats_url, SERVICE, settings.query_timeout_seconds)
         res.engine, res.bus = engine, bus
@@ -71,7 +73,7 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
             await bus.close()
             await engine.dispose()
 
-    app = FastAPI(title="Picture orchestrator", lifespan=lifespan)
+    app = FastAPI(title="Picture orchestrator", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY)
     app.add_middleware(HttpMetricsMiddleware, service=SERVICE)
     install_problem_handlers(app)
     app.include_router(ops_router(res.readiness_checks()))

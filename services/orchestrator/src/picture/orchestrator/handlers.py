@@ -28,6 +28,7 @@ from picture.common import contracts as c
 from picture.common.contracts import ErrorInfo, ErrorKind, GenerationStatus
 from picture.common.ids import derived_id
 from picture.common.messaging import Delivery, QueryFailed
+from picture.common.telemetry import capture_trace_context
 from picture.orchestrator.outbox import OutboxRelay, enqueue
 from picture.orchestrator.settings import OrchestratorSettings
 from picture.orchestrator.state_machine import transition
@@ -371,6 +372,7 @@ async def insert_generation(ctx: Context, conn: AsyncConnection, new: NewGenerat
         "batch_id": new.batch_id,
         "batch_index": new.batch_index,
         "request_hash": key,
+        "trace_context": capture_trace_context(),
         "created_at": now,
         "updated_at": now,
         "available_at": now,

@@ -21,6 +21,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
 from prometheus_client import Counter, Gauge
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -121,7 +123,12 @@ async def schedule_once(ctx: Context) -> int:
 async def _send_predict(ctx: Context, conn: AsyncConnection, row: Any) -> None:
     command = handlers._predict_command(row, row.attempt)
     deadline = row.created_at + timedelta(seconds=ctx.settings.total_timeout_seconds)
-    await enqueue(conn, c.PREDICT, command.model_copy(update={"deadline": deadline}))
+    # The outbox row keeps the accepting request's trace (the scheduler runs outside it).
+    token = otel_context.attach(propagate.extract(row.trace_context or {}))
+    try:
+        await enqueue(conn, c.PREDICT, command.model_copy(update={"deadline": deadline}))
+    finally:
+        otel_context.detach(token)
 
 
 async def sample_gauges(ctx: Context) -> None:

@@ -59,6 +59,8 @@ generations = Table(
     Column("superseded", Boolean, nullable=False, server_default="false"),  # retried in its batch
     Column("request_hash", String(64)),  # dedup cache key (seeded requests only)
     Column("reused_from", Uuid),
+    # W3C trace context of the accepting request: the scheduler's predict continues its trace.
+    Column("trace_context", JSONB),
     Index("ix_generations_user_created", "user_id", text("created_at DESC")),
     Index(
         "ix_generations_waiting",

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from picture.common import contracts as c
 from picture.common.database import build_engine
 from picture.common.messaging import Bus, ConsumerOptions, Route
-from picture.common.observability import HttpMetricsMiddleware, ops_router
+from picture.common.observability import FASTAPI_TELEMETRY, HttpMetricsMiddleware, ops_router
 from picture.common.problems import install_problem_handlers
 from picture.common.service import Resources
 from picture.common.telemetry import configure_telemetry
@@ -120,7 +120,7 @@ def create_app(settings: AdapterSettings, *, transport: httpx.AsyncBaseTransport
             await http.aclose()
             await engine.dispose()
 
-    app = FastAPI(title="Picture replicate adapter", lifespan=lifespan)
+    app = FastAPI(title="Picture replicate adapter", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY)
     app.add_middleware(HttpMetricsMiddleware, service=SERVICE)
     install_problem_handlers(app)
     app.include_router(ops_router(res.readiness_checks()))

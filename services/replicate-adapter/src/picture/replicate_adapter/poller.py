@@ -231,7 +231,10 @@ class Poller:
             row.status,
             interval=self.interval,
         )
-        await self._finish(entry, prediction, source)
+        # Publish in the predict command's trace (kept while it is followed here), not the webhook's.
+        await asyncio.create_task(
+            self._finish(entry, prediction, source), context=trace_context_from(entry.trace_carrier)
+        )
         if self._tracked.get(key) is entry:
             self._untrack(entry)
 
