@@ -33,6 +33,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         secrets,
         pg_fsync=False,
         extra_env={
+            # Generous defaults so other suites are not throttled; the limit tests set per-user
+            # limits in gateway.users (issue #5).
+            "gateway": {
+                "PICTURE_HOURLY_LIMIT": "500",
+                "PICTURE_DAILY_LIMIT": "2000",
+                "PICTURE_MAX_CONCURRENT": "50",
+                "PICTURE_RATE_LIMIT_PER_MINUTE": "6000",
+                "PICTURE_SSE_HEARTBEAT_SECONDS": "1",
+            },
             "replicate-simulator": {
                 "PICTURE_SIMULATOR_LATENCY_MS": "300",
                 "PICTURE_SIMULATOR_START_DELAY_MS": "50",

@@ -40,9 +40,9 @@ def claims(**overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in base.items() if v is not None}
 
 
-def test_a_supabase_token_gives_its_user(verifier: TokenVerifier) -> None:
+async def test_a_supabase_token_gives_its_user(verifier: TokenVerifier) -> None:
     user = uuid.uuid4()
-    principal = verifier.verify(mint_token(SECRET, user, is_anonymous=True))
+    principal = await verifier.verify(mint_token(SECRET, user, is_anonymous=True))
     assert principal.user_id == user
     assert principal.is_anonymous
 
@@ -82,8 +82,8 @@ def _unsigned(header: dict[str, Any], payload: dict[str, Any]) -> str:
         (lambda: "not.a.token", "malformed"),
     ],
 )
-def test_rejections(verifier: TokenVerifier, token_factory: Any, reason: str) -> None:
+async def test_rejections(verifier: TokenVerifier, token_factory: Any, reason: str) -> None:
     with pytest.raises(Unauthenticated) as raised:
-        verifier.verify(token_factory())
+        await verifier.verify(token_factory())
     assert reason in (raised.value.detail or "")
     assert raised.value.status == 401

@@ -1,25 +1,44 @@
 """Supabase access tokens: verification and the authenticated principal.
 
-Legacy HS256 shared secret for now (asymmetric JWKS keys come with the auth issue). Rules from
-the security checklist: exp, iat, sub, aud and iss are required; one algorithm family per key;
-header-supplied keys (jku, jwk, x5u, x5c) and unknown ``crit`` are refused; tokens whose role is
-not "authenticated" (the anon and service_role API keys) are not user tokens.
+Two kinds of keys, never mixed: the legacy HS256 shared secret, and asymmetric keys (ES256,
+RS256) from the project's JWKS URL. The token's ``alg`` picks the family; an asymmetric token
+is verified only with the JWKS key of its ``kid`` and only with that key's own algorithm (an
+EC key never verifies RS256, a JWKS never supplies an HMAC secret), and HS256 only with the
+secret. Rules from the security checklist: exp, iat, sub, aud and iss are required;
+header-supplied keys (jku, jwk, x5u, x5c) and unknown ``crit`` are refused; ``alg: none`` in any
+casing is refused; tokens whose role is not "authenticated" (anon and service_role API keys)
+are not user tokens.
+
+The JWKS is fetched with httpx (async: the event loop is never blocked), cached, refetched
+after ``jwks_cache_seconds`` or when an unknown ``kid`` arrives, at most once per
+``jwks_min_refresh_seconds`` (random kids cannot hammer the endpoint). While the endpoint is
+down, a warm cache keeps working (stale keys are used); with a cold cache the answer is 503.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import httpx
 import jwt
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
-from picture.gateway.errors import Unauthenticated
+from picture.common import contracts as c
+from picture.gateway.errors import Unauthenticated, Unavailable
 from picture.gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
 
 FORBIDDEN_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c"})
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "aud", "iss"]
+ASYMMETRIC = {"ES256": "EC", "RS256": "RSA"}  # alg -> the only key type that may verify it
+MAX_JWKS_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -30,17 +49,114 @@ class Principal:
     session_id: str | None
 
 
+class KeySet:
+    """The JWKS of the token issuer, cached; refreshed without blocking the event loop."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        cache_seconds: float,
+        min_refresh_seconds: float,
+        timeout_seconds: float,
+    ) -> None:
+        self.url = url
+        self._cache_seconds = cache_seconds
+        self._min_refresh = min_refresh_seconds
+        self._timeout = timeout_seconds
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at: float | None = None
+        self._last_attempt: float | None = None
+        self._lock = asyncio.Lock()
+        self._client: httpx.AsyncClient | None = None
+        self.fetches = 0  # how many times the endpoint was asked (observable in tests)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _may_fetch(self, now: float) -> bool:
+        return self._last_attempt is None or now - self._last_attempt >= self._min_refresh
+
+    async def _fetch(self) -> None:
+        self._last_attempt = time.monotonic()
+        self.fetches += 1
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+        response = await self._client.get(self.url, headers={"Accept": "application/json"})
+        response.raise_for_status()
+        if len(response.content) > MAX_JWKS_BYTES:
+            raise ValueError("JWKS document too large")
+        keys: dict[str, jwt.PyJWK] = {}
+        for entry in response.json().get("keys", []):
+            if not isinstance(entry, dict) or entry.get("kty") not in ("EC", "RSA"):
+                continue  # never an HMAC secret from a JWKS
+            if entry.get("use", "sig") != "sig" or not isinstance(entry.get("kid"), str):
+                continue
+            try:
+                key = jwt.PyJWK(entry)
+            except jwt.PyJWTError:
+                continue
+            if ASYMMETRIC.get(key.algorithm_name) != entry["kty"]:
+                continue
+            keys[entry["kid"]] = key
+        self._keys = keys
+        self._fetched_at = time.monotonic()
+
+    async def _refresh(self) -> bool:
+        """Refetch if allowed by the rate limit. Returns False when the endpoint failed."""
+        async with self._lock:
+            if not self._may_fetch(time.monotonic()):
+                return True
+            try:
+                await self._fetch()
+            except (httpx.HTTPError, ValueError) as exc:
+                log.warning("JWKS fetch from %s failed: %s", self.url, exc)
+                return False
+        return True
+
+    async def key(self, kid: str) -> jwt.PyJWK:
+        now = time.monotonic()
+        stale = self._fetched_at is None or now - self._fetched_at > self._cache_seconds
+        if stale or kid not in self._keys:
+            ok = await self._refresh()
+            if self._fetched_at is None:
+                # Cold cache and no key set: we cannot tell a good token from a bad one.
+                raise Unavailable("the token signing keys cannot be fetched right now")
+            if not ok and kid in self._keys:
+                log.info("JWKS endpoint down; using the cached keys")
+        found = self._keys.get(kid)
+        if found is None:
+            raise Unauthenticated("unknown signing key")
+        return found
+
+
 class TokenVerifier:
     def __init__(self, settings: GatewaySettings) -> None:
-        if settings.jwt_secret is None:
-            raise ValueError("PICTURE_JWT_SECRET is required")
-        self._secret = settings.jwt_secret.get_secret_value()
+        if settings.jwt_secret is None and not settings.jwks_url:
+            raise ValueError("PICTURE_JWT_SECRET or PICTURE_JWKS_URL is required")
+        self._secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._leeway = settings.jwt_leeway_seconds
         self._max_bytes = settings.max_token_bytes
+        self.keys = (
+            KeySet(
+                settings.jwks_url,
+                cache_seconds=settings.jwks_cache_seconds,
+                min_refresh_seconds=settings.jwks_min_refresh_seconds,
+                timeout_seconds=settings.jwks_timeout_seconds,
+            )
+            if settings.jwks_url
+            else None
+        )
 
-    def verify(self, token: str) -> Principal:
+    async def aclose(self) -> None:
+        if self.keys is not None:
+            await self.keys.aclose()
+
+    async def verify(self, token: str) -> Principal:
         if len(token) > self._max_bytes:
             raise Unauthenticated("token too large")
         try:
@@ -51,13 +167,25 @@ class TokenVerifier:
             raise Unauthenticated("token headers may not carry keys")
         if header.get("crit"):
             raise Unauthenticated("unsupported critical header")
-        if header.get("alg") != "HS256":
+        alg = header.get("alg")
+        key: Any
+        if alg == "HS256" and self._secret is not None:
+            key = self._secret
+        elif alg in ASYMMETRIC and self.keys is not None:
+            kid = header.get("kid")
+            if not isinstance(kid, str) or not kid or len(kid) > 256:
+                raise Unauthenticated("token has no key id")
+            jwk = await self.keys.key(kid)
+            if jwk.algorithm_name != alg:
+                raise Unauthenticated("token algorithm does not match its key")
+            key = jwk
+        else:
             raise Unauthenticated("unsupported token algorithm")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self._secret,
-                algorithms=["HS256"],
+                key,
+                algorithms=[alg],
                 audience=self._audience,
                 issuer=self._issuer,
                 leeway=self._leeway,
@@ -73,11 +201,13 @@ class TokenVerifier:
             user_id = uuid.UUID(str(claims["sub"]))
         except ValueError as exc:
             raise Unauthenticated("token subject is not a user id") from exc
+        email = claims.get("email")
+        session = claims.get("session_id")
         return Principal(
             user_id=user_id,
-            is_anonymous=bool(claims.get("is_anonymous", False)),
-            email=claims.get("email") or None,
-            session_id=claims.get("session_id"),
+            is_anonymous=claims.get("is_anonymous") is True,
+            email=email if isinstance(email, str) and email else None,
+            session_id=session if isinstance(session, str) else None,
         )
 
 
@@ -91,20 +221,48 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-def current_principal(request: Request) -> Principal:
+async def admit(request: HTTPConnection, principal: Principal) -> None:
+    """Per-user request rate and first sight (the catalog is asked to create the profile)."""
+    from picture.gateway.limits import Limiter
+
+    limiter: Limiter | None = getattr(request.app.state, "limiter", None)
+    if limiter is None:
+        return
+    try:
+        created = await limiter.see_user(principal.user_id, principal.email, principal.is_anonymous)
+    except Unavailable:
+        created = False  # the limits store is down: reads go on; reservations fail closed
+    await limiter.hit(principal.user_id, principal.is_anonymous)
+    if created:
+        try:
+            await request.app.state.backend.bus.publish(
+                c.ENSURE_PROFILE,
+                c.EnsureProfileCommand(user_id=principal.user_id, email=principal.email),
+                message_id=uuid.uuid5(uuid.NAMESPACE_URL, f"ensure-profile:{principal.user_id}"),
+            )
+        except Exception as exc:  # the catalog also creates the profile on first GET
+            log.warning("publishing ensure_profile failed: %s", exc)
+
+
+async def authenticate(request: HTTPConnection, token: str) -> Principal:
+    verifier: TokenVerifier = request.app.state.verifier
+    principal = await verifier.verify(token)
+    await admit(request, principal)
+    return principal
+
+
+async def current_principal(request: Request) -> Principal:
     token = _bearer(request)
     if token is None:
         raise Unauthenticated("missing access token")
-    verifier: TokenVerifier = request.app.state.verifier
-    return verifier.verify(token)
+    return await authenticate(request, token)
 
 
-def optional_principal(request: Request) -> Principal | None:
+async def optional_principal(request: Request) -> Principal | None:
     token = _bearer(request)
     if token is None:
         return None
-    verifier: TokenVerifier = request.app.state.verifier
-    return verifier.verify(token)
+    return await authenticate(request, token)
 
 
 CurrentUser = Annotated[Principal, Depends(current_principal)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from pydantic import Field, SecretStr
 
 from picture.common.settings import ServiceSettings
@@ -27,3 +29,35 @@ class GatewaySettings(ServiceSettings):
     # Shared with media (its PICTURE_MEDIA_INTERNAL_TOKEN); required in production.
     media_internal_token: SecretStr | None = None
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+
+    # ---- authentication: asymmetric Supabase keys (ES256 / RS256) from a JWKS URL
+    # e.g. https://<ref>.supabase.co/auth/v1/.well-known/jwks.json; empty: HS256 only.
+    jwks_url: str = ""
+    jwks_cache_seconds: float = Field(default=600.0, gt=0)
+    # An unknown kid refetches the JWKS at most this often (random kids cannot hammer it).
+    jwks_min_refresh_seconds: float = Field(default=30.0, ge=0)
+    jwks_timeout_seconds: float = Field(default=3.0, gt=0)
+    # Comma-separated user ids with admin rights (plus gateway.users.is_admin).
+    admin_user_ids: str = ""
+
+    # ---- limits (shared by every replica through PostgreSQL); per-user overrides in gateway.users
+    hourly_limit: int = Field(default=20, ge=0)
+    daily_limit: int = Field(default=100, ge=0)
+    max_concurrent: int = Field(default=3, ge=1)
+    anonymous_hourly_limit: int = Field(default=5, ge=0)
+    anonymous_daily_limit: int = Field(default=10, ge=0)
+    anonymous_max_concurrent: int = Field(default=1, ge=1)
+    max_batch_size: int = Field(default=10, ge=1, le=10)
+    # A concurrency lease not released by a terminal event expires after this long.
+    lease_seconds: float = Field(default=900.0, gt=0)
+    # Requests per minute per user, every authenticated endpoint.
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+    anonymous_rate_limit_per_minute: int = Field(default=120, ge=1)
+
+    # ---- live updates
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    max_streams_per_user: int = Field(default=50, ge=1)
+
+    @property
+    def admin_ids(self) -> frozenset[uuid.UUID]:
+        return frozenset(uuid.UUID(part.strip()) for part in self.admin_user_ids.split(",") if part.strip())

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, PrimaryKeyConstraint, String, Table, Uuid, func
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    Uuid,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 from picture.common.database import schema_metadata
 
@@ -18,4 +32,70 @@ idempotency_keys = Table(
     Column("generation_id", Uuid, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("user_id", "key"),
+)
+
+# Users seen by the gateway (first sight publishes catalog.ensure_profile), with their
+# server-side rights and per-user limit overrides (NULL: the tier's default). Never from claims.
+users = Table(
+    "users",
+    metadata,
+    Column("user_id", Uuid, primary_key=True),
+    Column("email", String(320)),
+    Column("is_anonymous", Boolean, nullable=False, server_default="false"),
+    Column("is_admin", Boolean, nullable=False, server_default="false"),
+    Column("hourly_limit", Integer),
+    Column("daily_limit", Integer),
+    Column("max_concurrent", Integer),
+    Column("rate_limit_per_minute", Integer),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# One row per accepted generation: the quota charge and its concurrency lease.
+# refunded_at set once (failed/cancelled) -> the charge no longer counts; released_at or an
+# expired lease -> no longer active.
+charges = Table(
+    "charges",
+    metadata,
+    Column("generation_id", Uuid, primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("charged_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("lease_expires_at", DateTime(timezone=True), nullable=False),
+    Column("released_at", DateTime(timezone=True)),
+    Column("refunded_at", DateTime(timezone=True)),
+    Index("ix_charges_user_charged", "user_id", "charged_at"),
+)
+
+# Per-user request counters, fixed one-minute windows.
+rate_counters = Table(
+    "rate_counters",
+    metadata,
+    Column("user_id", Uuid, nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("count", Integer, nullable=False),
+    PrimaryKeyConstraint("user_id", "window_start"),
+)
+
+# Client webhooks (optional webhook_url of POST /v1/generations) and their deliveries.
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("generation_id", Uuid, primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("generation_id", Uuid, nullable=False, index=True),
+    Column("event_seq", BigInteger, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("delivered_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

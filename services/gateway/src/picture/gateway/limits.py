@@ -1,0 +1,398 @@
+"""Per-user limits shared by every gateway replica, kept in PostgreSQL (schema ``gateway``).
+
+- Generation quotas: hourly and daily, fixed UTC windows (``date_trunc``), counted from
+  ``gateway.charges`` (one row per accepted generation). A failed or cancelled generation is
+  refunded exactly once: ``refunded_at`` is set by a conditional UPDATE (``WHERE refunded_at IS
+  NULL``), so a redelivered event changes nothing.
+- Concurrency: the same row is a lease (``lease_expires_at``); released on any terminal state,
+  and it expires by itself if that event never comes.
+- Exact under concurrency: a reservation locks the user's row (``SELECT ... FOR UPDATE``), so
+  the reservations of one user are serialized across replicas; the count and the insert are
+  in that one transaction.
+- Request rate: one atomic upsert per request on a one-minute counter.
+- Store down: reservations fail closed (503 problem: nothing is accepted without a charge);
+  the request-rate limiter fails open (logged): reads keep working while PostgreSQL is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from picture.common.problems import ProblemError
+from picture.gateway.errors import InvalidField, Unavailable
+from picture.gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+STORE_TIMEOUT_SECONDS = 10.0
+STORE_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    DBAPIError,
+    OSError,
+    TimeoutError,
+    ConnectionError,
+)
+
+
+@dataclass(frozen=True)
+class Tier:
+    hourly: int
+    daily: int
+    concurrent: int
+    rate_per_minute: int
+
+
+@dataclass(frozen=True)
+class LimitsView:
+    can_generate: bool
+    limit_reason: str | None
+    daily_used: int
+    daily_limit: int
+    daily_reset_at: datetime
+    hourly_used: int
+    hourly_limit: int
+    hourly_reset_at: datetime
+    active_generations: int
+    max_concurrent: int
+    total_all_time: int
+
+
+class LimitExceeded(ProblemError):
+    """429 with Retry-After and the IETF RateLimit / RateLimit-Policy headers."""
+
+    def __init__(self, reason: str, detail: str, *, limit: int, window: int, reset_in: float) -> None:
+        retry_after = max(1, math.ceil(reset_in))
+        super().__init__(
+            429,
+            "rate-limited",
+            "Too many requests",
+            detail,
+            headers={
+                "Retry-After": str(retry_after),
+                "RateLimit-Policy": f'"{reason}";q={limit};w={window}',
+                "RateLimit": f'"{reason}";r=0;t={retry_after}',
+            },
+            limit_reason=reason,
+        )
+
+
+@asynccontextmanager
+async def store_guard(what: str) -> AsyncIterator[None]:
+    """Map a limiter store failure (or a hang) to a 503 problem, never a 500."""
+    try:
+        async with asyncio.timeout(STORE_TIMEOUT_SECONDS):
+            yield
+    except ProblemError:
+        raise
+    except STORE_ERRORS as exc:
+        log.warning("limits store unavailable (%s): %s", what, exc)
+        raise Unavailable("the limits store is unavailable; retry shortly") from exc
+
+
+_COUNTS = text(
+    """
+    SELECT
+      count(*) FILTER (WHERE refunded_at IS NULL AND charged_at >= date_trunc('hour', now(), 'UTC'))
+        AS hourly,
+      count(*) FILTER (WHERE refunded_at IS NULL AND charged_at >= date_trunc('day', now(), 'UTC'))
+        AS daily,
+      count(*) FILTER (WHERE released_at IS NULL AND lease_expires_at > now()) AS active,
+      date_trunc('hour', now(), 'UTC') + interval '1 hour' AS hourly_reset_at,
+      date_trunc('day', now(), 'UTC') + interval '1 day' AS daily_reset_at,
+      now() AS now
+    FROM gateway.charges
+    WHERE user_id = :u
+      AND (charged_at >= date_trunc('day', now(), 'UTC')
+           OR (released_at IS NULL AND lease_expires_at > now()))
+    """
+)
+
+
+class Limiter:
+    def __init__(self, engine: AsyncEngine, settings: GatewaySettings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self._user_cache: OrderedDict[uuid.UUID, tuple[float, dict[str, object]]] = OrderedDict()
+
+    # ------------------------------------------------------------------ tiers and users
+
+    def tier(self, is_anonymous: bool, overrides: dict[str, object] | None = None) -> Tier:
+        s = self.settings
+        base = (
+            Tier(
+                s.anonymous_hourly_limit,
+                s.anonymous_daily_limit,
+                s.anonymous_max_concurrent,
+                s.anonymous_rate_limit_per_minute,
+            )
+            if is_anonymous
+            else Tier(s.hourly_limit, s.daily_limit, s.max_concurrent, s.rate_limit_per_minute)
+        )
+        o = overrides or {}
+
+        def pick(name: str, default: int) -> int:
+            value = o.get(name)
+            return value if isinstance(value, int) else default
+
+        return Tier(
+            hourly=pick("hourly_limit", base.hourly),
+            daily=pick("daily_limit", base.daily),
+            concurrent=pick("max_concurrent", base.concurrent),
+            rate_per_minute=pick("rate_limit_per_minute", base.rate_per_minute),
+        )
+
+    async def _lock_user(
+        self, conn: AsyncConnection, user_id: uuid.UUID, email: str | None, is_anonymous: bool
+    ) -> tuple[dict[str, object], bool]:
+        """Create the user's row on first sight, then lock it. Returns (row, created)."""
+        created = (
+            await conn.execute(
+                text(
+                    "INSERT INTO gateway.users (user_id, email, is_anonymous) VALUES (:u, :e, :a) "
+                    "ON CONFLICT (user_id) DO NOTHING RETURNING user_id"
+                ),
+                {"u": user_id, "e": email, "a": is_anonymous},
+            )
+        ).first() is not None
+        row = (
+            (
+                await conn.execute(
+                    text("SELECT * FROM gateway.users WHERE user_id = :u FOR UPDATE"), {"u": user_id}
+                )
+            )
+            .mappings()
+            .one()
+        )
+        return dict(row), created
+
+    async def see_user(self, user_id: uuid.UUID, email: str | None, is_anonymous: bool) -> bool:
+        """Record the user (first sight: True). Cached per process: one statement per user."""
+        if self.cached_user(user_id) is not None:
+            return False
+        async with store_guard("users"), self.engine.begin() as conn:
+            created = (
+                await conn.execute(
+                    text(
+                        "INSERT INTO gateway.users (user_id, email, is_anonymous) VALUES (:u, :e, :a) "
+                        "ON CONFLICT (user_id) DO NOTHING RETURNING user_id"
+                    ),
+                    {"u": user_id, "e": email, "a": is_anonymous},
+                )
+            ).first() is not None
+            row = (
+                (await conn.execute(text("SELECT * FROM gateway.users WHERE user_id = :u"), {"u": user_id}))
+                .mappings()
+                .one()
+            )
+        self._remember(user_id, dict(row))
+        return created
+
+    def _remember(self, user_id: uuid.UUID, row: dict[str, object]) -> None:
+        self._user_cache[user_id] = (asyncio.get_running_loop().time() + 30.0, row)
+        self._user_cache.move_to_end(user_id)
+        while len(self._user_cache) > 10_000:
+            self._user_cache.popitem(last=False)
+
+    def cached_user(self, user_id: uuid.UUID) -> dict[str, object] | None:
+        entry = self._user_cache.get(user_id)
+        if entry is None or entry[0] < asyncio.get_running_loop().time():
+            self._user_cache.pop(user_id, None)
+            return None
+        return entry[1]
+
+    async def is_admin(self, user_id: uuid.UUID) -> bool:
+        if user_id in self.settings.admin_ids:
+            return True
+        async with store_guard("users"), self.engine.connect() as conn:
+            value = (
+                await conn.execute(
+                    text("SELECT is_admin FROM gateway.users WHERE user_id = :u"), {"u": user_id}
+                )
+            ).scalar_one_or_none()
+        return bool(value)
+
+    # ------------------------------------------------------------------ request rate
+
+    async def hit(self, user_id: uuid.UUID, is_anonymous: bool) -> None:
+        """Count one request; 429 over the per-minute limit. Fails open if the store is down."""
+        tier = self.tier(is_anonymous, self.cached_user(user_id))
+        try:
+            async with asyncio.timeout(STORE_TIMEOUT_SECONDS), self.engine.begin() as conn:
+                row = (
+                    await conn.execute(
+                        text(
+                            "INSERT INTO gateway.rate_counters (user_id, window_start, count) "
+                            "VALUES (:u, date_trunc('minute', now()), 1) "
+                            "ON CONFLICT (user_id, window_start) "
+                            "DO UPDATE SET count = gateway.rate_counters.count + 1 "
+                            "RETURNING count AS n, "
+                            "extract(epoch FROM window_start + interval '1 minute' - now()) AS reset_in"
+                        ),
+                        {"u": user_id},
+                    )
+                ).one()
+        except STORE_ERRORS as exc:
+            log.warning("request rate limiter unavailable, letting the request through: %s", exc)
+            return
+        if row.n > tier.rate_per_minute:
+            raise LimitExceeded(
+                "requests",
+                f"at most {tier.rate_per_minute} requests a minute",
+                limit=tier.rate_per_minute,
+                window=60,
+                reset_in=float(row.reset_in),
+            )
+
+    async def sweep(self) -> None:
+        """Drop old request counters (called periodically)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                text("DELETE FROM gateway.rate_counters WHERE window_start < now() - interval '5 minutes'")
+            )
+
+    # ------------------------------------------------------------------ generation quotas
+
+    async def reserve(
+        self,
+        user_id: uuid.UUID,
+        email: str | None,
+        is_anonymous: bool,
+        generation_ids: Sequence[uuid.UUID],
+    ) -> list[uuid.UUID]:
+        """Charge the quota and take a concurrency lease for each generation, all or nothing.
+
+        Ids already charged (an Idempotency-Key replay) are skipped; returns the ids charged
+        now. A batch (several ids) needs a free concurrency slot, a single generation needs
+        one slot per id; both need room in the hourly and daily quota for every item.
+        """
+        if len(generation_ids) > self.settings.max_batch_size:
+            raise InvalidField("items", f"at most {self.settings.max_batch_size} generations at once")
+        async with store_guard("reserve"), self.engine.begin() as conn:
+            user, _ = await self._lock_user(conn, user_id, email, is_anonymous)
+            tier = self.tier(is_anonymous, user)
+            known = {
+                r[0]
+                for r in await conn.execute(
+                    text("SELECT generation_id FROM gateway.charges WHERE generation_id = ANY(:ids)"),
+                    {"ids": list(generation_ids)},
+                )
+            }
+            new = [g for g in generation_ids if g not in known]
+            if not new:
+                return []
+            counts = (await conn.execute(_COUNTS, {"u": user_id})).one()
+            n = len(new)
+            if counts.hourly + n > tier.hourly:
+                raise LimitExceeded(
+                    "hourly",
+                    f"hourly generation limit reached ({tier.hourly} an hour)",
+                    limit=tier.hourly,
+                    window=3600,
+                    reset_in=(counts.hourly_reset_at - counts.now).total_seconds(),
+                )
+            if counts.daily + n > tier.daily:
+                raise LimitExceeded(
+                    "daily",
+                    f"daily generation limit reached ({tier.daily} a day)",
+                    limit=tier.daily,
+                    window=86400,
+                    reset_in=(counts.daily_reset_at - counts.now).total_seconds(),
+                )
+            needed = 1 if n > 1 else n
+            if counts.active + needed > tier.concurrent:
+                raise LimitExceeded(
+                    "concurrent",
+                    f"at most {tier.concurrent} generations at once; wait for one to finish",
+                    limit=tier.concurrent,
+                    window=60,
+                    reset_in=5,
+                )
+            await conn.execute(
+                text(
+                    "INSERT INTO gateway.charges (generation_id, user_id, lease_expires_at) "
+                    "SELECT g, :u, now() + make_interval(secs => :lease) "
+                    "FROM unnest(CAST(:ids AS uuid[])) AS g"
+                ),
+                {"u": user_id, "ids": new, "lease": self.settings.lease_seconds},
+            )
+        return new
+
+    async def undo(self, generation_ids: Sequence[uuid.UUID]) -> None:
+        """The orchestrator refused or did not answer: the charge never happened."""
+        if not generation_ids:
+            return
+        async with store_guard("undo"), self.engine.begin() as conn:
+            await conn.execute(
+                text("DELETE FROM gateway.charges WHERE generation_id = ANY(:ids)"),
+                {"ids": list(generation_ids)},
+            )
+
+    async def settle(self, generation_id: uuid.UUID, refund: bool) -> bool:
+        """A terminal state: release the lease; refund a failed/cancelled one exactly once.
+        Returns True when this call refunded."""
+        async with self.engine.begin() as conn:
+            if refund:
+                refunded = (
+                    await conn.execute(
+                        text(
+                            "UPDATE gateway.charges SET refunded_at = now(), "
+                            "released_at = COALESCE(released_at, now()) "
+                            "WHERE generation_id = :g AND refunded_at IS NULL RETURNING generation_id"
+                        ),
+                        {"g": generation_id},
+                    )
+                ).first()
+                return refunded is not None
+            await conn.execute(
+                text(
+                    "UPDATE gateway.charges SET released_at = now() "
+                    "WHERE generation_id = :g AND released_at IS NULL"
+                ),
+                {"g": generation_id},
+            )
+        return False
+
+    async def view(self, user_id: uuid.UUID, email: str | None, is_anonymous: bool) -> LimitsView:
+        async with store_guard("limits"), self.engine.begin() as conn:
+            user, _ = await self._lock_user(conn, user_id, email, is_anonymous)
+            tier = self.tier(is_anonymous, user)
+            counts = (await conn.execute(_COUNTS, {"u": user_id})).one()
+            total = (
+                await conn.execute(
+                    text("SELECT count(*) FROM gateway.charges WHERE user_id = :u AND refunded_at IS NULL"),
+                    {"u": user_id},
+                )
+            ).scalar_one()
+        reason = None
+        if counts.daily >= tier.daily:
+            reason = "daily"
+        elif counts.hourly >= tier.hourly:
+            reason = "hourly"
+        elif counts.active >= tier.concurrent:
+            reason = "concurrent"
+        return LimitsView(
+            can_generate=reason is None,
+            limit_reason=reason,
+            daily_used=counts.daily,
+            daily_limit=tier.daily,
+            daily_reset_at=counts.daily_reset_at,
+            hourly_used=counts.hourly,
+            hourly_limit=tier.hourly,
+            hourly_reset_at=counts.hourly_reset_at,
+            active_generations=counts.active,
+            max_concurrent=tier.concurrent,
+            total_all_time=int(total),
+        )

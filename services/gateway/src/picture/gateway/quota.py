@@ -1,0 +1,102 @@
+"""Charging quota around a submission, and settling it when generations end.
+
+Route handlers take :data:`ChargeDep` and wrap the orchestrator call::
+
+    async with charge([generation_id]):
+        view = await backend.create_generation(...)
+
+The quota and the concurrency leases are reserved first (429 when a limit is reached); if the
+body raises (the orchestrator refused or did not answer), the charge is undone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from picture.common import contracts as c
+from picture.common.messaging import Bus, Delivery, Route
+from picture.gateway.auth import CurrentUser, Principal
+from picture.gateway.limits import Limiter
+
+log = logging.getLogger(__name__)
+
+REFUNDED = frozenset({c.GenerationStatus.FAILED, c.GenerationStatus.CANCELLED})
+QUOTA_CONSUMER = "gateway-quota"
+
+
+class Charge:
+    def __init__(self, limiter: Limiter, user: Principal) -> None:
+        self.limiter = limiter
+        self.user = user
+
+    @asynccontextmanager
+    async def __call__(self, generation_ids: Sequence[uuid.UUID]) -> AsyncIterator[list[uuid.UUID]]:
+        charged = await self.limiter.reserve(
+            self.user.user_id, self.user.email, self.user.is_anonymous, generation_ids
+        )
+        try:
+            yield charged
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.limiter.undo(charged))
+            raise
+
+
+def _charge(request: Request, user: CurrentUser) -> Charge:
+    limiter: Limiter = request.app.state.limiter
+    return Charge(limiter, user)
+
+
+ChargeDep = Annotated[Charge, Depends(_charge)]
+
+
+async def start_settlement(bus: Bus, limiter: Limiter) -> None:
+    """Durable consumer of generation events: any terminal state releases the concurrency
+    lease; failed and cancelled refund the quota exactly once."""
+
+    async def on_update(delivery: Delivery[c.GenerationUpdatedEvent]) -> None:
+        generation = delivery.message.generation
+        if generation.status.is_terminal:
+            refunded = await limiter.settle(generation.id, refund=generation.status in REFUNDED)
+            if refunded:
+                log.info("refunded generation %s (%s)", generation.id, generation.status.value)
+
+    await bus.start_consumer(c.EVT_STREAM, QUOTA_CONSUMER, [Route(c.GENERATION_UPDATED, on_update)])
+
+
+async def start_background(
+    app_state: object, bus: Bus, limiter: Limiter, verifier: object
+) -> Callable[[], Awaitable[None]]:
+    """The gateway's own background work: settlement consumer, counter sweeper.
+    Returns the function that stops it (called from the app's lifespan)."""
+    setattr(app_state, "limiter", limiter)  # noqa: B010 - app.state is dynamic
+    await bus.ensure_streams()
+    await start_settlement(bus, limiter)
+
+    async def sweep_forever() -> None:
+        while True:
+            await asyncio.sleep(60)
+            try:
+                await limiter.sweep()
+            except Exception as exc:
+                log.warning("sweeping rate counters failed: %s", exc)
+
+    sweeper = asyncio.ensure_future(sweep_forever())
+
+    async def stop() -> None:
+        sweeper.cancel()
+        with contextlib.suppress(BaseException):
+            await sweeper
+        aclose = getattr(verifier, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    return stop

@@ -1,0 +1,137 @@
+"""GET /v1/me, PATCH /v1/me, GET /v1/me/limits.
+
+Profiles belong to the catalog (docs/adr/0006-profiles-owned-by-catalog.md): the gateway asks
+it over NATS; limits are the gateway's own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+from picture.common import contracts as c
+from picture.common.messaging import QueryFailed
+from picture.common.problems import Problem
+from picture.gateway.auth import CurrentUser
+from picture.gateway.backend import _raise
+from picture.gateway.deps import BackendDep
+from picture.gateway.errors import InvalidField
+from picture.gateway.limits import Limiter
+
+router = APIRouter(prefix="/v1/me", tags=["me"])
+
+RESPONSES: dict[int | str, dict[str, object]] = {
+    401: {"model": Problem, "description": "Missing or invalid access token"},
+    409: {"model": Problem, "description": "Username taken (`field`: username)"},
+    422: {"model": Problem, "description": "Invalid request; `field` names the culprit"},
+    429: {"model": Problem, "description": "Request rate limit; see Retry-After"},
+    503: {"model": Problem, "description": "A backing service is unavailable; retry"},
+}
+
+
+class MeOut(BaseModel):
+    id: uuid.UUID
+    email: str | None
+    is_anonymous: bool
+    username: str | None
+    avatar_url: str | None
+    created_at: datetime | None
+
+
+class MeUpdate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"username": "ada_l", "avatar_url": "https://example.com/a.png"}]},
+    )
+
+    username: str | None = Field(default=None, min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.\-]+$")
+    avatar_url: HttpUrl | None = Field(default=None, description='https URL; null keeps, "" is refused')
+    clear_avatar: bool = False
+
+
+class LimitsOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "can_generate": True,
+                    "limit_reason": None,
+                    "daily_used": 3,
+                    "daily_limit": 100,
+                    "daily_reset_at": "2026-01-02T00:00:00Z",
+                    "hourly_used": 3,
+                    "hourly_limit": 20,
+                    "hourly_reset_at": "2026-01-01T13:00:00Z",
+                    "active_generations": 1,
+                    "max_concurrent": 3,
+                    "total_all_time": 42,
+                }
+            ]
+        }
+    )
+
+    can_generate: bool
+    limit_reason: str | None = Field(description="daily, hourly or concurrent; null when you can generate")
+    daily_used: int
+    daily_limit: int
+    daily_reset_at: datetime
+    hourly_used: int
+    hourly_limit: int
+    hourly_reset_at: datetime
+    active_generations: int
+    max_concurrent: int
+    total_all_time: int
+
+
+def _me(user: CurrentUser, profile: c.ProfileView) -> MeOut:
+    return MeOut(
+        id=user.user_id,
+        email=profile.email or user.email,
+        is_anonymous=user.is_anonymous,
+        username=profile.username,
+        avatar_url=profile.avatar_url,
+        created_at=profile.created_at,
+    )
+
+
+@router.get("", response_model=MeOut, responses=RESPONSES, summary="Your profile")
+async def get_me(user: CurrentUser, backend: BackendDep) -> MeOut:
+    try:
+        reply = await backend.bus.request(
+            c.GET_PROFILE, c.GetProfileRequest(user_id=user.user_id, email=user.email)
+        )
+    except QueryFailed as exc:
+        _raise(exc, "profile")
+    return _me(user, reply.profile)
+
+
+@router.patch("", response_model=MeOut, responses=RESPONSES, summary="Change your username or avatar")
+async def patch_me(body: MeUpdate, user: CurrentUser, backend: BackendDep) -> MeOut:
+    avatar = str(body.avatar_url) if body.avatar_url is not None else None
+    if avatar is not None and not avatar.startswith("https://"):
+        raise InvalidField("avatar_url", "avatar_url must be an https URL")
+    if avatar is not None and len(avatar) > 1000:
+        raise InvalidField("avatar_url", "avatar_url is too long")
+    try:
+        reply = await backend.bus.request(
+            c.UPDATE_PROFILE,
+            c.UpdateProfileRequest(
+                user_id=user.user_id,
+                username=body.username,
+                avatar_url=avatar,
+                clear_avatar=body.clear_avatar,
+            ),
+        )
+    except QueryFailed as exc:
+        _raise(exc, "profile")
+    return _me(user, reply.profile)
+
+
+@router.get("/limits", response_model=LimitsOut, responses=RESPONSES, summary="Your quotas and what is left")
+async def my_limits(user: CurrentUser, request: Request) -> LimitsOut:
+    limiter: Limiter = request.app.state.limiter
+    view = await limiter.view(user.user_id, user.email, user.is_anonymous)
+    return LimitsOut.model_validate(view, from_attributes=True)

@@ -1,0 +1,295 @@
+"""Asymmetric Supabase tokens (ES256, RS256) verified with keys from a JWKS endpoint.
+
+The endpoint is a tiny HTTP server in the test, serving real keys made with ``cryptography``;
+it counts requests and can be switched off, so caching, the kid-refresh rate limit and the
+behaviour while it is down are observable.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from pydantic import SecretStr
+
+from picture.devstack.tokens import DEV_ISSUER
+from picture.gateway.auth import TokenVerifier
+from picture.gateway.errors import Unauthenticated, Unavailable
+from picture.gateway.settings import GatewaySettings
+
+SECRET = "test-secret-that-is-long-enough-for-hs256-and-hs512-0123456789abcdef"
+
+
+@dataclass
+class Jwks:
+    keys: list[dict[str, Any]] = field(default_factory=list)
+    up: bool = True
+    hits: int = 0
+
+
+@dataclass
+class Keys:
+    ec: ec.EllipticCurvePrivateKey
+    rsa: rsa.RSAPrivateKey
+    other_ec: ec.EllipticCurvePrivateKey
+
+
+@pytest.fixture(scope="module")
+def keys() -> Keys:
+    return Keys(
+        ec=ec.generate_private_key(ec.SECP256R1()),
+        rsa=rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        other_ec=ec.generate_private_key(ec.SECP256R1()),
+    )
+
+
+def _jwk(public: Any, kid: str, alg: str) -> dict[str, Any]:
+    algo = ECAlgorithm if alg == "ES256" else RSAAlgorithm
+    data: dict[str, Any] = json.loads(algo.to_jwk(public))
+    data.update(kid=kid, alg=alg, use="sig")
+    return data
+
+
+@pytest.fixture
+def jwks(keys: Keys) -> Iterator[tuple[Jwks, str]]:
+    state = Jwks(
+        keys=[
+            _jwk(keys.ec.public_key(), "ec-1", "ES256"),
+            _jwk(keys.rsa.public_key(), "rsa-1", "RS256"),
+        ]
+    )
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            state.hits += 1
+            if not state.up:
+                self.send_response(503)
+                self.end_headers()
+                return
+            body = json.dumps({"keys": state.keys}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state, f"http://127.0.0.1:{server.server_address[1]}/auth/v1/.well-known/jwks.json"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _verifier(
+    url: str, *, min_refresh: float = 60.0, cache: float = 600.0, secret: bool = True
+) -> TokenVerifier:
+    return TokenVerifier(
+        GatewaySettings(
+            jwt_secret=SecretStr(SECRET) if secret else None,
+            jwt_issuer=DEV_ISSUER,
+            jwks_url=url,
+            jwks_min_refresh_seconds=min_refresh,
+            jwks_cache_seconds=cache,
+        )
+    )
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    base: dict[str, Any] = {
+        "sub": str(uuid.uuid4()),
+        "aud": "authenticated",
+        "iss": DEV_ISSUER,
+        "iat": now,
+        "exp": now + 600,
+        "role": "authenticated",
+        "is_anonymous": False,
+        "session_id": str(uuid.uuid4()),
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def es256(keys: Keys, kid: str = "ec-1", **overrides: Any) -> str:
+    return jwt.encode(claims(**overrides), keys.ec, algorithm="ES256", headers={"kid": kid})
+
+
+def rs256(keys: Keys, kid: str = "rsa-1", **overrides: Any) -> str:
+    return jwt.encode(claims(**overrides), keys.rsa, algorithm="RS256", headers={"kid": kid})
+
+
+async def test_es256_and_rs256_tokens_are_accepted(keys: Keys, jwks: tuple[Jwks, str]) -> None:
+    state, url = jwks
+    verifier = _verifier(url)
+    user = uuid.uuid4()
+    assert (await verifier.verify(es256(keys, sub=str(user)))).user_id == user
+    assert (await verifier.verify(rs256(keys, sub=str(user), is_anonymous=True))).is_anonymous
+    assert state.hits == 1  # cached
+    await verifier.aclose()
+
+
+def _public_pem(keys: Keys) -> bytes:
+    return keys.ec.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _hmac_token(secret: bytes) -> str:
+    signing_input = (
+        _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + _b64(json.dumps(claims()).encode())
+    )
+    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def _retagged(token: str, alg: str) -> str:
+    header, payload, signature = token.split(".")
+    data = json.loads(base64.urlsafe_b64decode(header + "=="))
+    data["alg"] = alg
+    return ".".join([_b64(json.dumps(data).encode()), payload, signature])
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        # HS256 "signed" with the public key (the classic algorithm confusion)
+        (lambda k: _hmac_token(_public_pem(k)), "invalid token"),
+        # an ES256 kid used with RS256 and the other way round: a key has one algorithm
+        (lambda k: jwt.encode(claims(), k.rsa, algorithm="RS256", headers={"kid": "ec-1"}), "does not match"),
+        (lambda k: jwt.encode(claims(), k.ec, algorithm="ES256", headers={"kid": "rsa-1"}), "does not match"),
+        # signed by a key that is not in the JWKS, under a known kid
+        (
+            lambda k: jwt.encode(claims(), k.other_ec, algorithm="ES256", headers={"kid": "ec-1"}),
+            "invalid token",
+        ),
+        (lambda k: jwt.encode(claims(), k.ec, algorithm="ES256"), "no key id"),
+        (lambda k: es256(k, aud="anon"), "invalid token"),
+        (lambda k: es256(k, iss="https://evil.supabase.co/auth/v1"), "invalid token"),
+        (lambda k: es256(k, exp=int(time.time()) - 3600), "expired"),
+        (lambda k: es256(k, nbf=int(time.time()) + 3600), "invalid token"),
+        (lambda k: es256(k, iat=int(time.time()) + 3600), "invalid token"),
+        (lambda k: es256(k, exp=None), "exp"),
+        (lambda k: rs256(k, role="anon"), "not a user access token"),
+        (lambda k: rs256(k, role="service_role"), "not a user access token"),
+        (lambda k: _retagged(es256(k), "ES384"), "algorithm"),
+        (lambda k: _retagged(es256(k), "NONE"), "algorithm"),
+        (
+            lambda k: jwt.encode(
+                claims(),
+                k.ec,
+                algorithm="ES256",
+                headers={"kid": "ec-1", "jwk": _jwk(k.ec.public_key(), "x", "ES256")},
+            ),
+            "keys",
+        ),
+        (
+            lambda k: jwt.encode(
+                claims(), k.ec, algorithm="ES256", headers={"kid": "ec-1", "jku": "https://e.x/j"}
+            ),
+            "keys",
+        ),
+        (lambda k: es256(k)[:-10] + "AAAAAAAAAA", "invalid token"),
+    ],
+)
+async def test_asymmetric_rejections(keys: Keys, jwks: tuple[Jwks, str], make: Any, reason: str) -> None:
+    _, url = jwks
+    verifier = _verifier(url)
+    with pytest.raises(Unauthenticated) as raised:
+        await verifier.verify(make(keys))
+    assert reason in (raised.value.detail or "")
+    await verifier.aclose()
+
+
+async def test_unknown_kids_refetch_at_most_once_per_interval(keys: Keys, jwks: tuple[Jwks, str]) -> None:
+    state, url = jwks
+    verifier = _verifier(url, min_refresh=60.0)
+    await verifier.verify(es256(keys))
+    assert state.hits == 1
+    for i in range(20):
+        with pytest.raises(Unauthenticated, match="unknown signing key"):
+            await verifier.verify(es256(keys, kid=f"random-{i}"))
+    assert state.hits == 1  # inside the interval: no refetch, however many random kids
+    await verifier.aclose()
+
+
+async def test_a_rotated_key_is_picked_up_on_first_sight(keys: Keys, jwks: tuple[Jwks, str]) -> None:
+    state, url = jwks
+    verifier = _verifier(url, min_refresh=0.0)
+    await verifier.verify(es256(keys))
+    state.keys.append(_jwk(keys.other_ec.public_key(), "ec-2", "ES256"))
+    token = jwt.encode(claims(), keys.other_ec, algorithm="ES256", headers={"kid": "ec-2"})
+    assert (await verifier.verify(token)).user_id
+    assert state.hits == 2
+    await verifier.aclose()
+
+
+async def test_warm_cache_survives_the_endpoint_going_down(keys: Keys, jwks: tuple[Jwks, str]) -> None:
+    state, url = jwks
+    verifier = _verifier(url, min_refresh=0.0, cache=0.01)  # every call wants a refresh
+    await verifier.verify(es256(keys))
+    state.up = False
+    time.sleep(0.02)  # let the cache go stale: the refresh is attempted and fails
+    assert (await verifier.verify(rs256(keys))).user_id
+    assert state.hits >= 2
+    with pytest.raises(Unauthenticated, match="unknown signing key"):
+        await verifier.verify(es256(keys, kid="rotated-while-down"))
+    await verifier.aclose()
+
+
+async def test_cold_cache_with_the_endpoint_down_is_503(keys: Keys, jwks: tuple[Jwks, str]) -> None:
+    state, url = jwks
+    state.up = False
+    verifier = _verifier(url, min_refresh=60.0)
+    with pytest.raises(Unavailable) as raised:
+        await verifier.verify(es256(keys))
+    assert raised.value.status == 503
+    with pytest.raises(Unavailable):
+        await verifier.verify(es256(keys))
+    assert state.hits == 1  # the retry waits for the interval: no hammering
+    # HS256 tokens do not need the JWKS and keep working
+    assert await verifier.verify(jwt.encode(claims(), SECRET, algorithm="HS256"))
+    await verifier.aclose()
+
+
+async def test_hs256_is_refused_when_only_jwks_is_configured(keys: Keys, jwks: tuple[Jwks, str]) -> None:
+    _, url = jwks
+    verifier = _verifier(url, secret=False)
+    with pytest.raises(Unauthenticated, match="algorithm"):
+        await verifier.verify(jwt.encode(claims(), SECRET, algorithm="HS256"))
+    assert await verifier.verify(es256(keys))
+    await verifier.aclose()
+
+
+async def test_a_jwks_never_supplies_an_hmac_secret(keys: Keys, jwks: tuple[Jwks, str]) -> None:
+    state, url = jwks
+    hmac_secret = b"a-shared-secret-published-in-a-jwks-by-mistake"
+    state.keys.append({"kty": "oct", "kid": "hmac", "k": _b64(hmac_secret), "alg": "HS256"})
+    verifier = _verifier(url, secret=False)
+    token = jwt.encode(claims(), hmac_secret, algorithm="HS256", headers={"kid": "hmac"})
+    with pytest.raises(Unauthenticated):
+        await verifier.verify(token)
+    await verifier.aclose()
