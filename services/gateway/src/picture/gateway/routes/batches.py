@@ -17,6 +17,7 @@ from picture.gateway.auth import CurrentUser
 from picture.gateway.backend import Backend, _raise
 from picture.gateway.deps import BackendDep, SettingsDep
 from picture.gateway.errors import InvalidField
+from picture.gateway.quota import ChargeDep
 from picture.gateway.routes.generations import PROBLEM_RESPONSES
 from picture.gateway.schemas import MAX_SEED, GenerationCreate, ImageOut
 from picture.gateway.validation import apply_model
@@ -151,7 +152,7 @@ async def _batch_query(
     "", status_code=202, response_model=BatchOut, responses=PROBLEM_RESPONSES, summary="Submit a batch"
 )
 async def create_batch(
-    body: BatchCreate, user: CurrentUser, backend: BackendDep, settings: SettingsDep
+    body: BatchCreate, user: CurrentUser, backend: BackendDep, settings: SettingsDep, charge: ChargeDep
 ) -> BatchOut:
     shared = body.shared_settings
     model = await backend.model(shared.model)
@@ -176,18 +177,19 @@ async def create_batch(
             raise InvalidField(field, exc.detail or "invalid") from exc
         items.append(c.BatchItemSpec(generation_id=uuid7(), parameters=parameters))
     try:
-        reply = await backend.bus.request(
-            c.CREATE_BATCH,
-            c.CreateBatchRequest(
-                batch_id=uuid7(),
-                user_id=user.user_id,
-                name=body.batch_name,
-                kind=kind,
-                model=model,
-                items=tuple(items),
-                reuse=body.reuse,
-            ),
-        )
+        async with charge([i.generation_id for i in items]):  # quotas per item (gateway limits, issue #5)
+            reply = await backend.bus.request(
+                c.CREATE_BATCH,
+                c.CreateBatchRequest(
+                    batch_id=uuid7(),
+                    user_id=user.user_id,
+                    name=body.batch_name,
+                    kind=kind,
+                    model=model,
+                    items=tuple(items),
+                    reuse=body.reuse,
+                ),
+            )
     except QueryFailed as exc:
         _raise(exc, "batch")
     return BatchOut.build(reply.batch, settings.public_url)
