@@ -41,6 +41,12 @@ SCHEDULER_LOCK = 0x5049_4354  # "PICT": pg_advisory_xact_lock key of the schedul
 DISPATCHED = Counter("picture_scheduler_dispatched_total", "Generations granted a dispatch slot.")
 WAITING = Gauge("picture_scheduler_waiting", "Queued generations waiting for a slot (sampled).")
 IN_FLIGHT = Gauge("picture_scheduler_in_flight", "Generations holding a slot (sampled).")
+# Observability (issue #8): every non-terminal generation, by status (sampled from the DB).
+ACTIVE = Gauge("picture_generations_active", "Generations not yet terminal, by status (sampled).", ["status"])
+SAMPLE_ACTIVE = text(
+    "SELECT status, count(*) AS n FROM orchestrator.generations "
+    "WHERE status NOT IN ('completed', 'failed', 'cancelled') GROUP BY status"
+)
 SWEPT = Counter(
     "picture_sweeper_actions_total", "Sweeper actions, by action (resume_*, deadline, timeout).", ["action"]
 )
@@ -134,6 +140,10 @@ async def _send_predict(ctx: Context, conn: AsyncConnection, row: Any) -> None:
 async def sample_gauges(ctx: Context) -> None:
     async with ctx.engine.connect() as conn:
         row = (await conn.execute(SAMPLE_GAUGES)).one()
+        active = {r.status: r.n for r in (await conn.execute(SAMPLE_ACTIVE)).all()}
+    for status in GenerationStatus:
+        if not status.is_terminal:
+            ACTIVE.labels(status.value).set(active.get(status.value, 0))
     WAITING.set(row.waiting)
     IN_FLIGHT.set(row.in_flight)
 
