@@ -235,6 +235,8 @@ class Stack:
                 env.update(
                     PICTURE_REPLICATE_BASE_URL=self.simulator_url,
                     PICTURE_REPLICATE_API_TOKEN="simulator-token",  # noqa: S106 - any token works there
+                    # The simulator calls back the gateway (the real Replicate needs a public URL).
+                    PICTURE_REPLICATE_WEBHOOK_URL=f"{self.gateway_url}/v1/webhooks/replicate",
                 )
             env["PICTURE_REPLICATE_WEBHOOK_SECRET"] = self.secrets["PICTURE_REPLICATE_WEBHOOK_SECRET"]
         elif service == "media":
