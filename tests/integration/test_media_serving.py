@@ -8,7 +8,9 @@ processed, stored and recorded; a failing catalog step leaves neither object nor
 
 from __future__ import annotations
 
+import asyncio
 import io
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -130,6 +132,16 @@ async def test_svg_generation_is_sanitised_and_served_as_an_attachment(api: http
     assert Image.open(io.BytesIO(thumbnail.content)).size == (256, 256)
 
 
+async def _object_rows(db: AsyncEngine, user_id: uuid.UUID) -> int:
+    async with db.connect() as conn:
+        count = (
+            await conn.execute(
+                text("SELECT count(*) FROM media.stored_objects WHERE owner_id = :u"), {"u": user_id}
+            )
+        ).scalar_one()
+    return int(count)
+
+
 def _files(stack: Stack, user_id: uuid.UUID) -> list[Path]:
     root = stack.var_dir / "objects" / str(user_id)
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
@@ -160,6 +172,14 @@ async def test_upload_becomes_an_image_of_its_owner(
     assert row.content_key == f"{user_id}/uploads/{image['id']}/image.webp"
     assert row.blurhash is not None and len(row.blurhash) == 28
     assert sorted(p.name for p in _files(stack, user_id)) == ["image.webp", "thumb.webp"]
+
+    # Deleting the image deletes its objects (catalog -> DELETE_OBJECTS -> media).
+    assert (await api.delete(f"/v1/images/{image['id']}")).status_code == 204
+    deadline = time.monotonic() + 20
+    while _files(stack, user_id) or await _object_rows(db, user_id):
+        assert time.monotonic() < deadline, "objects of a deleted image are still stored"
+        await asyncio.sleep(0.2)
+    assert (await api.get(f"/v1/images/{image['id']}/content")).status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -204,12 +224,8 @@ async def test_upload_rolled_back_when_the_catalog_step_fails(
             await conn.execute(text(f"ALTER TABLE catalog.images DROP CONSTRAINT {constraint}"))
     assert response.status_code == 503, response.text
     assert _files(stack, user_id) == []
+    objects = await _object_rows(db, user_id)
     async with db.connect() as conn:
-        objects = (
-            await conn.execute(
-                text("SELECT count(*) FROM media.stored_objects WHERE owner_id = :u"), {"u": user_id}
-            )
-        ).scalar_one()
         images = (
             await conn.execute(text("SELECT count(*) FROM catalog.images WHERE user_id = :u"), {"u": user_id})
         ).scalar_one()
