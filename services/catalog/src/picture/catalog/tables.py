@@ -113,6 +113,7 @@ image_tags = Table(
     Column("image_id", Uuid, ForeignKey("catalog.images.id", ondelete="CASCADE"), primary_key=True),
     Column("tag_id", BigInteger, ForeignKey("catalog.tags.id", ondelete="CASCADE"), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("user_id", Uuid, nullable=False),  # the image's owner (immutable): the gallery's tag filter
 )
 
 image_likes = Table(
