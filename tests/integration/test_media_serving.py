@@ -207,6 +207,21 @@ async def test_bad_uploads_are_refused_without_leftovers(
     assert _files(stack, user_id) == []
 
 
+async def test_uploads_need_a_token_and_one_multipart_file(stack: Stack, api: httpx.AsyncClient) -> None:
+    png = _png(64, 64)
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as anonymous:
+        unauthenticated = await anonymous.post("/v1/uploads", files={"file": ("a.png", png, "image/png")})
+    assert unauthenticated.status_code == 401
+    raw = await api.post("/v1/uploads", content=png, headers={"Content-Type": "image/png"})
+    assert raw.status_code == 422 and raw.json()["field"] == "file"
+    other_field = await api.post("/v1/uploads", files={"image": ("a.png", png, "image/png")})
+    assert other_field.status_code == 422 and other_field.json()["field"] == "file"
+    two = await api.post(
+        "/v1/uploads", files=[("file", ("a.png", png, "image/png")), ("file", ("b.png", png, "image/png"))]
+    )
+    assert two.status_code == 422 and two.json()["field"] == "file"
+
+
 async def test_upload_rolled_back_when_the_catalog_step_fails(
     stack: Stack, api: httpx.AsyncClient, user_id: uuid.UUID, db: AsyncEngine
 ) -> None:

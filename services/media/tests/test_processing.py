@@ -14,6 +14,7 @@ from PIL import Image
 
 from picture.media import blurhash as own_blurhash
 from picture.media.errors import PermanentMediaError
+from picture.media.handlers import ProcessingOptions, process
 from picture.media.processing import Provenance, process_image
 
 
@@ -199,3 +200,11 @@ def test_truncated_png_is_refused() -> None:
     with pytest.raises(PermanentMediaError) as info:
         process_image(data[: len(data) // 2])
     assert info.value.code == "not_an_image"
+
+
+async def test_provenance_can_be_turned_off() -> None:
+    provenance = Provenance("flux-schnell", "a prompt", 1)
+    on = await process(_png(40, 40), 2048, ProcessingOptions(), provenance=provenance)
+    off = await process(_png(40, 40), 2048, ProcessingOptions(embed_provenance=False), provenance=provenance)
+    assert "flux-schnell" in _xmp_of(on.original.data)
+    assert _xmp_of(off.original.data) == ""
