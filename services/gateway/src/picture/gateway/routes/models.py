@@ -1,15 +1,27 @@
-"""GET /v1/models, GET /v1/models/{name}: public."""
+"""GET /v1/models, GET /v1/models/{name}: public, cacheable (ETag; If-None-Match -> 304)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import hashlib
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path
+from fastapi.responses import Response
+from pydantic import BaseModel
 
 from picture.common.contracts import ModelSpec
+from picture.common.problems import Problem
 from picture.gateway.deps import BackendDep
 from picture.gateway.errors import NotFound
 from picture.gateway.schemas import ModelList, ModelOut
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
+
+CACHE_CONTROL = "public, max-age=60"
+RESPONSES: dict[int | str, dict[str, object]] = {
+    304: {"description": "Not modified (If-None-Match matched the ETag)"},
+    503: {"model": Problem, "description": "The catalog is unavailable; retry"},
+}
 
 
 def _out(model: ModelSpec) -> ModelOut:
@@ -18,14 +30,36 @@ def _out(model: ModelSpec) -> ModelOut:
     )
 
 
-@router.get("", response_model=ModelList, summary="Active models, the default first")
-async def list_models(backend: BackendDep) -> ModelList:
-    return ModelList(data=[_out(m) for m in await backend.models()])
+def _cached(body: BaseModel, if_none_match: str | None) -> Response:
+    payload = body.model_dump_json().encode()
+    etag = '"' + hashlib.sha256(payload).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
+    if if_none_match is not None:
+        candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+        if etag in candidates or "*" in candidates:
+            return Response(status_code=304, headers=headers)
+    return Response(payload, media_type="application/json", headers=headers)
 
 
-@router.get("/{name}", response_model=ModelOut, summary="One model")
-async def get_model(name: str, backend: BackendDep) -> ModelOut:
+@router.get("", response_model=ModelList, responses=RESPONSES, summary="Active models, the default first")
+async def list_models(
+    backend: BackendDep, if_none_match: Annotated[str | None, Header(max_length=1024)] = None
+) -> Response:
+    return _cached(ModelList(data=[_out(m) for m in await backend.models()]), if_none_match)
+
+
+@router.get(
+    "/{name}",
+    response_model=ModelOut,
+    responses={**RESPONSES, 404: {"model": Problem, "description": "No such model"}},
+    summary="One model",
+)
+async def get_model(
+    name: Annotated[str, Path(max_length=64)],
+    backend: BackendDep,
+    if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
+) -> Response:
     for model in await backend.models():
         if model.name == name:
-            return _out(model)
+            return _cached(_out(model), if_none_match)
     raise NotFound("model")
