@@ -1,6 +1,6 @@
 """GET /v1/me, PATCH /v1/me, GET /v1/me/limits.
 
-Profiles belong to the catalog (docs/adr/0006-profiles-owned-by-catalog.md): the gateway asks
+Profiles belong to the catalog (docs/adr/0008-gateway-limits-and-profiles.md): the gateway asks
 it over NATS; limits are the gateway's own.
 """
 
