@@ -99,6 +99,7 @@ class Poller:
                 row.cost_usd,
                 row.status,
                 delay=0.0,
+                trace_carrier=row.trace_context or {},
             )
         if rows:
             log.info("resumed polling %d prediction(s)", len(rows))
@@ -133,15 +134,17 @@ class Poller:
         status: str = "starting",
         *,
         delay: float | None = None,
+        trace_carrier: dict[str, str] | None = None,
     ) -> None:
-        """Follow a prediction until it is terminal (no-op when already followed)."""
+        """Follow a prediction until it is terminal (no-op when already followed). Polls and the
+        terminal event run in ``trace_carrier``'s trace (default: the caller's)."""
         key = (generation_id, attempt)
         if key in self._tracked:
             return
         entry = Tracked(
             generation_id, attempt, prediction_id, model, cost_usd, status, interval=self.interval
         )
-        entry.trace_carrier = capture_trace_context()
+        entry.trace_carrier = capture_trace_context() if trace_carrier is None else trace_carrier
         self._tracked[key] = entry
         IN_FLIGHT.set(len(self._tracked))
         self._schedule(entry, self.interval if delay is None else delay)
@@ -230,8 +233,9 @@ class Poller:
             row.cost_usd,
             row.status,
             interval=self.interval,
+            trace_carrier=row.trace_context or {},
         )
-        # Publish in the predict command's trace (kept while it is followed here), not the webhook's.
+        # Publish in the predict command's trace (kept with the row), not the webhook's.
         await asyncio.create_task(
             self._finish(entry, prediction, source), context=trace_context_from(entry.trace_carrier)
         )

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from picture.common.telemetry import capture_trace_context
 from picture.replicate_adapter.tables import predictions as t
 
 CREATING = "creating"
@@ -50,6 +51,7 @@ class PredictionRow:
     created_at: datetime
     user_id: uuid.UUID | None = None
     completed_via: str | None = None
+    trace_context: dict[str, str] | None = None
 
     @classmethod
     def from_mapping(cls, m: RowMapping) -> PredictionRow:
@@ -71,6 +73,7 @@ class PredictionRow:
             created_at=m["created_at"],
             user_id=m["user_id"],
             completed_via=m["completed_via"],
+            trace_context=m["trace_context"],
         )
 
 
@@ -110,6 +113,7 @@ async def claim(
                 status=CREATING,
                 input=input,
                 cost_usd=cost_usd,
+                trace_context=capture_trace_context(),
             )
             .on_conflict_do_nothing(index_elements=["generation_id", "attempt"])
         )

@@ -53,5 +53,8 @@ predictions = Table(
     Column("completed_at", DateTime(timezone=True)),
     # How the terminal status was learned: webhook or poll (None: never ran at Replicate).
     Column("completed_via", String(16)),
+    # W3C trace context of the predict command: the terminal event continues its trace, from
+    # any replica (a webhook) and after a restart (observability, issue #8).
+    Column("trace_context", JSONB),
     UniqueConstraint("generation_id", "attempt", name="uq_predictions_generation_attempt"),
 )
