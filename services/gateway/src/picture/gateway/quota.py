@@ -23,8 +23,10 @@ from fastapi import Depends, Request
 
 from picture.common import contracts as c
 from picture.common.messaging import Bus, Delivery, Route
+from picture.gateway import webhooks
 from picture.gateway.auth import CurrentUser, Principal
 from picture.gateway.limits import Limiter
+from picture.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +35,16 @@ QUOTA_CONSUMER = "gateway-quota"
 
 
 class Charge:
-    def __init__(self, limiter: Limiter, user: Principal) -> None:
+    def __init__(self, limiter: Limiter, user: Principal, settings: GatewaySettings) -> None:
         self.limiter = limiter
         self.user = user
+        self.settings = settings
 
     @asynccontextmanager
-    async def __call__(self, generation_ids: Sequence[uuid.UUID]) -> AsyncIterator[list[uuid.UUID]]:
+    async def __call__(
+        self, generation_ids: Sequence[uuid.UUID], *, webhook_url: str | None = None
+    ) -> AsyncIterator[list[uuid.UUID]]:
+        await webhooks.validate(webhook_url, self.settings)  # 422 before anything is charged
         charged = await self.limiter.reserve(
             self.user.user_id, self.user.email, self.user.is_anonymous, generation_ids
         )
@@ -48,11 +54,16 @@ class Charge:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.limiter.undo(charged))
             raise
+        if webhook_url is not None:
+            for generation_id in generation_ids:
+                await webhooks.subscribe(
+                    self.limiter.engine, self.settings, generation_id, self.user.user_id, webhook_url
+                )
 
 
 def _charge(request: Request, user: CurrentUser) -> Charge:
     limiter: Limiter = request.app.state.limiter
-    return Charge(limiter, user)
+    return Charge(limiter, user, request.app.state.settings)
 
 
 ChargeDep = Annotated[Charge, Depends(_charge)]
@@ -80,6 +91,7 @@ async def start_background(
     setattr(app_state, "limiter", limiter)  # noqa: B010 - app.state is dynamic
     await bus.ensure_streams()
     await start_settlement(bus, limiter)
+    dispatcher = await webhooks.start_dispatcher(bus, limiter.engine, limiter.settings)
 
     async def sweep_forever() -> None:
         while True:
@@ -95,6 +107,8 @@ async def start_background(
         sweeper.cancel()
         with contextlib.suppress(BaseException):
             await sweeper
+        if dispatcher is not None:
+            await dispatcher.aclose()
         aclose = getattr(verifier, "aclose", None)
         if aclose is not None:
             await aclose()

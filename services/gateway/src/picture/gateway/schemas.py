@@ -45,6 +45,13 @@ class GenerationCreate(BaseModel):
     steps: int | None = Field(default=None, ge=1, le=150)
     guidance_scale: float | None = Field(default=None, ge=0, le=50)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    webhook_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="https URL, public addresses only: each status change is POSTed to it, signed "
+        "(Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature) and retried with backoff.",
+        examples=["https://example.com/hooks/picture"],
+    )
     reuse: bool = Field(
         default=True,
         description="With a fixed seed, an identical recent request of yours reuses its image; "

@@ -58,6 +58,14 @@ class GatewaySettings(ServiceSettings):
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
     max_streams_per_user: int = Field(default=50, ge=1)
 
+    # ---- outgoing client webhooks (webhook_url of POST /v1/generations), Standard Webhooks.
+    # Empty: the feature is off (a webhook_url is refused). "whsec_<base64>" or raw text.
+    webhook_signing_secret: str = Field(default="", repr=False)
+    # Only for development and tests: allow http and private/loopback targets.
+    webhook_allow_private_targets: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=20)
+
     @property
     def admin_ids(self) -> frozenset[uuid.UUID]:
         return frozenset(uuid.UUID(part.strip()) for part in self.admin_user_ids.split(",") if part.strip())

@@ -81,7 +81,8 @@ async def create_generation(
     model = await backend.model(body.model)
     parameters = apply_model(model, body)
     generation_id = await _generation_id_for(engine, user.user_id, idempotency_key, body)
-    async with charge([generation_id]):  # quota + concurrency lease (gateway limits, issue #5)
+    # quota + concurrency lease, webhook subscription (gateway, issue #5)
+    async with charge([generation_id], webhook_url=body.webhook_url):
         view = await backend.create_generation(
             c.CreateGenerationRequest(
                 generation_id=generation_id,

@@ -1,0 +1,232 @@
+"""Outgoing client webhooks: a generation's status events POSTed to the ``webhook_url`` given
+at submission, signed the Standard Webhooks way, retried with backoff, every attempt logged in
+``gateway.webhook_deliveries``.
+
+Targets must be https with a host that resolves only to public addresses (no loopback,
+private, link-local, multicast or reserved ranges: SSRF). The check runs at submission and
+again before every delivery (a name may be re-pointed). Development and tests may allow http
+and private targets (``PICTURE_WEBHOOK_ALLOW_PRIVATE_TARGETS``).
+
+Signature (https://www.standardwebhooks.com): headers ``webhook-id``, ``webhook-timestamp``,
+``webhook-signature: v1,<base64 HMAC-SHA256(secret, "{id}.{timestamp}.{body}")>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import socket
+import time
+import uuid
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from picture.common import contracts as c
+from picture.common.messaging import Bus, ConsumerOptions, Delivery, Retry, Route
+from picture.common.settings import Environment
+from picture.gateway.errors import InvalidField
+from picture.gateway.live import generation_payload
+from picture.gateway.settings import GatewaySettings
+from picture.gateway.tables import webhook_deliveries, webhook_subscriptions
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_CONSUMER = "gateway-webhooks"
+MAX_URL_LENGTH = 2048
+RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0, 600.0, 1800.0)
+
+
+class UnsafeTarget(ValueError):
+    pass
+
+
+def signing_key(secret: str) -> bytes:
+    if secret.startswith("whsec_"):
+        return base64.b64decode(secret.removeprefix("whsec_"))
+    return secret.encode()
+
+
+def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+async def _addresses(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), 5)
+    except (OSError, TimeoutError) as exc:
+        raise UnsafeTarget(f"cannot resolve {host}") from exc
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+
+
+async def check_target(url: str, settings: GatewaySettings) -> None:
+    """Raise UnsafeTarget unless ``url`` is an acceptable webhook target."""
+    if len(url) > MAX_URL_LENGTH:
+        raise UnsafeTarget("URL too long")
+    parts = urlsplit(url)
+    relaxed = settings.webhook_allow_private_targets and settings.environment is not Environment.PRODUCTION
+    allowed_schemes = {"https", "http"} if relaxed else {"https"}
+    if parts.scheme not in allowed_schemes:
+        raise UnsafeTarget("webhook_url must be https")
+    if not parts.hostname or parts.username or parts.password:
+        raise UnsafeTarget("webhook_url needs a host and no credentials")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise UnsafeTarget("bad port") from exc
+    if relaxed:
+        return
+    addresses = await _addresses(parts.hostname, port)
+    if not addresses or not all(a.is_global and not a.is_multicast for a in addresses):
+        raise UnsafeTarget("webhook_url must resolve to public addresses only")
+
+
+async def subscribe(
+    engine: AsyncEngine, settings: GatewaySettings, generation_id: uuid.UUID, user_id: uuid.UUID, url: str
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(webhook_subscriptions)
+            .values(generation_id=generation_id, user_id=user_id, url=url)
+            .on_conflict_do_nothing()
+        )
+
+
+async def validate(url: str | None, settings: GatewaySettings) -> None:
+    if url is None:
+        return
+    if not settings.webhook_signing_secret:
+        raise InvalidField("webhook_url", "webhooks are not enabled on this server")
+    try:
+        await check_target(url, settings)
+    except UnsafeTarget as exc:
+        raise InvalidField("webhook_url", str(exc)) from exc
+
+
+class Dispatcher:
+    def __init__(self, engine: AsyncEngine, settings: GatewaySettings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.key = signing_key(settings.webhook_signing_secret)
+        self.http = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def on_update(self, delivery: Delivery[c.GenerationUpdatedEvent]) -> None:
+        generation = delivery.message.generation
+        async with self.engine.connect() as conn:
+            url = (
+                await conn.execute(
+                    text("SELECT url FROM gateway.webhook_subscriptions WHERE generation_id = :g"),
+                    {"g": generation.id},
+                )
+            ).scalar_one_or_none()
+        if url is None:
+            return
+        seq = delivery.raw.metadata.sequence.stream
+        delivery_id = uuid.uuid5(generation.id, f"webhook:{seq}")
+        payload = {
+            "type": f"generation.{generation.status.value}",
+            "timestamp": delivery.envelope.occurred_at.isoformat(),
+            "data": generation_payload(generation, self.settings.public_url),
+        }
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(webhook_deliveries)
+                .values(
+                    id=delivery_id,
+                    generation_id=generation.id,
+                    event_seq=seq,
+                    status="pending",
+                    payload=payload,
+                )
+                .on_conflict_do_nothing()
+            )
+            row = (
+                await conn.execute(
+                    text(
+                        "UPDATE gateway.webhook_deliveries SET attempts = attempts + 1 "
+                        "WHERE id = :id AND status = 'pending' RETURNING attempts"
+                    ),
+                    {"id": delivery_id},
+                )
+            ).first()
+        if row is None:
+            return  # already delivered (or given up): a redelivery of the event
+        attempts = int(row[0])
+        status_code: int | None = None
+        error: str | None = None
+        try:
+            await check_target(url, self.settings)
+            body = json.dumps(payload, separators=(",", ":")).encode()
+            timestamp = int(time.time())
+            response = await self.http.post(
+                url,
+                content=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "webhook-id": str(delivery_id),
+                    "webhook-timestamp": str(timestamp),
+                    "webhook-signature": sign(self.key, str(delivery_id), timestamp, body),
+                    "User-Agent": "picture-webhooks/1",
+                },
+            )
+            status_code = response.status_code
+            if not 200 <= status_code < 300:
+                error = f"HTTP {status_code}"
+        except UnsafeTarget as exc:
+            error = f"unsafe target: {exc}"
+            attempts = self.settings.webhook_max_attempts  # never retried
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        final = error is None or attempts >= self.settings.webhook_max_attempts
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE gateway.webhook_deliveries SET last_status_code = :code, last_error = :error, "
+                    "status = :status, delivered_at = CASE WHEN :ok THEN now() ELSE delivered_at END "
+                    "WHERE id = :id"
+                ),
+                {
+                    "id": delivery_id,
+                    "code": status_code,
+                    "error": error,
+                    "ok": error is None,
+                    "status": "delivered" if error is None else ("failed" if final else "pending"),
+                },
+            )
+        if not final:
+            delay = RETRY_DELAYS[min(attempts - 1, len(RETRY_DELAYS) - 1)]
+            raise Retry(f"webhook to {urlsplit(url).hostname} failed: {error}", delay=delay)
+
+
+async def start_dispatcher(bus: Bus, engine: AsyncEngine, settings: GatewaySettings) -> Dispatcher | None:
+    if not settings.webhook_signing_secret:
+        return None
+    dispatcher = Dispatcher(engine, settings)
+    await bus.start_consumer(
+        c.EVT_STREAM,
+        WEBHOOK_CONSUMER,
+        [Route(c.GENERATION_UPDATED, dispatcher.on_update)],
+        options=ConsumerOptions(
+            ack_wait_seconds=settings.webhook_timeout_seconds + 20,
+            max_deliver=settings.webhook_max_attempts + 2,
+            retry_delays=RETRY_DELAYS,
+        ),
+    )
+    return dispatcher
