@@ -175,6 +175,7 @@ async def test_gallery_filters(db: AsyncEngine, client: Client) -> None:
         "created_before": (T0 + timedelta(days=3)).isoformat(),
     }
     assert await listed(**window) == [str(fav)]
+    assert await listed(created_after="2026-01-03T12:00:00") == [str(both)]  # no zone: UTC
     untag = await api.delete(f"/v1/images/{both}/tags/{blue}")
     assert untag.status_code == 200 and untag.json()["tags"] == [red.lower()]
     assert await listed(tag=[red, blue]) == [str(fav)]
@@ -322,6 +323,8 @@ async def test_concurrent_tagging_is_idempotent(db: AsyncEngine, client: Client)
     listed = [t for t in (await api.get("/v1/tags")).json()["data"] if t["name"] == name.lower()]
     assert len(listed) == 1
     assert (await api.post("/v1/tags", json={"name": "   "})).status_code == 422
+    nul = await api.post("/v1/tags", json={"name": "a\u0000b"})  # PostgreSQL cannot store NUL
+    assert nul.status_code == 422 and nul.headers["content-type"].startswith("application/problem+json")
     assert (await api.delete(f"/v1/tags/{name.lower()}")).status_code == 403  # administrators only
 
 

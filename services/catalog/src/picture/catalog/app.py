@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from picture.catalog import handlers, library, queries
@@ -17,7 +18,7 @@ from picture.catalog.outbox import OutboxRelay
 from picture.catalog.settings import CatalogSettings
 from picture.common import contracts as c
 from picture.common.database import build_engine
-from picture.common.messaging import Bus, ConsumerOptions, Route
+from picture.common.messaging import Bus, ConsumerOptions, QueryFailed, Route
 from picture.common.observability import FASTAPI_TELEMETRY, HttpMetricsMiddleware, ops_router
 from picture.common.problems import install_problem_handlers
 from picture.common.service import Resources
@@ -46,6 +47,20 @@ LIBRARY_QUERIES: tuple[tuple[c.Query[Any, Any], Callable[[AsyncEngine, Any], Awa
     (c.UPDATE_MODEL, library.update_model),
     (c.RECORD_UPLOAD, library.record_upload),
 )
+
+
+async def _invalid_data_as_invalid(
+    function: Callable[[AsyncEngine, Any], Awaitable[Any]], engine: AsyncEngine, request: Any
+) -> Any:
+    """Input PostgreSQL refuses as data (a NUL character in a text, say) is the caller's error."""
+    try:
+        return await function(engine, request)
+    except DBAPIError as exc:
+        if not str(getattr(exc.orig, "sqlstate", "") or "").startswith("22"):  # class 22: data exception
+            raise
+        raise QueryFailed(
+            c.QueryErrorCode.INVALID, "the input holds characters that cannot be stored"
+        ) from exc
 
 
 def create_app(settings: CatalogSettings) -> FastAPI:
@@ -82,7 +97,7 @@ def create_app(settings: CatalogSettings) -> FastAPI:
             await bus.serve(c.GET_IMAGE, get_image)
             await bus.serve(c.BULK_IMAGES, bulk_images)
             for query, function in LIBRARY_QUERIES:
-                await bus.serve(query, partial(function, engine))
+                await bus.serve(query, partial(_invalid_data_as_invalid, function, engine))
             relay_task = asyncio.create_task(relay.run())
             await bus.start_consumer(
                 c.CMD_STREAM,

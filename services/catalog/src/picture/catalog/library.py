@@ -53,7 +53,6 @@ from picture.common.ids import uuid7
 from picture.common.messaging import QueryFailed
 
 IMAGE_COLUMNS = tuple(col for col in images.c if col.name != "search")
-EXPLORABLE = and_(images.c.is_public, images.c.archived_at.is_(None))
 DEFAULT_TAG_COLOR = "#6b7280"
 
 
@@ -214,26 +213,34 @@ async def list_images(engine: AsyncEngine, req: c.ListImagesRequest) -> c.ImageL
 
 
 async def explore(engine: AsyncEngine, req: c.ExploreRequest) -> c.ImageListReply:
-    query = _image_select().where(EXPLORABLE)
-    if req.q is not None and req.q.strip():
-        query = query.where(images.c.search.op("@@")(func.websearch_to_tsquery("english", req.q)))
-    if req.sort == "popular":
-        if req.cursor is not None:
+    def page_of(t: Any) -> list[ColumnElement[bool]]:
+        """Public, non-archived, after the cursor, matching the search: on table (alias) ``t``."""
+        where: list[ColumnElement[bool]] = [t.c.is_public, t.c.archived_at.is_(None)]
+        if req.cursor is not None and req.sort == "popular":
             pop, at, last_id = decode_cursor(req.cursor, (int, datetime, uuid.UUID))
-            query = query.where(
-                tuple_(images.c.popularity, images.c.created_at, images.c.id)
-                < tuple_(literal(pop), literal(at), literal(last_id))
-            )
-        query = query.order_by(images.c.popularity.desc(), images.c.created_at.desc(), images.c.id.desc())
-    else:
-        if req.cursor is not None:
+            after = tuple_(literal(pop), literal(at), literal(last_id))
+            where.append(tuple_(t.c.popularity, t.c.created_at, t.c.id) < after)
+        elif req.cursor is not None:
             at, last_id = decode_cursor(req.cursor, (datetime, uuid.UUID))
-            query = query.where(
-                tuple_(images.c.created_at, images.c.id) < tuple_(literal(at), literal(last_id))
-            )
-        query = query.order_by(images.c.created_at.desc(), images.c.id.desc())
+            where.append(tuple_(t.c.created_at, t.c.id) < tuple_(literal(at), literal(last_id)))
+        if req.q is not None and req.q.strip():
+            where.append(t.c.search.op("@@")(func.websearch_to_tsquery("english", req.q)))
+        return where
+
+    def order_of(t: Any) -> list[Any]:
+        keys = [t.c.created_at.desc(), t.c.id.desc()]
+        return [t.c.popularity.desc(), *keys] if req.sort == "popular" else keys
+
+    if req.q is not None and req.q.strip():
+        # Find the page's ids first (an index-only walk of ix_images_explore_recent_search when
+        # sorted by recency; the GIN index for rare words), then fetch those rows by key.
+        hit = images.alias("hit")
+        ids = select(hit.c.id).where(*page_of(hit)).order_by(*order_of(hit)).limit(req.limit + 1)
+        query = _image_select().where(images.c.id.in_(ids)).order_by(*order_of(images))
+    else:
+        query = _image_select().where(*page_of(images)).order_by(*order_of(images)).limit(req.limit + 1)
     async with engine.connect() as conn:
-        rows = (await conn.execute(query.limit(req.limit + 1))).all()
+        rows = (await conn.execute(query)).all()
         page = await _details(conn, rows[: req.limit])
     next_cursor = None
     if len(rows) > req.limit:

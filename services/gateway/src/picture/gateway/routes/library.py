@@ -9,7 +9,7 @@ user's private image is 404 everywhere (the catalog filters by owner or public, 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -246,6 +246,11 @@ def _admin_out(model: c.ModelSpec) -> ModelAdminOut:
     )
 
 
+def _aware(value: datetime | None) -> datetime | None:
+    """A time without a zone is UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size (1-100).")]
 Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page.")]
 
@@ -277,8 +282,8 @@ async def list_images(
             favorite=favorite,
             tags=tuple(tag or ()),
             model=model,
-            created_after=created_after,
-            created_before=created_before,
+            created_after=_aware(created_after),
+            created_before=_aware(created_before),
             limit=limit,
             cursor=cursor,
         ),
