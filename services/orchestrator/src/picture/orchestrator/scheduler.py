@@ -117,7 +117,9 @@ async def schedule_once(ctx: Context) -> int:
         await conn.execute(
             update(generations)
             .where(generations.c.id.in_([r.id for r in rows]))
-            .values(dispatched_at=text("now()"), updated_at=text("now()"))
+            # clock_timestamp(), not now(): the slot was freed by a commit seen after this
+            # transaction began, and dispatched_at must not predate it.
+            .values(dispatched_at=text("clock_timestamp()"), updated_at=text("clock_timestamp()"))
         )
         for row in rows:
             await _send_predict(ctx, conn, row)
