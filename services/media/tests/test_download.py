@@ -73,6 +73,18 @@ def test_loopback_only_with_the_insecure_flag() -> None:
         check_address("169.254.169.254", LOOPBACK_POLICY)
 
 
+def test_private_networks_only_with_the_private_flag_and_never_link_local() -> None:
+    private = DownloadPolicy(allowed_hosts=frozenset({"replicate-simulator"}), allow_insecure_private=True)
+    for address in ("172.18.0.5", "10.1.2.3", "192.168.1.9", "fd00::5", "::ffff:10.0.0.7"):
+        check_address(address, private)
+        with pytest.raises(PermanentMediaError):
+            check_address(address, POLICY)
+    for address in ("169.254.169.254", "fe80::1", "::ffff:169.254.169.254", "224.0.0.1"):
+        with pytest.raises(PermanentMediaError):
+            check_address(address, private)
+    assert check_url("http://replicate-simulator/x.png", private).host == "replicate-simulator"
+
+
 @pytest.mark.parametrize(
     "url",
     [

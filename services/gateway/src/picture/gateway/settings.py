@@ -6,7 +6,7 @@ import uuid
 
 from pydantic import Field, SecretStr
 
-from picture.common.settings import ServiceSettings
+from picture.common.settings import CommaList, ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):
@@ -20,7 +20,7 @@ class GatewaySettings(ServiceSettings):
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
     max_token_bytes: int = 8192
     replicate_webhook_secret: SecretStr | None = None
-    cors_origins: tuple[str, ...] = ()
+    cors_origins: CommaList = ()
     max_prompt_length: int = Field(default=2000, ge=1)
     model_cache_seconds: float = 30.0
 

@@ -65,6 +65,7 @@ def create_app(
                 DownloadPolicy(
                     allowed_hosts=frozenset(settings.download_allowed_hosts),
                     allow_insecure_loopback=settings.download_allow_insecure_loopback,
+                    allow_insecure_private=settings.download_allow_insecure_private,
                     max_bytes=settings.download_max_bytes,
                     timeout_seconds=settings.download_timeout_seconds,
                 ),

@@ -35,6 +35,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 class DownloadPolicy:
     allowed_hosts: frozenset[str]
     allow_insecure_loopback: bool = False
+    # Development only (docker compose: the simulator sits on a private container network).
+    allow_insecure_private: bool = False
     max_bytes: int = 50 * 1024 * 1024
     timeout_seconds: float = 60.0
 
@@ -65,6 +67,12 @@ def _is_loopback(address: IPAddress) -> bool:
     return address.is_loopback
 
 
+def _is_private(address: IPAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_private and not address.ipv4_mapped.is_link_local
+    return address.is_private and not address.is_link_local  # never cloud metadata (169.254/16)
+
+
 def check_address(address: str, policy: DownloadPolicy) -> IPAddress:
     """Parse and vet one resolved address; raise PermanentMediaError when it is refused."""
     try:
@@ -75,6 +83,8 @@ def check_address(address: str, policy: DownloadPolicy) -> IPAddress:
         return ip
     if policy.allow_insecure_loopback and _is_loopback(ip):
         return ip
+    if policy.allow_insecure_private and _is_private(ip):
+        return ip
     raise PermanentMediaError("address_refused", "the source host resolves to a non-public address")
 
 
@@ -84,7 +94,8 @@ def check_url(url: str, policy: DownloadPolicy) -> httpx.URL:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
         raise PermanentMediaError("invalid_url", "the source URL is not valid") from exc
-    allowed_schemes = {"https", "http"} if policy.allow_insecure_loopback else {"https"}
+    insecure = policy.allow_insecure_loopback or policy.allow_insecure_private
+    allowed_schemes = {"https", "http"} if insecure else {"https"}
     if parsed.scheme not in allowed_schemes:
         raise PermanentMediaError("scheme_refused", f"source URL scheme {parsed.scheme!r} refused")
     if parsed.userinfo:

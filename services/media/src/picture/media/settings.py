@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Self
 
 from pydantic import SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode
 
-from picture.common.settings import Environment, ServiceSettings
+from picture.common.settings import CommaList, Environment, ServiceSettings
 
 DEVELOPMENT_INTERNAL_TOKEN = "picture-development-internal-token"  # noqa: S105 - development only
 
@@ -30,9 +29,12 @@ class MediaSettings(ServiceSettings):
     media_public_url: str = "http://127.0.0.1:8083"
 
     # Exact host names downloads may come from ("a,b": a comma list, not JSON).
-    download_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    download_allowed_hosts: CommaList = ()
     # Development and tests only: allow http:// and loopback addresses (the simulator).
     download_allow_insecure_loopback: bool = False
+    # Development only: allow http:// and private (RFC 1918, ULA) addresses, for docker compose
+    # where the simulator has a container-network address. Link-local stays refused.
+    download_allow_insecure_private: bool = False
     download_max_bytes: int = 50 * 1024 * 1024
     download_timeout_seconds: float = 60.0
 
@@ -55,12 +57,10 @@ class MediaSettings(ServiceSettings):
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
 
-    @field_validator("download_allowed_hosts", mode="before")
+    @field_validator("download_allowed_hosts")
     @classmethod
-    def _comma_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(h.strip().lower() for h in value.split(",") if h.strip())
-        return value
+    def _lower_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(host.lower() for host in value)
 
     @field_validator("media_public_url")
     @classmethod
@@ -76,7 +76,8 @@ class MediaSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _check_media(self) -> Self:
-        if self.download_allow_insecure_loopback and self.environment is Environment.PRODUCTION:
+        insecure = self.download_allow_insecure_loopback or self.download_allow_insecure_private
+        if insecure and self.environment is Environment.PRODUCTION:
             raise ValueError("PICTURE_DOWNLOAD_ALLOW_INSECURE_LOOPBACK is refused in production")
         # The filesystem backend signs URLs: a real key is needed outside development.
         if (
