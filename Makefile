@@ -12,10 +12,10 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-PYPROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml)
+PYPROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml clients/*/pyproject.toml)
 PYTEST_ARGS ?=
 MYPY_PACKAGES := -p picture.common -p picture.gateway -p picture.orchestrator -p picture.replicate_adapter \
-	-p picture.media -p picture.catalog -p picture.replicate_simulator -p picture.devstack
+	-p picture.media -p picture.catalog -p picture.replicate_simulator -p picture.devstack -p picture.client
 
 .PHONY: help install run token test unit integration lint typecheck deploy-check fmt clean
 
@@ -45,7 +45,7 @@ typecheck: install ## mypy --strict on every package
 	$(VENV)/bin/mypy $(MYPY_PACKAGES)
 
 unit: install ## unit tests of every package
-	$(VENV)/bin/pytest -q libs services tools $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q libs services tools clients $(PYTEST_ARGS)
 
 integration: install ## the real flow: NATS, PostgreSQL, simulator and services as processes
 	$(VENV)/bin/pytest -q tests/integration $(PYTEST_ARGS)
@@ -54,7 +54,7 @@ deploy-check: ## offline checks of deploy/ (kustomize, yamllint, kubernetes-vali
 	bash deploy/check.sh
 
 test: install lint typecheck deploy-check ## everything CI runs
-	$(VENV)/bin/pytest -q libs services tools tests/integration $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q libs services tools clients tests/integration $(PYTEST_ARGS)
 
 fmt: install
 	$(VENV)/bin/ruff check --fix .

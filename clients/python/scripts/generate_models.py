@@ -1,0 +1,58 @@
+"""Generate src/picture/client/_models.py (pydantic v2) from openapi.json.
+
+    uv run python clients/python/scripts/export_openapi.py   # refresh openapi.json from the gateway
+    uv run python clients/python/scripts/generate_models.py  # then the models
+
+Uses datamodel-code-generator (a dev dependency); the output is never edited by hand.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent.parent
+SPEC = HERE / "openapi.json"
+OUT = HERE / "src" / "picture" / "client" / "_models.py"
+HEADER = """# GENERATED FILE - do not edit. Source: clients/python/openapi.json (the gateway's OpenAPI).
+# Regenerate: uv run python clients/python/scripts/export_openapi.py && \\
+#             uv run python clients/python/scripts/generate_models.py
+# mypy: ignore-errors"""
+
+
+def main() -> None:
+    codegen = Path(sys.executable).parent / "datamodel-codegen"
+    subprocess.run(  # noqa: S603 - our own dev tool
+        [
+            str(codegen),
+            "--input",
+            str(SPEC),
+            "--input-file-type",
+            "openapi",
+            "--output",
+            str(OUT),
+            "--output-model-type",
+            "pydantic_v2.BaseModel",
+            "--target-python-version",
+            "3.11",
+            "--use-standard-collections",
+            "--use-union-operator",
+            "--use-schema-description",
+            "--field-constraints",
+            "--use-annotated",
+            "--enum-field-as-literal",
+            "none",
+            "--disable-timestamp",
+            "--custom-file-header",
+            HEADER,
+            "--formatters",
+            "ruff-format",
+        ],
+        check=True,
+    )
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
