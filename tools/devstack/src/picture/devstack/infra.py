@@ -106,6 +106,8 @@ class NatsServer:
 
     def kill(self) -> None:
         _stop(self.proc, signal.SIGKILL, 5)
+        if self._log:  # start() opens a new one
+            self._log.close()
 
 
 def _ensure_os_user() -> pwd.struct_passwd:
@@ -253,6 +255,8 @@ class PostgresServer:
     def kill(self) -> None:
         """Immediate stop (SIGQUIT): no checkpoint, crash recovery at next start."""
         _stop(self.proc, signal.SIGQUIT, 10)
+        if self._log:  # start() opens a new one
+            self._log.close()
 
 
 def _pid_alive(pid_file: Path) -> bool:

@@ -1,0 +1,408 @@
+"""Scheduling fairness, then nothing lost and nothing doubled while services, NATS and
+PostgreSQL crash under 50 generations.
+
+Its own stack (module scope; the gateway admits many generations per user, so the
+orchestrator's scheduler is what limits them to 3 in flight per user). SIGKILL of the
+orchestrator, the adapter and media at several points with work in flight, a NATS restart,
+an immediate PostgreSQL stop and restart. Then every generation is terminal, no generation
+has two catalog images, a completed one has exactly its two media objects, the simulator
+created at most one prediction per attempt and the cost is recorded once. The counts are
+printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from picture.common import contracts as c
+from picture.common.messaging import Bus
+from picture.devstack.secrets import ensure_dev_env
+from picture.devstack.stack import Ports, Stack
+from picture.devstack.tokens import mint_token
+
+TERMINAL = {"completed", "failed", "cancelled"}
+TOTAL = 50
+PER_USER = 3
+SHORT = {
+    "PICTURE_RETRY_DELAYS_SECONDS": "[0.2, 0.5, 1.0]",
+    "PICTURE_SWEEP_INTERVAL_SECONDS": "1",
+    "PICTURE_STUCK_DISPATCHED_SECONDS": "8",
+    "PICTURE_STUCK_PROCESSING_SECONDS": "15",
+    "PICTURE_STUCK_DOWNLOADING_SECONDS": "8",
+    "PICTURE_GLOBAL_CONCURRENCY": "20",
+    "PICTURE_PER_USER_CONCURRENCY": str(PER_USER),
+}
+GATEWAY = {"PICTURE_MAX_CONCURRENT": "100", "PICTURE_HOURLY_LIMIT": "1000", "PICTURE_DAILY_LIMIT": "1000"}
+USERS = 5
+
+
+@pytest.fixture(scope="module")
+def crash_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    var_dir = tmp_path_factory.mktemp("crash")
+    system = Stack(
+        var_dir,
+        Ports.free(),
+        ensure_dev_env(var_dir / "dev.env"),
+        # Durable commits: with synchronous_commit off, an immediate stop loses acknowledged
+        # transactions, which no consumer can be idempotent against (production runs with it on).
+        pg_fsync=True,
+        extra_env={
+            "replicate-simulator": {
+                "PICTURE_SIMULATOR_LATENCY_MS": "300",
+                "PICTURE_SIMULATOR_START_DELAY_MS": "50",
+            },
+            "orchestrator": SHORT,
+            "gateway": GATEWAY,
+        },
+    )
+    try:
+        system.start()
+    except Exception:
+        for process in system.processes.values():
+            print(f"--- {process.name}\n{process.log_tail(40)}")
+        system.stop()
+        raise
+    yield system
+    system.stop()
+
+
+def _client(stack: Stack, user_id: uuid.UUID) -> httpx.AsyncClient:
+    token = mint_token(stack.secrets["PICTURE_JWT_SECRET"], user_id)
+    return httpx.AsyncClient(
+        base_url=stack.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+
+
+async def _wait_terminal(api: httpx.AsyncClient, generation_id: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        body: dict[str, Any] = (await api.get(f"/v1/generations/{generation_id}")).json()
+        if body["status"] in TERMINAL:
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"generation not terminal after {timeout}s: {body['status']}")
+        await asyncio.sleep(0.2)
+
+
+async def test_one_users_ten_do_not_starve_another_user_and_the_per_user_limit_holds(
+    crash_stack: Stack,
+) -> None:
+    stack = crash_stack
+    user_a, user_b = uuid.uuid4(), uuid.uuid4()
+    async with _client(stack, user_a) as a, _client(stack, user_b) as b:
+        a_ids = []
+        for i in range(10):
+            response = await a.post(
+                "/v1/generations", json={"model": "flux-schnell", "prompt": f"[sim:slow=400] fox {i}"}
+            )
+            assert response.status_code == 202, response.text
+            a_ids.append(response.json()["id"])
+        response = await b.post("/v1/generations", json={"model": "flux-schnell", "prompt": "a whale"})
+        assert response.status_code == 202
+        b_id = response.json()["id"]
+        # While A's ten wait, the waiting ones report their place in the queue.
+        listed = (await a.get("/v1/generations", params={"status": "queued", "limit": 100})).json()["data"]
+        waiting = [g for g in listed if g["queue_position"] is not None]
+        assert waiting, "some of A's generations wait for a slot"
+        assert all(g["queue_position"] >= 1 and g["eta_seconds"] > 0 for g in waiting)
+        a_done = [await _wait_terminal(a, gid) for gid in a_ids]
+        b_done = await _wait_terminal(b, b_id)
+    assert all(g["status"] == "completed" for g in [*a_done, b_done])
+    assert b_done["started_at"] < max(g["started_at"] for g in a_done)
+    engine = create_async_engine(stack.database_url)
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT dispatched_at, completed_at FROM orchestrator.generations "
+                    "WHERE user_id = :u ORDER BY dispatched_at"
+                ),
+                {"u": user_a},
+            )
+        ).all()
+    await engine.dispose()
+    dispatched = [r.dispatched_at for r in rows]
+    finished = sorted(r.completed_at for r in rows)
+    # The k-th dispatch (k >= 3) waited for the (k-3)-th of A's to finish: never 4 in flight.
+    for k in range(PER_USER, len(dispatched)):
+        assert dispatched[k] >= finished[k - PER_USER], (k, dispatched, finished)
+    print(f"\nA dispatched {[d.time().isoformat() for d in dispatched]}; B started {b_done['started_at']}")
+
+
+async def _publish_handled(bus: Bus, event: c.PredictionEvent) -> None:
+    """Publish an adapter event and wait until the orchestrator's consumer has settled it."""
+    envelope = c.Envelope.wrap(event)
+    ack = await bus.js.publish(
+        c.PREDICTION_UPDATED.subject(generation_id=event.generation_id),
+        envelope.model_dump_json().encode(),
+        headers={"Nats-Msg-Id": str(envelope.id)},
+    )
+    deadline = time.monotonic() + 30
+    while (await bus.js.consumer_info("PICTURE_EVT", "orchestrator-events")).ack_floor.stream_seq < ack.seq:
+        assert time.monotonic() < deadline, "the orchestrator did not settle the event"
+        await asyncio.sleep(0.05)
+
+
+def _event(generation_id: uuid.UUID, attempt: int, status: c.PredictionStatus) -> c.PredictionEvent:
+    if status is c.PredictionStatus.SUCCEEDED:
+        return c.PredictionEvent(
+            generation_id=generation_id,
+            attempt=attempt,
+            prediction_id=f"fake-{attempt}",
+            status=status,
+            output_urls=("http://127.0.0.1:1/never.webp",),
+        )
+    return c.PredictionEvent(
+        generation_id=generation_id,
+        attempt=attempt,
+        prediction_id=None,
+        status=status,
+        error=c.ErrorInfo(kind=c.ErrorKind.TRANSIENT, code="gpu_lost", message="The GPU went away"),
+    )
+
+
+async def test_transient_failures_are_retried_after_the_configured_delays_then_fail(
+    crash_stack: Stack,
+) -> None:
+    """Retry delays from PICTURE_RETRY_DELAYS_SECONDS (0.2, 0.5, 1.0 here); events of an older
+    attempt and after the terminal state change nothing."""
+    stack = crash_stack
+    assert stack.nats is not None
+    bus = await Bus.connect(stack.nats.url, "crash-tests")
+    engine = create_async_engine(stack.database_url)
+    try:
+        async with _client(stack, uuid.uuid4()) as api:
+            response = await api.post(
+                "/v1/generations", json={"model": "flux-schnell", "prompt": "[sim:slow=20000] flaky"}
+            )
+            generation_id = uuid.UUID(response.json()["id"])
+
+            async def running(attempt: int) -> dict[str, Any]:
+                deadline = time.monotonic() + 30
+                while True:
+                    body: dict[str, Any] = (await api.get(f"/v1/generations/{generation_id}")).json()
+                    if body["status"] == "processing" and body["retry_count"] == attempt - 1:
+                        return body
+                    assert time.monotonic() < deadline, body
+                    await asyncio.sleep(0.05)
+
+            for attempt in (1, 2, 3, 4):
+                await running(attempt)
+                if attempt > 1:  # a late success of the previous attempt is ignored
+                    await _publish_handled(
+                        bus, _event(generation_id, attempt - 1, c.PredictionStatus.SUCCEEDED)
+                    )
+                    assert (await running(attempt))["status"] == "processing"
+                await _publish_handled(bus, _event(generation_id, attempt, c.PredictionStatus.FAILED))
+            done = (await api.get(f"/v1/generations/{generation_id}")).json()
+            assert done["status"] == "failed"
+            assert done["error_message"] == "The GPU went away"
+            assert done["retry_count"] == 3
+            reasons = [h["reason"] for h in done["history"] if h["status"] == "queued"][1:]
+            assert [r.split(":")[0] for r in reasons] == [
+                "retry 1 of 3 in 0.2s",
+                "retry 2 of 3 in 0.5s",
+                "retry 3 of 3 in 1s",
+            ]
+            # After the terminal state, a success changes nothing.
+            await _publish_handled(bus, _event(generation_id, 4, c.PredictionStatus.SUCCEEDED))
+            after = (await api.get(f"/v1/generations/{generation_id}")).json()
+            assert after["status"] == "failed" and after["history"] == done["history"]
+        async with engine.connect() as conn:
+            errors = (
+                await conn.execute(
+                    text(
+                        "SELECT error_type, error_kind, recovery_action, retry_count, "
+                        "extract(epoch FROM retry_after - created_at) AS delay "
+                        "FROM orchestrator.generation_errors WHERE generation_id = :id ORDER BY id"
+                    ),
+                    {"id": generation_id},
+                )
+            ).all()
+        assert [(e.error_type, e.error_kind, e.recovery_action, e.retry_count) for e in errors] == [
+            ("gpu_lost", "transient", "retry_predict", 0),
+            ("gpu_lost", "transient", "retry_predict", 1),
+            ("gpu_lost", "transient", "retry_predict", 2),
+            ("gpu_lost", "transient", "fail", 3),
+        ]
+        for error, delay in zip(errors, (0.2, 0.5, 1.0), strict=False):
+            assert delay <= float(error.delay) < delay + 0.3, (float(error.delay), delay)
+    finally:
+        await bus.close()
+        await engine.dispose()
+
+
+async def _submit(api: httpx.AsyncClient, index: int, run: str) -> str:
+    """POST with an Idempotency-Key until accepted: the stack may be down for a moment."""
+    deadline = time.monotonic() + 60
+    body = {"model": "flux-schnell", "prompt": f"crash {run} {index}", "width": 256, "height": 256}
+    while True:
+        try:
+            response = await api.post(
+                "/v1/generations", json=body, headers={"Idempotency-Key": f"{run}-{index}"}
+            )
+            if response.status_code == 202:
+                generation_id: str = response.json()["id"]
+                return generation_id
+            assert response.status_code >= 500, response.text
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"generation {index} not accepted within 60 s")
+        await asyncio.sleep(0.3)
+
+
+def _restart(stack: Stack, name: str) -> None:
+    stack.processes[name].kill()
+    stack.processes[name].start()
+    stack.processes[name].wait_ready(90)
+
+
+async def _simulator_predictions(stack: Stack) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    url: str | None = f"{stack.simulator_url}/v1/predictions"
+    async with httpx.AsyncClient(headers={"Authorization": "Bearer simulator-token"}, timeout=10) as client:
+        while url:
+            page = (await client.get(url)).json()
+            results += page["results"]
+            url = page["next"]
+    return results
+
+
+async def test_fifty_generations_survive_crashes_without_loss_or_duplicates(crash_stack: Stack) -> None:
+    stack = crash_stack
+    run = uuid.uuid4().hex[:8]
+    clients = [_client(stack, uuid.uuid4()) for _ in range(USERS)]
+    ids: list[str] = []
+    owner: dict[str, httpx.AsyncClient] = {}
+    try:
+
+        async def wave(size: int) -> None:
+            start = len(ids)
+            users = [clients[i % USERS] for i in range(start, start + size)]
+            accepted = await asyncio.gather(
+                *(_submit(user, i, run) for user, i in zip(users, range(start, start + size), strict=True))
+            )
+            owner.update(zip(accepted, users, strict=True))
+            ids.extend(accepted)
+            await asyncio.sleep(0.4)  # let the wave get in flight before the next crash
+
+        loop = asyncio.get_running_loop()
+        await wave(10)
+        await loop.run_in_executor(None, _restart, stack, "orchestrator")
+        await wave(10)
+        await loop.run_in_executor(None, _restart, stack, "replicate-adapter")
+        await wave(10)
+        await loop.run_in_executor(None, _restart, stack, "media")
+        await wave(5)
+        assert stack.nats is not None
+        await loop.run_in_executor(None, stack.nats.kill)
+        await loop.run_in_executor(None, stack.nats.start)
+        await wave(5)
+        assert stack.postgres is not None
+        await loop.run_in_executor(None, stack.postgres.kill)
+        await loop.run_in_executor(None, stack.postgres.start)
+        await wave(5)
+        await loop.run_in_executor(None, _restart, stack, "orchestrator")
+        await wave(5)
+        assert len(set(ids)) == TOTAL
+
+        deadline = time.monotonic() + 150
+        while True:
+            statuses = {}
+            for gid in ids:
+                try:
+                    response = await owner[gid].get(f"/v1/generations/{gid}")
+                except httpx.HTTPError:
+                    continue
+                if response.status_code == 200:
+                    statuses[gid] = response.json()["status"]
+            if len(statuses) == TOTAL and set(statuses.values()) <= TERMINAL:
+                break
+            if time.monotonic() > deadline:
+                for process in stack.processes.values():
+                    print(f"--- {process.name}\n{process.log_tail(15)}")
+                raise AssertionError(f"not all terminal: {Counter(statuses.values())}")
+            await asyncio.sleep(0.5)
+    finally:
+        for client in clients:
+            await client.aclose()
+
+    engine = create_async_engine(stack.database_url)
+    try:
+        async with engine.connect() as conn:
+            gens = {
+                str(r.id): r
+                for r in (
+                    await conn.execute(
+                        text(
+                            "SELECT id, status, attempt, cost_usd, error_message, "
+                            "parameters->>'prompt' AS prompt "
+                            "FROM orchestrator.generations WHERE id = ANY(:ids)"
+                        ),
+                        {"ids": [uuid.UUID(i) for i in ids]},
+                    )
+                ).all()
+            }
+            images = Counter(
+                str(r.generation_id)
+                for r in await conn.execute(
+                    text("SELECT generation_id FROM catalog.images WHERE generation_id = ANY(:ids)"),
+                    {"ids": [uuid.UUID(i) for i in ids]},
+                )
+            )
+            objects = Counter(
+                str(r.generation_id)
+                for r in await conn.execute(
+                    text("SELECT generation_id FROM media.stored_objects WHERE generation_id = ANY(:ids)"),
+                    {"ids": [uuid.UUID(i) for i in ids]},
+                )
+            )
+            adapter = (
+                await conn.execute(
+                    text(
+                        "SELECT generation_id, attempt, status, cost_usd FROM adapter.predictions "
+                        "WHERE generation_id = ANY(:ids) AND prediction_id IS NOT NULL"
+                    ),
+                    {"ids": [uuid.UUID(i) for i in ids]},
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    simulated = Counter(
+        p["input"]["prompt"]
+        for p in await _simulator_predictions(stack)
+        if str(p.get("input", {}).get("prompt", "")).startswith(f"crash {run} ")
+    )
+    outcomes = Counter(g.status for g in gens.values())
+    per_attempt = Counter((str(a.generation_id), a.attempt) for a in adapter)
+    created = Counter(str(a.generation_id) for a in adapter)
+    print(
+        f"\ncrash run: {dict(outcomes)}; catalog images {sum(images.values())}, media objects "
+        f"{sum(objects.values())}, simulator predictions {sum(simulated.values())}, adapter predictions "
+        f"{len(adapter)}, attempts total {sum(g.attempt for g in gens.values())}, max images/generation "
+        f"{max(images.values(), default=0)}"
+    )
+    assert len(gens) == TOTAL and set(outcomes) <= TERMINAL
+    assert outcomes["completed"] > 0
+    for gid, g in gens.items():
+        assert images[gid] <= 1, gid
+        if g.status == "completed":
+            assert images[gid] == 1 and objects[gid] == 2, (gid, images[gid], objects[gid])
+            assert g.cost_usd == 0.003, (gid, g.cost_usd)  # one prediction's cost, not a sum
+        else:
+            assert g.error_message, gid
+        # The adapter and the simulator created at most one prediction per attempt.
+        assert created[gid] <= g.attempt, (gid, created[gid], g.attempt)
+        assert simulated[g.prompt] <= g.attempt, (gid, simulated[g.prompt], g.attempt)
+    assert max(per_attempt.values()) == 1
