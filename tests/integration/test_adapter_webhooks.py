@@ -152,6 +152,8 @@ async def test_refused_webhooks_are_not_forwarded(stack: Stack, bus: Bus) -> Non
             assert stale.json()["field"] == "webhook-timestamp"
             future = await post(_signed(secret, body, at=int(time.time()) + 301))
             assert future.status_code == 401
+            huge = b'{"id": "p", "pad": "' + b"x" * 1_100_000 + b'"}'
+            assert (await post(_signed(secret, huge), huge)).status_code == 413
             not_json = b"not json"
             assert (await post(_signed(secret, not_json), not_json)).status_code == 400
 

@@ -147,9 +147,14 @@ async def replicate_webhook(request: Request, settings: SettingsDep, engine: Eng
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
         raise WebhookRefused(413, "the webhook body is too large")
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise WebhookRefused(413, "the webhook body is too large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():  # bounded even without a Content-Length
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise WebhookRefused(413, "the webhook body is too large")
+        chunks.append(chunk)
+    body = b"".join(chunks)
     headers = {k.lower(): v for k, v in request.headers.items()}
     webhook_id = verify(secret.get_secret_value(), headers, body, time.time())
     try:
