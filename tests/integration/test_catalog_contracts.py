@@ -175,6 +175,17 @@ async def test_admin_model_edits(stack: Stack, bus: Bus, token: str) -> None:
                     c.UPDATE_MODEL, c.UpdateModelRequest(name=name, patch=c.ModelPatch(default_width=4096))
                 )
             assert (bad.value.code, bad.value.field) == (c.QueryErrorCode.INVALID, "default_width")
+            with pytest.raises(QueryFailed) as strength:
+                await bus.request(
+                    c.UPDATE_MODEL,
+                    c.UpdateModelRequest(
+                        name=name, patch=c.ModelPatch(default_strength=0.5, strength_min=0.6)
+                    ),
+                )
+            assert (strength.value.code, strength.value.field) == (
+                c.QueryErrorCode.INVALID,
+                "default_strength",
+            )
             with pytest.raises(QueryFailed) as missing:
                 await bus.request(c.UPDATE_MODEL, c.UpdateModelRequest(name="nope", patch=c.ModelPatch()))
             assert missing.value.code is c.QueryErrorCode.NOT_FOUND

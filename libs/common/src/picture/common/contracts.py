@@ -188,6 +188,10 @@ class ModelSpec(BaseModel):
     default_steps: int | None = None
     max_steps: int = 50
     default_guidance_scale: float | None = None
+    # Image-to-image strength (issue #7: the old product's model fields); None: the model's own.
+    default_strength: float | None = None
+    strength_min: float = 0.0
+    strength_max: float = 1.0
     supports_negative_prompt: bool = False
     supports_seed: bool = True
     supports_img2img: bool = False
@@ -1076,6 +1080,9 @@ class ModelPatch(BaseModel):
     max_steps: int | None = Field(default=None, ge=1, le=150)
     cost_per_generation: float | None = Field(default=None, ge=0)
     estimated_time_seconds: float | None = Field(default=None, ge=0)
+    default_strength: float | None = Field(default=None, ge=0, le=1)
+    strength_min: float | None = Field(default=None, ge=0, le=1)
+    strength_max: float | None = Field(default=None, ge=0, le=1)
 
 
 class UpdateModelRequest(Message):

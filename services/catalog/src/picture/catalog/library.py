@@ -620,21 +620,34 @@ async def template_used(engine: AsyncEngine, cmd: c.TemplateUsedCommand) -> bool
 
 async def update_model(engine: AsyncEngine, req: c.UpdateModelRequest) -> c.ModelReply:
     values = req.patch.model_dump(exclude_none=True)
+    try:
+        return await _update_model(engine, req.name, values)
+    except IntegrityError as exc:
+        if "strength_range" in str(exc.orig):
+            raise QueryFailed(
+                c.QueryErrorCode.INVALID,
+                "strengths must satisfy strength_min <= default_strength <= strength_max",
+                field="default_strength",
+            ) from exc
+        raise
+
+
+async def _update_model(engine: AsyncEngine, name: str, values: dict[str, Any]) -> c.ModelReply:
     async with engine.begin() as conn:
         if values.get("is_default"):
             await conn.execute(
-                update(models).where(models.c.name != req.name, models.c.is_default).values(is_default=False)
+                update(models).where(models.c.name != name, models.c.is_default).values(is_default=False)
             )
         row = (
             await conn.execute(
                 update(models)
-                .where(models.c.name == req.name)
+                .where(models.c.name == name)
                 .values(**values, updated_at=func.now())
                 .returning(models)
             )
         ).first()
         if row is None:
-            raise QueryFailed(c.QueryErrorCode.NOT_FOUND, f"unknown model {req.name!r}", field="name")
+            raise QueryFailed(c.QueryErrorCode.NOT_FOUND, f"unknown model {name!r}", field="name")
         if not row.min_width <= row.default_width <= row.max_width:
             raise QueryFailed(
                 c.QueryErrorCode.INVALID, "default_width outside the model's range", field="default_width"
