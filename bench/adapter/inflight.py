@@ -8,7 +8,7 @@ publishes N PredictCommands on ``picture.cmd.adapter.predict`` and measures:
 - ramp: time until the adapter follows all N (its ``picture_replicate_predictions_in_flight``)
   and the simulator counts N in flight; the simulator is paused during the ramp so every
   prediction is in flight at once (30 s alone would let the first finish before the last is
-  created on 2 cores);
+  created on 2 cores); polls are capped at 40 per second (PICTURE_REPLICATE_POLL_MAX_PER_SECOND);
 - hold: RSS and CPU of the adapter process over ``--hold`` seconds with N in flight (polling is
   the fallback cadence of webhook mode: first poll after 15 s, then x1.5 up to 60 s);
 - drain: after unpausing, time until every prediction is reported terminal on NATS.
@@ -105,6 +105,7 @@ async def run(n: int, hold: float, latency_ms: int) -> dict[str, Any]:
                 "PICTURE_REPLICATE_WEBHOOK_URL": "",  # no gateway here: polling only
                 "PICTURE_REPLICATE_POLL_INTERVAL_SECONDS": "15",
                 "PICTURE_REPLICATE_POLL_MAX_INTERVAL_SECONDS": "60",
+                "PICTURE_REPLICATE_POLL_MAX_PER_SECOND": "40",
                 "PICTURE_LOG_LEVEL": "WARNING",
             },
         },

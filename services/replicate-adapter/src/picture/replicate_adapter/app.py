@@ -76,6 +76,7 @@ def create_app(settings: AdapterSettings, *, transport: httpx.AsyncBaseTransport
                 if webhooks
                 else settings.replicate_poll_max_interval_seconds,
                 backoff=settings.replicate_poll_backoff,
+                max_polls_per_second=settings.replicate_poll_max_per_second,
             )
             await poller.start()
             adapter = Adapter(

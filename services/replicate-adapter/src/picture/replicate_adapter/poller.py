@@ -70,8 +70,13 @@ class Poller:
         interval: float = 0.5,
         max_interval: float = 5.0,
         backoff: float = 1.5,
+        max_polls_per_second: float | None = None,
     ) -> None:
         self.engine = engine
+        # Polls started per second at most (None: unbounded): with thousands in flight the
+        # fallback polling spreads out instead of taking the process's CPU from new work.
+        self.max_polls_per_second = max_polls_per_second
+        self._next_slot = 0.0
         self.bus = bus
         self.client = client
         self.interval = interval
@@ -172,7 +177,10 @@ class Poller:
     async def _run(self) -> None:
         while True:
             now = time.monotonic()
+            rate = self.max_polls_per_second
             while self._heap and self._heap[0][0] <= now:
+                if rate and self._next_slot > now:
+                    break  # over the poll rate: the overdue ones wait for the next slot
                 _, seq, key = heapq.heappop(self._heap)
                 entry = self._tracked.get(key)
                 if entry is None or entry.seq != seq:
@@ -180,7 +188,11 @@ class Poller:
                 task = asyncio.create_task(self._poll(entry), context=trace_context_from(entry.trace_carrier))
                 self._polls.add(task)
                 task.add_done_callback(self._polls.discard)
+                if rate:
+                    self._next_slot = max(self._next_slot, now) + 1.0 / rate
             timeout = self._heap[0][0] - now if self._heap else None
+            if timeout is not None and timeout <= 0:
+                timeout = max(0.0, self._next_slot - now)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)

@@ -32,6 +32,9 @@ class AdapterSettings(ServiceSettings):
     replicate_poll_interval_seconds: float = Field(default=0.5, gt=0)
     replicate_poll_max_interval_seconds: float = Field(default=5.0, gt=0)
     replicate_poll_backoff: float = Field(default=1.5, ge=1)
+    # Polls started per second at most by this process (fallback polling of thousands of
+    # predictions spreads out instead of starving new work).
+    replicate_poll_max_per_second: float = Field(default=100.0, gt=0)
     # HTTP timeout of one Replicate call.
     replicate_timeout_seconds: float = Field(default=30.0, gt=0)
     # Bulkhead: Replicate calls in flight at once from this process.
