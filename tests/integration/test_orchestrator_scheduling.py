@@ -1,4 +1,5 @@
-"""Scheduling, cancel, lists, dedup cache and error statistics through the real system."""
+"""Cancel, lists, dedup cache and error statistics through the real system (scheduling's fairness
+is tested in test_crash_recovery.py, on a stack whose gateway admits ten at once)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,6 @@ from picture.devstack.stack import Stack
 from picture.devstack.tokens import mint_token
 from tests.integration.conftest import wait_terminal
 
-PER_USER = 3  # the orchestrator's default per-user concurrency
-
 
 @pytest.fixture
 async def bus(stack: Stack) -> AsyncIterator[Bus]:
@@ -28,13 +27,6 @@ async def bus(stack: Stack) -> AsyncIterator[Bus]:
     connected = await Bus.connect(stack.nats.url, "orchestrator-tests")
     yield connected
     await connected.close()
-
-
-def _client(stack: Stack, user_id: uuid.UUID) -> httpx.AsyncClient:
-    token = mint_token(stack.secrets["PICTURE_JWT_SECRET"], user_id)
-    return httpx.AsyncClient(
-        base_url=stack.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-    )
 
 
 async def _wait(condition: Any, timeout: float = 30, what: str = "condition") -> Any:
@@ -46,48 +38,6 @@ async def _wait(condition: Any, timeout: float = 30, what: str = "condition") ->
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached after {timeout}s")
         await asyncio.sleep(0.1)
-
-
-async def test_one_users_ten_do_not_starve_another_user_and_the_per_user_limit_holds(
-    stack: Stack, db: AsyncEngine
-) -> None:
-    user_a, user_b = uuid.uuid4(), uuid.uuid4()
-    async with _client(stack, user_a) as a, _client(stack, user_b) as b:
-        a_ids = []
-        for i in range(10):
-            response = await a.post(
-                "/v1/generations", json={"model": "flux-schnell", "prompt": f"[sim:slow=400] fox {i}"}
-            )
-            assert response.status_code == 202, response.text
-            a_ids.append(response.json()["id"])
-        response = await b.post("/v1/generations", json={"model": "flux-schnell", "prompt": "a whale"})
-        assert response.status_code == 202
-        b_id = response.json()["id"]
-        # While A's ten wait, the waiting ones report their place in the queue.
-        listed = (await a.get("/v1/generations", params={"status": "queued", "limit": 100})).json()["data"]
-        waiting = [g for g in listed if g["queue_position"] is not None]
-        assert waiting, "some of A's generations wait for a slot"
-        assert all(g["queue_position"] >= 1 and g["eta_seconds"] > 0 for g in waiting)
-        a_done = [await wait_terminal(a, gid) for gid in a_ids]
-        b_done = await wait_terminal(b, b_id)
-    assert all(g["status"] == "completed" for g in [*a_done, b_done])
-    assert b_done["started_at"] < max(g["started_at"] for g in a_done)
-    async with db.connect() as conn:
-        rows = (
-            await conn.execute(
-                text(
-                    "SELECT dispatched_at, completed_at FROM orchestrator.generations "
-                    "WHERE user_id = :u ORDER BY dispatched_at"
-                ),
-                {"u": user_a},
-            )
-        ).all()
-    dispatched = [r.dispatched_at for r in rows]
-    finished = sorted(r.completed_at for r in rows)
-    # The k-th dispatch (k >= 3) waited for the (k-3)-th of A's to finish: never 4 in flight.
-    for k in range(PER_USER, len(dispatched)):
-        assert dispatched[k] >= finished[k - PER_USER], (k, dispatched, finished)
-    print(f"\nA dispatched {[d.time().isoformat() for d in dispatched]}; B started {b_done['started_at']}")
 
 
 async def test_cancel_a_running_generation_cancels_the_prediction(
@@ -144,13 +94,12 @@ async def test_cancel_unknown_or_anothers_generation_is_not_found(
 
 async def test_list_is_newest_first_filtered_and_paginated(api: httpx.AsyncClient) -> None:
     ids = []
-    for i in range(5):
+    for i in range(5):  # one after the other: the gateway allows few in flight per user
         response = await api.post("/v1/generations", json={"model": "flux-schnell", "prompt": f"item {i}"})
         ids.append(response.json()["id"])
+        await wait_terminal(api, ids[-1])
     failing = await api.post("/v1/generations", json={"model": "flux-schnell", "prompt": "[sim:fail] no"})
     await wait_terminal(api, failing.json()["id"])
-    for gid in ids:
-        await wait_terminal(api, gid)
 
     seen: list[str] = []
     cursor = None
