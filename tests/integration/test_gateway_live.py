@@ -117,6 +117,8 @@ async def test_websocket_streams_the_users_events(api: httpx.AsyncClient, stack:
     async with connect(ws_url, subprotocols=["bearer", token]) as socket:  # type: ignore[list-item]
         assert socket.subprotocol == "bearer"
         async with connect(f"{ws_url}?access_token={token}") as by_query:
+            for client in (socket, by_query):
+                assert json.loads(await client.recv())["type"] == "ready"
             accepted = await api.post("/v1/generations", json=GOOD)
             generation_id = accepted.json()["id"]
             for client in (socket, by_query):

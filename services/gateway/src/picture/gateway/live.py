@@ -7,14 +7,18 @@ sequence is the SSE event id, so ``Last-Event-ID`` resumes exactly after the las
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import nats.errors
 import nats.js.errors
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
@@ -113,3 +117,134 @@ class Follower:
             except ValueError:
                 continue  # not ours to understand (a newer schema): skip, do not break the stream
             return Update(msg.metadata.sequence.stream, generation)
+
+
+def _decode(seq: int, data: bytes) -> Update | None:
+    try:
+        return Update(seq, c.Envelope.model_validate_json(data).open(c.GenerationUpdatedEvent).generation)
+    except ValueError:
+        return None
+
+
+class Listener:
+    """One client stream fed by the :class:`Hub`: updates of one user (optionally one
+    generation) with a stream sequence above ``after``."""
+
+    def __init__(self, user_id: uuid.UUID, generation_id: uuid.UUID | None, after: int) -> None:
+        self.user_id = user_id
+        self.generation_id = generation_id
+        self.after = after
+        self.queue: asyncio.Queue[Update | None] = asyncio.Queue(maxsize=1000)
+
+    def offer(self, update: Update) -> None:
+        if update.seq <= self.after:
+            return
+        if self.generation_id is not None and update.generation.id != self.generation_id:
+            return
+        try:
+            self.queue.put_nowait(update)
+            self.after = update.seq
+        except asyncio.QueueFull:
+            self.queue = asyncio.Queue(maxsize=1)
+            self.queue.put_nowait(None)  # too slow: the stream ends, the client resumes
+
+    async def next(self, timeout: float) -> Update | None:  # noqa: ASYNC109 - a poll with a deadline
+        try:
+            update = await asyncio.wait_for(self.queue.get(), timeout)
+        except TimeoutError:
+            return None
+        if update is None:
+            raise ConnectionResetError("client too slow")
+        return update
+
+
+class Hub:
+    """One ordered consumer per gateway process on every generation event, fanned out to the
+    open streams in memory (a thousand streams cost one JetStream consumer, not a thousand).
+    Streams that start before the hub did catch up with their own :class:`Follower`."""
+
+    def __init__(self, js: JetStreamContext, recent: int = 10_000) -> None:
+        self._js = js
+        self._sub: JetStreamContext.PushSubscription | None = None
+        self.first_seq = 0  # the hub sees every event with a sequence above this
+        self._listeners: dict[uuid.UUID, set[Listener]] = {}
+        # The latest events, so a stream registering a little late misses nothing.
+        self._recent: collections.deque[tuple[int, uuid.UUID, bytes]] = collections.deque(maxlen=recent)
+        self._evicted_up_to = 0
+
+    async def start(self) -> None:
+        self.first_seq = await last_sequence(self._js)
+        self._sub = await self._js.subscribe(
+            c.GENERATION_UPDATED.wildcard,
+            stream=c.EVT_STREAM.name,
+            ordered_consumer=True,
+            cb=self._on_message,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.first_seq + 1
+            ),
+        )
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+
+    async def _on_message(self, msg: Msg) -> None:
+        tokens = msg.subject.split(".")
+        try:
+            user_id = uuid.UUID(tokens[3])
+        except (IndexError, ValueError):
+            return
+        seq = msg.metadata.sequence.stream
+        if len(self._recent) == self._recent.maxlen:
+            self._evicted_up_to = self._recent[0][0]
+        self._recent.append((seq, user_id, msg.data))
+        listeners = self._listeners.get(user_id)
+        if not listeners:
+            return
+        update = _decode(seq, msg.data)
+        if update is None:
+            return
+        for listener in list(listeners):
+            listener.offer(update)
+
+    def covers(self, start_seq: int) -> bool:
+        return self._sub is not None and start_seq > max(self.first_seq, self._evicted_up_to)
+
+    @contextlib.asynccontextmanager
+    async def listen(
+        self, user_id: uuid.UUID, generation_id: uuid.UUID | None, start_seq: int
+    ) -> AsyncIterator[Listener]:
+        listener = Listener(user_id, generation_id, start_seq - 1)
+        # No await between the replay and the registration: nothing slips in between.
+        for seq, owner, data in self._recent:
+            if owner == user_id and seq >= start_seq:
+                update = _decode(seq, data)
+                if update is not None:
+                    listener.offer(update)
+        self._listeners.setdefault(user_id, set()).add(listener)
+        try:
+            yield listener
+        finally:
+            group = self._listeners.get(user_id)
+            if group is not None:
+                group.discard(listener)
+                if not group:
+                    del self._listeners[user_id]
+
+
+@contextlib.asynccontextmanager
+async def follow(
+    hub: Hub | None,
+    js: JetStreamContext,
+    user_id: uuid.UUID,
+    generation_id: uuid.UUID | None,
+    start_seq: int,
+) -> AsyncIterator[Listener | Follower]:
+    """Updates from ``start_seq`` on: through the hub when it has them all, else a consumer."""
+    if hub is not None and hub.covers(start_seq):
+        async with hub.listen(user_id, generation_id, start_seq) as listener:
+            yield listener
+    else:
+        async with Follower(js, generation_subject(user_id, generation_id or "*"), start_seq) as follower:
+            yield follower

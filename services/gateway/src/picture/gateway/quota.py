@@ -26,6 +26,7 @@ from picture.common.messaging import Bus, Delivery, Route
 from picture.gateway import webhooks
 from picture.gateway.auth import CurrentUser, Principal
 from picture.gateway.limits import Limiter
+from picture.gateway.live import Hub
 from picture.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,9 @@ async def start_background(
     await bus.ensure_streams()
     await start_settlement(bus, limiter)
     dispatcher = await webhooks.start_dispatcher(bus, limiter.engine, limiter.settings)
+    hub = Hub(bus.js)  # live updates: one consumer per process, fanned out to the streams
+    await hub.start()
+    setattr(app_state, "hub", hub)  # noqa: B010
 
     async def sweep_forever() -> None:
         while True:
@@ -107,6 +111,7 @@ async def start_background(
         sweeper.cancel()
         with contextlib.suppress(BaseException):
             await sweeper
+        await hub.stop()
         if dispatcher is not None:
             await dispatcher.aclose()
         aclose = getattr(verifier, "aclose", None)

@@ -38,7 +38,8 @@ from picture.gateway.limits import LimitExceeded
 from picture.gateway.live import (
     HEARTBEAT,
     PROGRESS,
-    Follower,
+    Hub,
+    follow,
     generation_payload,
     generation_subject,
     last_sequence,
@@ -131,6 +132,7 @@ async def generation_events(
         raise Unavailable("live updates are unavailable right now") from exc
     slot = _stream_slot(request, user.user_id)
     slot.__enter__()
+    hub: Hub | None = getattr(request.app.state, "hub", None)
 
     async def body() -> AsyncIterator[bytes]:
         try:
@@ -139,7 +141,7 @@ async def generation_events(
                 yield sse(generation_payload(first[1], base), event="generation", id=first[0])
                 if first[1].status.is_terminal:
                     return
-            async with Follower(js, subject, start) as follower:
+            async with follow(hub, js, user.user_id, generation_id, start) as follower:
                 while True:
                     update = await follower.next(settings.sse_heartbeat_seconds)
                     if update is None:
@@ -211,6 +213,7 @@ async def batch_events(
     start = (resume if resume is not None else stream_seq) + 1
     slot = _stream_slot(request, user.user_id)
     slot.__enter__()
+    hub: Hub | None = getattr(request.app.state, "hub", None)
 
     async def body() -> AsyncIterator[bytes]:
         try:
@@ -218,7 +221,7 @@ async def batch_events(
             yield sse(_batch_payload(batch), event="batch", id=start - 1)
             if batch.status in BATCH_DONE:
                 return
-            async with Follower(js, generation_subject(user.user_id), start) as follower:
+            async with follow(hub, js, user.user_id, None, start) as follower:
                 while True:
                     update = await follower.next(settings.sse_heartbeat_seconds)
                     if update is None:
@@ -240,7 +243,9 @@ async def batch_events(
 @router.websocket("/v1/ws")
 async def user_socket(websocket: WebSocket) -> None:
     """Every generation event of the user, as JSON text frames ``{"type", "seq", "generation"}``.
-    ``?since=<seq>`` resumes after a sequence; otherwise only new events are sent."""
+    ``?since=<seq>`` resumes after a sequence; otherwise only new events are sent. The first
+    frame, ``{"type": "ready", "seq"}``, says the subscription is in place; ``ping`` frames
+    keep an idle connection alive."""
     protocols: list[str] = list(websocket.scope.get("subprotocols") or [])
     token = websocket.query_params.get("access_token")
     subprotocol = None
@@ -257,6 +262,7 @@ async def user_socket(websocket: WebSocket) -> None:
         return
     backend = websocket.app.state.backend
     settings = websocket.app.state.settings
+    hub: Hub | None = getattr(websocket.app.state, "hub", None)
     try:
         start = (since if since is not None else await last_sequence(backend.bus.js)) + 1
     except NATS_ERRORS:
@@ -271,7 +277,8 @@ async def user_socket(websocket: WebSocket) -> None:
     await websocket.accept(subprotocol=subprotocol)
 
     async def pump() -> None:
-        async with Follower(backend.bus.js, generation_subject(user.user_id), start) as follower:
+        async with follow(hub, backend.bus.js, user.user_id, None, start) as follower:
+            await websocket.send_json({"type": "ready", "seq": start - 1})
             while True:
                 update = await follower.next(settings.sse_heartbeat_seconds)
                 if update is None:
