@@ -8,6 +8,7 @@ Uses datamodel-code-generator (a dev dependency); the output is never edited by 
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ HEADER = """# GENERATED FILE - do not edit. Source: clients/python/openapi.json 
 # mypy: ignore-errors"""
 
 
-def main() -> None:
+def generate(out: Path) -> None:
     codegen = Path(sys.executable).parent / "datamodel-codegen"
     subprocess.run(  # noqa: S603 - our own dev tool
         [
@@ -31,7 +32,7 @@ def main() -> None:
             "--input-file-type",
             "openapi",
             "--output",
-            str(OUT),
+            str(out),
             "--output-model-type",
             "pydantic_v2.BaseModel",
             "--target-python-version",
@@ -51,7 +52,20 @@ def main() -> None:
         ],
         check=True,
     )
-    print(f"wrote {OUT}")
+    # one layout wherever the file is written (the test writes to a temporary folder)
+    ruff = Path(sys.executable).parent / "ruff"
+    style = ["--line-length", "110", "--config", "format.skip-magic-trailing-comma = true"]
+    subprocess.run([str(ruff), "format", "--quiet", *style, str(out)], check=True)  # noqa: S603
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, default=OUT)
+    out = parser.parse_args().out
+    generate(out)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

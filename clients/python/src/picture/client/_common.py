@@ -6,9 +6,11 @@ import uuid
 from typing import Any, TypeVar
 
 import httpx
+import pydantic
 from pydantic import BaseModel
 
 from picture.client import _models as m
+from picture.client.errors import ValidationError
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 BATCH_DONE = frozenset({"completed", "partial", "failed"})
@@ -41,6 +43,27 @@ def parse_size(size: str | None) -> tuple[int | None, int | None]:
     return int(width), int(height)
 
 
+def validated(model: type[M], fields: dict[str, Any]) -> M:
+    """Check a request body against the generated model before sending it: the same rules as
+    the gateway's, raised as :class:`ValidationError` (``field`` like the gateway's ``body.width``)."""
+    try:
+        return model.model_validate(fields)
+    except pydantic.ValidationError as exc:
+        errors = [
+            {"field": "body." + ".".join(str(p) for p in e["loc"] if p != "root"), "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        first = errors[0]
+        raise ValidationError(
+            f"invalid request ({first['field']}): {first['message']}",
+            status=None,
+            title="Invalid request",
+            detail=f"{first['field']}: {first['message']}",
+            field=first["field"],
+            errors=errors,
+        ) from None
+
+
 def generation_body(
     prompt: str,
     *,
@@ -66,7 +89,7 @@ def generation_body(
         "webhook_url": webhook_url,
         "reuse": reuse,
     }
-    body = m.GenerationCreate.model_validate({k: v for k, v in fields.items() if v is not None})
+    body = validated(m.GenerationCreate, {k: v for k, v in fields.items() if v is not None})
     return body.model_dump(mode="json", exclude_none=True)
 
 
@@ -103,7 +126,7 @@ def batch_body(
     fields = {"shared_settings": {k: v for k, v in shared.items() if v is not None}, "reuse": reuse, **shape}
     if name is not None:
         fields["batch_name"] = name
-    body = m.BatchCreate.model_validate(fields)
+    body = validated(m.BatchCreate, fields)
     return body.model_dump(mode="json", exclude_none=True)
 
 

@@ -64,9 +64,7 @@ class Action(StrEnum):
 
 
 class BulkAction(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
+    model_config = ConfigDict(extra="forbid")
     action: Annotated[Action, Field(title="Action")]
     ids: Annotated[list[UUID], Field(max_length=100, min_length=1, title="Ids")]
 
@@ -156,9 +154,7 @@ class Width(RootModel[int]):
 
 
 class GenerationCreate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
+    model_config = ConfigDict(extra="forbid")
     guidance_scale: Annotated[GuidanceScale | None, Field(title="Guidance Scale")] = None
     height: Annotated[Height | None, Field(description="Defaults to the model's.", title="Height")] = None
     model: Annotated[
@@ -223,9 +219,7 @@ class Rating(RootModel[int]):
 
 
 class ImagePatch(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
+    model_config = ConfigDict(extra="forbid")
     archived: Annotated[bool | None, Field(title="Archived")] = None
     is_favorite: Annotated[bool | None, Field(title="Is Favorite")] = None
     is_public: Annotated[bool | None, Field(title="Is Public")] = None
@@ -279,9 +273,7 @@ class Username(RootModel[str]):
 
 
 class MeUpdate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
+    model_config = ConfigDict(extra="forbid")
     avatar_url: Annotated[
         AvatarUrl | None, Field(description='https URL; null keeps, "" is refused', title="Avatar Url")
     ] = None
@@ -382,9 +374,7 @@ class ModelPatch(BaseModel):
     An admin's change to a model record; None leaves a field alone.
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-    )
+    model_config = ConfigDict(extra="forbid")
     cost_per_generation: Annotated[CostPerGeneration | None, Field(title="Cost Per Generation")] = None
     default_height: Annotated[DefaultHeight | None, Field(title="Default Height")] = None
     default_strength: Annotated[DefaultStrength | None, Field(title="Default Strength")] = None
@@ -403,9 +393,7 @@ class ModelPatch(BaseModel):
 
 
 class Problem(BaseModel):
-    model_config = ConfigDict(
-        extra="allow",
-    )
+    model_config = ConfigDict(extra="allow")
     detail: Annotated[str | None, Field(title="Detail")] = None
     errors: Annotated[list[FieldError] | None, Field(title="Errors")] = None
     field: Annotated[str | None, Field(title="Field")] = None
@@ -428,9 +416,7 @@ class Width1(RootModel[int]):
 
 
 class SharedSettings(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
+    model_config = ConfigDict(extra="forbid")
     guidance_scale: Annotated[GuidanceScale | None, Field(title="Guidance Scale")] = None
     height: Annotated[Height1 | None, Field(title="Height")] = None
     model: Annotated[
@@ -449,17 +435,13 @@ class StatusChangeOut(BaseModel):
 
 
 class TagCreate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
+    model_config = ConfigDict(extra="forbid")
     color: Annotated[str | None, Field(pattern="^#[0-9a-fA-F]{6}$", title="Color")] = "#6b7280"
     name: Annotated[str, Field(max_length=50, min_length=1, title="Name")]
 
 
 class TagName(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
+    model_config = ConfigDict(extra="forbid")
     name: Annotated[str, Field(max_length=50, min_length=1, title="Name")]
 
 
@@ -474,9 +456,7 @@ class Category(RootModel[str]):
 
 
 class TemplateCreate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
+    model_config = ConfigDict(extra="forbid")
     category: Annotated[Category | None, Field(title="Category")] = None
     is_public: Annotated[bool | None, Field(title="Is Public")] = False
     name: Annotated[str, Field(max_length=100, min_length=1, title="Name")]
@@ -511,9 +491,7 @@ class Prompt2(RootModel[str]):
 
 
 class TemplatePatch(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
+    model_config = ConfigDict(extra="forbid")
     category: Annotated[Category | None, Field(title="Category")] = None
     is_public: Annotated[bool | None, Field(title="Is Public")] = None
     name: Annotated[Name | None, Field(title="Name")] = None
@@ -541,9 +519,7 @@ class BatchCreate(BaseModel):
     (a multi-generation: the same prompt, several seeds).
     """
 
-    model_config = ConfigDict(
-        extra="forbid",
-    )
+    model_config = ConfigDict(extra="forbid")
     batch_name: Annotated[BatchName | None, Field(title="Batch Name")] = None
     count: Annotated[Count | None, Field(title="Count")] = None
     prompt: Annotated[Prompt | None, Field(title="Prompt")] = None
