@@ -8,16 +8,20 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from picture.common import contracts as c
+from picture.common.messaging import Bus, QueryFailed
 from picture.devstack.stack import Stack
 from picture.devstack.tokens import mint_token
+from tests.integration.conftest import wait_terminal
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -378,3 +382,58 @@ async def test_explore_search_sort_and_pages(db: AsyncEngine, client: Client) ->
     assert ids(stemmed.json()["data"]) == [str(loved)]  # English stemming: castle matches castles
     bad = await anonymous.get("/v1/explore", params={"cursor": "not-a-cursor"})
     assert bad.status_code == 422 and bad.json()["field"] == "cursor"
+
+
+async def test_deleting_a_generated_image_removes_its_stored_objects(
+    stack: Stack, api: httpx.AsyncClient
+) -> None:
+    """The whole way: generate, delete through the gallery, media removes both objects."""
+    submitted = await api.post(
+        "/v1/generations", json={"model": "flux-schnell", "prompt": "a red kite", "seed": 3}
+    )
+    assert submitted.status_code == 202, submitted.text
+    done = await wait_terminal(api, submitted.json()["id"])
+    assert done["status"] == "completed", done
+    image_id = done["image"]["id"]
+    assert (await api.get(f"/v1/images/{image_id}/content")).status_code == 200
+    async with db_keys(stack, image_id) as keys:
+        assert len(keys) == 2
+        assert (await api.delete(f"/v1/images/{image_id}")).status_code == 204
+        assert (await api.get(f"/v1/images/{image_id}")).status_code == 404
+        assert stack.nats is not None
+        bus = await Bus.connect(stack.nats.url, "test-catalog-delete", 10.0)
+        try:
+            deadline = time.monotonic() + 20
+            for key in keys:
+                while await stored(bus, key):
+                    assert time.monotonic() < deadline, f"{key} still stored"
+                    await asyncio.sleep(0.2)
+        finally:
+            await bus.close()
+
+
+async def stored(bus: Bus, key: str) -> bool:
+    try:
+        await bus.request(c.RESOLVE_OBJECT, c.ResolveObjectRequest(key=key))
+    except QueryFailed as exc:
+        if exc.code is c.QueryErrorCode.NOT_FOUND:
+            return False
+        raise
+    return True
+
+
+@asynccontextmanager
+async def db_keys(stack: Stack, image_id: str) -> AsyncIterator[list[str]]:
+    """The content and thumbnail keys of an image, read before it is deleted."""
+    engine = create_async_engine(stack.database_url)
+    try:
+        async with engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text("SELECT content_key, thumbnail_key FROM catalog.images WHERE id = :i"),
+                    {"i": image_id},
+                )
+            ).one()
+        yield [key for key in row if key]
+    finally:
+        await engine.dispose()
