@@ -178,3 +178,40 @@ def test_retry_after_as_http_date() -> None:
     assert parse_retry_after("Sun, 29 Nov 2026 12:00:30 GMT", now) == 30
     assert parse_retry_after("soon", now) is None
     assert parse_retry_after(None) is None
+
+
+BATCH = {
+    "id": "0190f0a0-0000-7000-8000-0000000000bb",
+    "name": None,
+    "kind": "batch",
+    "model": "flux-schnell",
+    "status": "pending",
+    "total": 2,
+    "completed": 0,
+    "failed": 0,
+    "pending": 2,
+    "processing": 0,
+    "created_at": "2026-11-29T12:00:00Z",
+    "items": [],
+}
+
+
+def test_batch_submit_retries_only_what_was_surely_refused() -> None:
+    rec = Recorder(
+        httpx.Response(429, json=problem(429, "rate"), headers={"Retry-After": "1"}),
+        httpx.Response(202, json=BATCH),
+        httpx.Response(503, json=problem(503, "orchestrator did not answer")),
+    )
+    with rec.client() as client:
+        assert client.submit_batch(["a", "b"], model="flux-schnell").total == 2
+        with pytest.raises(ServerError):  # it may have been created: the gateway does not dedupe batches
+            client.submit_batch(["a", "b"], model="flux-schnell")
+    assert len(rec.requests) == 3
+    assert rec.requests[0].headers["Idempotency-Key"] == rec.requests[1].headers["Idempotency-Key"]
+
+
+def test_invalid_input_is_refused_before_sending_with_the_field() -> None:
+    rec = Recorder()
+    with rec.client() as client, pytest.raises(ValidationError) as caught:
+        client.submit("a cat", model="flux-schnell", width=9000)
+    assert caught.value.field == "body.width" and rec.requests == []

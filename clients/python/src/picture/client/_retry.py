@@ -4,6 +4,9 @@
 - Only when repeating is safe: idempotent methods, or a POST carrying an Idempotency-Key (the
   SDK sends one with every submit, generated per logical call and reused across its retries).
   A connection that could not be opened is always safe to retry: nothing was sent.
+- ``only_rejected``: for a POST whose key the server does not honour (batch submits today),
+  only answers that prove nothing was done are retried: 429 (refused before any work) and
+  connections never opened.
 - Wait: the server's Retry-After when given (a 429 whose Retry-After is beyond
   ``max_retry_after`` is raised at once: waiting an hour for a quota is the caller's choice),
   else exponential backoff with full jitter, ``base * 2**attempt`` capped at ``max_delay``.
@@ -37,11 +40,13 @@ class RetryPolicy:
         """Full jitter: uniform in [0, min(max_delay, base * 2**attempt)]."""
         return self.rng.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
 
-    def delay_for_response(self, response: httpx.Response, attempt: int) -> float | None:
+    def delay_for_response(
+        self, response: httpx.Response, attempt: int, *, only_rejected: bool = False
+    ) -> float | None:
         """Seconds to wait before retrying this answer, or None: do not retry."""
         if response.status_code not in RETRY_STATUSES or attempt >= self.max_retries:
             return None
-        if not self.replayable(response.request):
+        if not self.replayable(response.request) or (only_rejected and response.status_code != 429):
             return None
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         if retry_after is not None:
@@ -51,10 +56,16 @@ class RetryPolicy:
         return self.backoff(attempt)
 
     def delay_for_error(
-        self, request: httpx.Request, error: httpx.TransportError, attempt: int
+        self,
+        request: httpx.Request,
+        error: httpx.TransportError,
+        attempt: int,
+        *,
+        only_rejected: bool = False,
     ) -> float | None:
         if attempt >= self.max_retries:
             return None
-        if not (isinstance(error, httpx.ConnectError | httpx.ConnectTimeout) or self.replayable(request)):
+        never_sent = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
+        if not (never_sent or (self.replayable(request) and not only_rejected)):
             return None
         return self.backoff(attempt)

@@ -39,6 +39,7 @@ from pydantic import BaseModel
 from picture.client import _common as cm
 from picture.client import _models as m
 from picture.client._config import resolve_base_url, save_config
+from picture.client._retry import RetryPolicy
 from picture.client.client import Picture
 from picture.client.errors import (
     AuthenticationError,
@@ -189,7 +190,9 @@ def cmd_login(args: argparse.Namespace) -> int:
     if not token:
         raise UsageError("give the token: picture login --token <TOKEN>")
     base_url = resolve_base_url(args.base_url)
-    with Picture(token, base_url=base_url, timeout=args.http_timeout) as client:
+    with Picture(
+        token, base_url=base_url, timeout=args.http_timeout, retry=RetryPolicy(max_retries=1)
+    ) as client:
         try:
             me = client.me()
             who: str = me.username or str(me.id)

@@ -83,6 +83,7 @@ class Picture:
         json: Any = None,
         params: Any = None,
         headers: dict[str, str] | None = None,
+        only_rejected: bool = False,
     ) -> httpx.Response:
         """Send with retries (see :mod:`picture.client._retry`); a non-2xx answer raises."""
         request = self._http.build_request(method, path, json=json, params=params, headers=headers)
@@ -91,14 +92,14 @@ class Picture:
             try:
                 response = self._http.send(request)
             except httpx.TransportError as exc:
-                delay = self.retry.delay_for_error(request, exc, attempt)
+                delay = self.retry.delay_for_error(request, exc, attempt, only_rejected=only_rejected)
                 if delay is None:
                     raise TransportError(f"cannot reach {self.base_url}: {exc}") from exc
                 log.info("retrying %s %s in %.2fs after %s", method, path, delay, exc)
             else:
                 if response.is_success or response.is_redirect:
                     return response
-                delay = self.retry.delay_for_response(response, attempt)
+                delay = self.retry.delay_for_response(response, attempt, only_rejected=only_rejected)
                 if delay is None:
                     raise error_from_response(response)
                 log.info("retrying %s %s in %.2fs after %d", method, path, delay, response.status_code)
@@ -228,7 +229,14 @@ class Picture:
         body = cm.batch_body(prompts, model=model, **params)
         key = idempotency_key or cm.new_idempotency_key()
         return cm.parse(
-            m.BatchOut, self.request("POST", "/v1/batches", json=body, headers={"Idempotency-Key": key})
+            m.BatchOut,
+            self.request(
+                "POST",
+                "/v1/batches",
+                json=body,
+                headers={"Idempotency-Key": key},
+                only_rejected=True,  # the gateway does not deduplicate batch submits (yet)
+            ),
         )
 
     def get_batch(self, batch_id: str) -> m.BatchOut:
