@@ -153,21 +153,35 @@ async def test_prompt_templates(stack: Stack, bus: Bus) -> None:
         assert (await mine.get(f"/v1/prompt-templates/{public_id}")).status_code == 404
 
 
-async def test_admin_model_edits(stack: Stack, bus: Bus, token: str) -> None:
-    async with httpx.AsyncClient(
-        base_url=stack.gateway_url, headers={"Authorization": f"Bearer {token}"}
-    ) as api:
+async def test_admin_model_edits(stack: Stack, bus: Bus, token: str, db: AsyncEngine) -> None:
+    admin_id = uuid.uuid4()
+    admin_token = mint_token(stack.secrets["PICTURE_JWT_SECRET"], admin_id)
+    async with (
+        httpx.AsyncClient(base_url=stack.gateway_url, headers={"Authorization": f"Bearer {token}"}) as api,
+        httpx.AsyncClient(
+            base_url=stack.gateway_url, headers={"Authorization": f"Bearer {admin_token}"}
+        ) as admin,
+    ):
         denied = await api.patch("/v1/admin/models/seedream-3", json={"is_active": False})
         assert denied.status_code == 403
         assert (await api.get("/v1/admin/models")).status_code == 403
+        assert (await admin.get("/v1/me")).status_code == 200  # the gateway has seen the user
+        async with db.begin() as conn:  # admin rights are set server side, never from claims
+            await conn.execute(
+                text("UPDATE gateway.users SET is_admin = true WHERE user_id = :u"), {"u": admin_id}
+            )
         name = "seedream-3"
         before = (await bus.request(c.GET_MODEL, c.GetModelRequest(name=name))).model
         try:
-            off = await bus.request(
-                c.UPDATE_MODEL,
-                c.UpdateModelRequest(name=name, patch=c.ModelPatch(is_active=False, sort_order=999)),
-            )
-            assert (off.model.is_active, off.model.sort_order) == (False, 999)
+            off = await admin.patch(f"/v1/admin/models/{name}", json={"is_active": False, "sort_order": 999})
+            assert off.status_code == 200, off.text
+            assert (off.json()["is_active"], off.json()["sort_order"]) == (False, 999)
+            unknown = await admin.patch(f"/v1/admin/models/{name}", json={"replicate_id": "x/y"})
+            assert unknown.status_code == 422 and "replicate_id" in unknown.text
+            everything = {
+                m["name"]: m["is_active"] for m in (await admin.get("/v1/admin/models")).json()["data"]
+            }
+            assert everything[name] is False
             listed = [m["name"] for m in (await api.get("/v1/models")).json()["data"]]
             assert name not in listed
             with pytest.raises(QueryFailed) as bad:

@@ -60,11 +60,16 @@ class Library:
 LibraryDep = Annotated[Library, Depends(Library)]
 
 
-def _is_admin(user: CurrentUser, settings: SettingsDep) -> Principal:
-    # The gateway's admin detection: Principal.is_admin when present, else the configured ids
-    # (PICTURE_ADMIN_USER_IDS).
-    admin_ids: frozenset[uuid.UUID] = getattr(settings, "admin_ids", frozenset())
-    if not (getattr(user, "is_admin", False) or user.user_id in admin_ids):
+async def _is_admin(user: CurrentUser, settings: SettingsDep, request: Request) -> Principal:
+    """Admin rights as the gateway grants them (PICTURE_ADMIN_USER_IDS or gateway.users.is_admin,
+    through its limiter), never from token claims."""
+    limiter: Any = getattr(request.app.state, "limiter", None)
+    if limiter is not None:
+        allowed = bool(await limiter.is_admin(user.user_id))
+    else:
+        admin_ids: frozenset[uuid.UUID] = getattr(settings, "admin_ids", frozenset())
+        allowed = user.user_id in admin_ids
+    if not allowed:
         raise Forbidden("administrators only")
     return user
 
