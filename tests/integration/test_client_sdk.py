@@ -84,3 +84,20 @@ async def test_quota_reached_is_a_rate_limit_error_with_the_reset(
     assert caught.value.reset is not None
     assert abs((caught.value.reset - limits.hourly_reset_at).total_seconds()) < 5
     assert limits.hourly_used == 1 and not limits.can_generate
+
+
+async def test_upload_then_favorite_tag_and_find_it(sdk: AsyncPicture, tmp_path: Path) -> None:
+    source = tmp_path / "square.png"
+    Image.new("RGB", (96, 64), (200, 40, 40)).save(source)
+    async with sdk:
+        uploaded = await sdk.upload(source)
+        assert (uploaded.width, uploaded.height) == (96, 64)
+        image_id = str(uploaded.id)
+        assert (await sdk.update_image(image_id, is_favorite=True)).is_favorite
+        tagged = await sdk.tag_image(image_id, "sdk-upload")
+        assert "sdk-upload" in tagged.tags
+        favorites = await sdk.images(favorite=True, tags=["sdk-upload"])
+        back = await sdk.download(image_id, tmp_path / "back")
+    assert [str(i.id) for i in favorites.data] == [image_id]
+    with Image.open(back) as image:
+        assert image.size == (96, 64)

@@ -36,6 +36,7 @@ log = logging.getLogger("picture.client")
 
 OnGeneration = Callable[[m.GenerationOut], None]
 OnBatch = Callable[[m.BatchOut], None]
+UPLOAD_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 
 
 class Picture:
@@ -83,10 +84,13 @@ class Picture:
         json: Any = None,
         params: Any = None,
         headers: dict[str, str] | None = None,
+        files: Any = None,
         only_rejected: bool = False,
     ) -> httpx.Response:
         """Send with retries (see :mod:`picture.client._retry`); a non-2xx answer raises."""
-        request = self._http.build_request(method, path, json=json, params=params, headers=headers)
+        request = self._http.build_request(
+            method, path, json=json, params=params, headers=headers, files=files
+        )
         attempt = 0
         while True:
             try:
@@ -329,3 +333,70 @@ class Picture:
                 raise error_from_response(response)
         out.write_bytes(response.content)
         return out
+
+    # ------------------------------------------------------------------ more of the library
+
+    def model(self, name: str) -> m.ModelOut:
+        return cm.parse(m.ModelOut, self.request("GET", f"/v1/models/{name}"))
+
+    def update_me(self, **fields: Any) -> m.MeOut:
+        body = cm.validated(m.MeUpdate, fields).model_dump(mode="json", exclude_unset=True)
+        return cm.parse(m.MeOut, self.request("PATCH", "/v1/me", json=body))
+
+    def explore(self, *, limit: int = 20, cursor: str | None = None) -> m.ImagePage:
+        params: dict[str, Any] = {"limit": limit} | ({"cursor": cursor} if cursor else {})
+        return cm.parse(m.ImagePage, self.request("GET", "/v1/explore", params=params))
+
+    def update_image(self, image_id: str, **fields: Any) -> m.GalleryImage:
+        """PATCH an own image (``is_favorite``, ``is_public``, ``rating`` ...: see ``ImagePatch``)."""
+        body = cm.validated(m.ImagePatch, fields).model_dump(mode="json", exclude_unset=True)
+        return cm.parse(m.GalleryImage, self.request("PATCH", f"/v1/images/{image_id}", json=body))
+
+    def delete_image(self, image_id: str) -> None:
+        self.request("DELETE", f"/v1/images/{image_id}")
+
+    def bulk_images(self, action: str, ids: list[str]) -> m.BulkResult:
+        body = cm.validated(m.BulkAction, {"action": action, "ids": ids}).model_dump(mode="json")
+        return cm.parse(m.BulkResult, self.request("POST", "/v1/images/bulk", json=body))
+
+    def untag_image(self, image_id: str, name: str) -> m.GalleryImage:
+        return cm.parse(m.GalleryImage, self.request("DELETE", f"/v1/images/{image_id}/tags/{name}"))
+
+    def like(self, image_id: str) -> m.LikeOut:
+        return cm.parse(m.LikeOut, self.request("POST", f"/v1/images/{image_id}/like"))
+
+    def unlike(self, image_id: str) -> m.LikeOut:
+        return cm.parse(m.LikeOut, self.request("DELETE", f"/v1/images/{image_id}/like"))
+
+    def create_tag(self, name: str, color: str | None = None) -> m.TagOut:
+        fields = {"name": name} | ({"color": color} if color else {})
+        body = cm.validated(m.TagCreate, fields).model_dump(mode="json", exclude_unset=True)
+        return cm.parse(m.TagOut, self.request("POST", "/v1/tags", json=body))
+
+    def templates(self, *, limit: int = 20, cursor: str | None = None) -> m.TemplatePage:
+        params: dict[str, Any] = {"limit": limit} | ({"cursor": cursor} if cursor else {})
+        return cm.parse(m.TemplatePage, self.request("GET", "/v1/prompt-templates", params=params))
+
+    def create_template(self, **fields: Any) -> m.TemplateOut:
+        body = cm.validated(m.TemplateCreate, fields).model_dump(mode="json", exclude_unset=True)
+        return cm.parse(m.TemplateOut, self.request("POST", "/v1/prompt-templates", json=body))
+
+    def template(self, template_id: str) -> m.TemplateOut:
+        return cm.parse(m.TemplateOut, self.request("GET", f"/v1/prompt-templates/{template_id}"))
+
+    def update_template(self, template_id: str, **fields: Any) -> m.TemplateOut:
+        body = cm.validated(m.TemplatePatch, fields).model_dump(mode="json", exclude_unset=True)
+        path = f"/v1/prompt-templates/{template_id}"
+        return cm.parse(m.TemplateOut, self.request("PATCH", path, json=body))
+
+    def delete_template(self, template_id: str) -> None:
+        self.request("DELETE", f"/v1/prompt-templates/{template_id}")
+
+    def upload(self, path: str | Path, content_type: str | None = None) -> m.ImageOut:
+        """Upload a JPEG, PNG or WebP image (multipart field ``file``). Not retried on 5xx: a POST
+        without an Idempotency-Key."""
+        source = Path(path)
+        kind = content_type or UPLOAD_TYPES.get(source.suffix.lower(), "application/octet-stream")
+        files = {"file": (source.name, source.read_bytes(), kind)}
+        response = self.request("POST", "/v1/uploads", files=files)
+        return cm.parse(m.ImageOut, response)
