@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from picture.client import AsyncPicture, NotFoundError, Picture
+from picture.client import AsyncPicture, NotFoundError, Picture, WaitTimeoutError
 
 from .fakes import GENERATION_ID, generation_json
 
@@ -107,3 +108,40 @@ async def test_async_client_falls_back_to_polling_too() -> None:
         final = await client.wait(GENERATION_ID)
     assert final.status.value == "completed"
     assert gateway.paths[0] == EVENTS and gateway.polls == 2
+
+
+class Heartbeats(httpx.SyncByteStream):
+    """A stream that stays open with heartbeats only."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            yield b": keep-alive\n\n"
+
+
+def test_a_stalled_stream_does_not_outlive_the_timeout() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == EVENTS:
+            return httpx.Response(200, headers={"Content-Type": "text/event-stream"}, stream=Heartbeats())
+        return httpx.Response(200, json=generation_json("processing"))
+
+    client = Picture(
+        "tok", base_url="http://picture.test", transport=httpx.MockTransport(handler), sleep=lambda _: None
+    )
+    with client, pytest.raises(WaitTimeoutError):
+        client.wait(GENERATION_ID, timeout=0.2)
+
+
+def test_download_follows_a_redirect_to_storage_without_the_token(tmp_path: Path) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.host == "picture.test":
+            return httpx.Response(307, headers={"Location": "https://storage.test/bucket/img.webp?sig=abc"})
+        return httpx.Response(200, content=b"RIFF....WEBP")
+
+    with Picture("tok", base_url="http://picture.test", transport=httpx.MockTransport(handler)) as client:
+        path = client.download("0190f0a0-0000-7000-8000-0000000000aa", tmp_path / "x.webp")
+    assert path.read_bytes() == b"RIFF....WEBP"
+    assert seen[0].headers["Authorization"] == "Bearer tok"
+    assert seen[1].url.host == "storage.test" and "Authorization" not in seen[1].headers

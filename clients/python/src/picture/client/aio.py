@@ -12,10 +12,11 @@ async with AsyncPicture() as picture:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,18 @@ log = logging.getLogger("picture.client")
 OnGeneration = Callable[[m.GenerationOut], None]
 OnBatch = Callable[[m.BatchOut], None]
 UPLOAD_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
+
+
+async def _until(lines: AsyncIterator[str], deadline: float | None) -> AsyncIterator[str]:
+    """The stream's lines (heartbeats included) until the deadline: a stalled stream ends too."""
+    async for line in lines:
+        if deadline is not None and time.monotonic() > deadline:
+            raise WaitTimeoutError("deadline passed while following the event stream")
+        yield line
 
 
 class AsyncPicture:
@@ -158,8 +171,8 @@ class AsyncPicture:
         )
 
     async def events(
-        self, generation_id: str, *, last_event_id: str | None = None
-    ) -> AsyncIterator[m.GenerationOut]:
+        self, generation_id: str, *, last_event_id: str | None = None, deadline: float | None = None
+    ) -> AsyncGenerator[m.GenerationOut, None]:
         """The generation's live updates (SSE) until a terminal state; raises on a broken stream."""
         headers = {"Accept": "text/event-stream"}
         if last_event_id is not None:
@@ -176,7 +189,7 @@ class AsyncPicture:
                 if not response.is_success:
                     await response.aread()
                     raise error_from_response(response)
-                async for event in aiter_events(response.aiter_lines()):
+                async for event in aiter_events(_until(response.aiter_lines(), deadline)):
                     if event.event == "generation":
                         yield m.GenerationOut.model_validate(json.loads(event.data))
         except httpx.HTTPError as exc:
@@ -194,13 +207,14 @@ class AsyncPicture:
         deadline = time.monotonic() + timeout
         if use_sse:
             try:
-                async for generation in self.events(generation_id):
-                    if on_update is not None:
-                        on_update(generation)
-                    if cm.status_of(generation) in cm.TERMINAL:
-                        return generation
-                    if time.monotonic() > deadline:
-                        break
+                async with contextlib.aclosing(self.events(generation_id, deadline=deadline)) as stream:
+                    async for generation in stream:
+                        if on_update is not None:
+                            on_update(generation)
+                        if cm.status_of(generation) in cm.TERMINAL:
+                            return generation
+                        if time.monotonic() > deadline:
+                            break
             except (AuthenticationError, NotFoundError):
                 raise
             except (PictureError, ValueError) as exc:
@@ -335,7 +349,10 @@ class AsyncPicture:
         out = Path(path)
         response = await self.request("GET", f"/v1/images/{image_id}/content", headers={"Accept": "*/*"})
         if response.is_redirect:
-            response = await self._http.get(response.headers["Location"], follow_redirects=True)
+            target = self._http.build_request("GET", response.url.join(response.headers["Location"]))
+            if _origin(target.url) != _origin(response.url):  # storage URLs are signed: no token there
+                target.headers.pop("Authorization", None)
+            response = await self._http.send(target, follow_redirects=True)
             if not response.is_success:
                 raise error_from_response(response)
         await asyncio.to_thread(out.write_bytes, response.content)

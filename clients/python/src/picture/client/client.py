@@ -9,10 +9,11 @@ with Picture() as picture:                      # PICTURE_TOKEN / PICTURE_BASE_U
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,18 @@ log = logging.getLogger("picture.client")
 OnGeneration = Callable[[m.GenerationOut], None]
 OnBatch = Callable[[m.BatchOut], None]
 UPLOAD_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
+
+
+def _until(lines: Iterator[str], deadline: float | None) -> Iterator[str]:
+    """The stream's lines (heartbeats included) until the deadline: a stalled stream ends too."""
+    for line in lines:
+        if deadline is not None and time.monotonic() > deadline:
+            raise WaitTimeoutError("deadline passed while following the event stream")
+        yield line
 
 
 class Picture:
@@ -152,7 +165,9 @@ class Picture:
     def cancel(self, generation_id: str) -> m.GenerationOut:
         return cm.parse(m.GenerationOut, self.request("POST", f"/v1/generations/{generation_id}/cancel"))
 
-    def events(self, generation_id: str, *, last_event_id: str | None = None) -> Iterator[m.GenerationOut]:
+    def events(
+        self, generation_id: str, *, last_event_id: str | None = None, deadline: float | None = None
+    ) -> Generator[m.GenerationOut, None, None]:
         """The generation's live updates (SSE) until a terminal state; raises on a broken stream."""
         headers = {"Accept": "text/event-stream"}
         if last_event_id is not None:
@@ -169,7 +184,7 @@ class Picture:
                 if not response.is_success:
                     response.read()
                     raise error_from_response(response)
-                for event in iter_events(response.iter_lines()):
+                for event in iter_events(_until(response.iter_lines(), deadline)):
                     if event.event == "generation":
                         yield m.GenerationOut.model_validate(json.loads(event.data))
         except httpx.HTTPError as exc:
@@ -187,13 +202,14 @@ class Picture:
         deadline = time.monotonic() + timeout
         if use_sse:
             try:
-                for generation in self.events(generation_id):
-                    if on_update is not None:
-                        on_update(generation)
-                    if cm.status_of(generation) in cm.TERMINAL:
-                        return generation
-                    if time.monotonic() > deadline:
-                        break
+                with contextlib.closing(self.events(generation_id, deadline=deadline)) as stream:
+                    for generation in stream:
+                        if on_update is not None:
+                            on_update(generation)
+                        if cm.status_of(generation) in cm.TERMINAL:
+                            return generation
+                        if time.monotonic() > deadline:
+                            break
             except (AuthenticationError, NotFoundError):
                 raise
             except (PictureError, ValueError) as exc:
@@ -328,7 +344,10 @@ class Picture:
         out = Path(path)
         response = self.request("GET", f"/v1/images/{image_id}/content", headers={"Accept": "*/*"})
         if response.is_redirect:
-            response = self._http.get(response.headers["Location"], follow_redirects=True)
+            target = self._http.build_request("GET", response.url.join(response.headers["Location"]))
+            if _origin(target.url) != _origin(response.url):  # storage URLs are signed: no token there
+                target.headers.pop("Authorization", None)
+            response = self._http.send(target, follow_redirects=True)
             if not response.is_success:
                 raise error_from_response(response)
         out.write_bytes(response.content)
