@@ -141,3 +141,29 @@ async def test_websocket_without_a_valid_token_is_refused(stack: Stack) -> None:
             async with connect(url):
                 pass
         assert refused.value.response.status_code == 403
+
+
+async def test_sse_follows_a_batch_to_the_end(api: httpx.AsyncClient) -> None:
+    created = await api.post(
+        "/v1/batches",
+        json={
+            "prompts": ["a red fox", "a blue whale"],
+            "shared_settings": {"model": "flux-schnell", "width": 512, "height": 512},
+        },
+    )
+    assert created.status_code in (200, 201, 202), created.text
+    batch_id = created.json()["id"]
+    seen: list[Event] = []
+    async with asyncio.timeout(90):
+        async with api.stream("GET", f"/v1/batches/{batch_id}/events") as response:
+            assert response.status_code == 200, await response.aread()
+            async for event in events(response):
+                seen.append(event)
+    assert seen[0].event == "batch"
+    assert seen[0].data["total"] == 2
+    item_events = [e for e in seen if e.event == "generation"]
+    assert item_events and all(e.data["batch_id"] == batch_id for e in item_events)
+    assert [e.id for e in item_events] == sorted(e.id for e in item_events)
+    assert seen[-1].event == "batch"
+    assert seen[-1].data["status"] == "completed"
+    assert seen[-1].data["completed"] == 2
