@@ -41,7 +41,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "PICTURE_MAX_CONCURRENT": "50",
                 "PICTURE_RATE_LIMIT_PER_MINUTE": "6000",
                 "PICTURE_SSE_HEARTBEAT_SECONDS": "1",
-                "PICTURE_WEBHOOK_SIGNING_SECRET": "whsec_dGVzdC13ZWJob29rLXNpZ25pbmctc2VjcmV0LTAxMjM0NTY3ODk=",
+                "PICTURE_WEBHOOK_SIGNING_SECRET": (
+                    "whsec_dGVzdC13ZWJob29rLXNpZ25pbmctc2VjcmV0LTAxMjM0NTY3ODk="
+                ),
                 "PICTURE_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",  # the test receiver is on loopback
             },
             "replicate-simulator": {
