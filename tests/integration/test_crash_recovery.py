@@ -406,3 +406,53 @@ async def test_fifty_generations_survive_crashes_without_loss_or_duplicates(cras
         assert created[gid] <= g.attempt, (gid, created[gid], g.attempt)
         assert simulated[g.prompt] <= g.attempt, (gid, simulated[g.prompt], g.attempt)
     assert max(per_attempt.values()) == 1
+
+
+async def test_deadlines_fail_what_did_not_start_or_finish_in_time(crash_stack: Stack) -> None:
+    """Last in the module: restarts the orchestrator with a 4 s start deadline and an 8 s total
+    timeout. Three slow generations hold the user's slots; the fourth never starts."""
+    stack = crash_stack
+    orchestrator = stack.processes["orchestrator"]
+    orchestrator.env.update(PICTURE_START_DEADLINE_SECONDS="4", PICTURE_TOTAL_TIMEOUT_SECONDS="8")
+    await asyncio.get_running_loop().run_in_executor(None, _restart, stack, "orchestrator")
+    async with _client(stack, uuid.uuid4()) as api:
+        slow = []
+        for i in range(PER_USER):
+            response = await api.post(
+                "/v1/generations", json={"model": "flux-schnell", "prompt": f"[sim:slow=30000] slow {i}"}
+            )
+            slow.append(response.json()["id"])
+        waiting = (
+            await api.post("/v1/generations", json={"model": "flux-schnell", "prompt": "never started"})
+        ).json()["id"]
+        late = await _wait_terminal(api, waiting, timeout=30)
+        assert late["status"] == "failed"
+        assert late["error_message"] == "The generation did not start within 4 seconds"
+        assert late["started_at"] is None
+        for gid in slow:
+            done = await _wait_terminal(api, gid, timeout=30)
+            assert done["status"] == "failed"
+            assert done["error_message"] == "The generation did not finish within 8 seconds"
+    engine = create_async_engine(stack.database_url)
+    try:
+
+        async def canceled_at_replicate() -> bool:
+            async with engine.connect() as conn:
+                statuses = (
+                    (
+                        await conn.execute(
+                            text("SELECT status FROM adapter.predictions WHERE generation_id = ANY(:ids)"),
+                            {"ids": [uuid.UUID(g) for g in slow]},
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+            return sorted(statuses) == ["canceled"] * PER_USER
+
+        deadline = time.monotonic() + 30
+        while not await canceled_at_replicate():
+            assert time.monotonic() < deadline, "the timed-out predictions were not cancelled"
+            await asyncio.sleep(0.2)
+    finally:
+        await engine.dispose()

@@ -499,17 +499,24 @@ async def _fail_or_retry(ctx: Context, conn: AsyncConnection, row: Any, error: E
     GENERATION_RETRIES.labels(row.model, stage).inc()
     reason = f"retry {row.retry_count + 1} of {settings.max_retries} in {delay:g}s: {error.message}"
     if stage == "predict":  # back to the scheduler: the slot is freed during the back-off
-        await _move(
-            conn,
-            row,
-            GenerationStatus.QUEUED,
-            reason,
-            attempt=attempt,
-            retry_count=row.retry_count + 1,
-            prediction_id=None,
-            dispatched_at=None,
-            available_at=retry_after,
-        )
+        values = {
+            "attempt": attempt,
+            "retry_count": row.retry_count + 1,
+            "prediction_id": None,
+            "dispatched_at": None,
+            "available_at": retry_after,
+        }
+        if row.status == GenerationStatus.QUEUED.value:  # failed before "started" was seen
+            await conn.execute(
+                update(generations).where(generations.c.id == row.id).values(updated_at=_now(), **values)
+            )
+            await conn.execute(
+                status_history.insert().values(
+                    generation_id=row.id, from_status=row.status, to_status=row.status, reason=reason
+                )
+            )
+        else:
+            await _move(conn, row, GenerationStatus.QUEUED, reason, **values)
     else:  # the prediction's output is still there: fetch it again, do not pay for another
         await conn.execute(
             update(generations)
@@ -596,6 +603,15 @@ async def on_prediction(ctx: Context, delivery: Delivery[c.PredictionEvent]) -> 
                 if event.status is c.PredictionStatus.CANCELED
                 else "The model failed without an error message",
             )
+            timeout = ctx.settings.total_timeout_seconds
+            expired = event.status is c.PredictionStatus.CANCELED or error.code == "prediction_aborted"
+            if expired and _now() >= row.created_at + timedelta(seconds=timeout):
+                # the adapter enforced the command's deadline (created_at + total timeout)
+                error = ErrorInfo(
+                    kind=ErrorKind.PERMANENT,
+                    code="timeout",
+                    message=f"The generation did not finish within {timeout:g} seconds",
+                )
             await _fail_or_retry(ctx, conn, row, error, "predict")
         await _announce(conn, event.generation_id, ctx.settings.global_concurrency)
     ctx.notify()
