@@ -77,3 +77,36 @@ def test_negative_prompt_passes_where_supported() -> None:
 def test_request_shape_is_refused(fields: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         body(**fields)
+
+
+FLUX_DEV = SCHNELL.model_copy(
+    update={"name": "flux-dev", "supports_img2img": True, "max_steps": 50, "default_strength": 0.8}
+)
+SOURCE = "0193a1b2-0000-7000-8000-000000000001"
+
+
+def test_img2img_takes_the_models_default_strength() -> None:
+    params = apply_model(FLUX_DEV, body(model="flux-dev", source_image_id=SOURCE))
+    assert params.strength == 0.8
+
+
+@pytest.mark.parametrize(
+    ("model", "fields", "field"),
+    [
+        (SCHNELL, {"source_image_id": SOURCE}, "source_image_id"),
+        (FLUX_DEV, {"strength": 0.5}, "strength"),
+        (
+            FLUX_DEV.model_copy(update={"strength_min": 0.2}),
+            {"source_image_id": SOURCE, "strength": 0.1},
+            "strength",
+        ),
+    ],
+)
+def test_img2img_refusals_name_the_field(model: ModelSpec, fields: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidField) as raised:
+        apply_model(model, body(model=model.name, **fields))
+    assert raised.value.field == field
+
+
+def test_text_to_image_carries_no_strength() -> None:
+    assert apply_model(FLUX_DEV, body(model="flux-dev")).strength is None

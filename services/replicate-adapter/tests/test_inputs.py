@@ -457,3 +457,17 @@ def test_seedream_4_takes_no_strength() -> None:
             spec("seedream-4", supports_img2img=True), params(source_image_url=DATA_URI, strength=0.5)
         )
     assert info.value.field == "strength"
+
+
+def test_plain_http_sources_only_where_allowed() -> None:
+    internal = "http://127.0.0.1:8083/objects/u/uploads/1/image.webp?expires=1&sig=abc"
+    with pytest.raises(InputError) as info:
+        build_input(spec("flux-dev", supports_img2img=True), params(source_image_url=internal))
+    assert info.value.field == "source_image_url"
+    result = build_input(
+        spec("flux-dev", supports_img2img=True),
+        params(source_image_url=internal, strength=0.7),
+        allow_http_source=True,
+    )
+    assert result["image"] == internal
+    assert result["prompt_strength"] == pytest.approx(0.3)

@@ -137,6 +137,18 @@ class Steps(RootModel[int]):
     root: Annotated[int, Field(ge=1, le=150, title="Steps")]
 
 
+class Strength(RootModel[float]):
+    root: Annotated[
+        float,
+        Field(
+            description="Image-to-image: how far to move away from the source (0 keeps it, 1 ignores it); defaults to the model's.",
+            ge=0.0,
+            le=1.0,
+            title="Strength",
+        ),
+    ]
+
+
 class WebhookUrl(RootModel[str]):
     root: Annotated[
         str,
@@ -169,6 +181,13 @@ class GenerationCreate(BaseModel):
     ]
     negative_prompt: Annotated[NegativePrompt | None, Field(title="Negative Prompt")] = None
     prompt: Annotated[str, Field(max_length=2000, min_length=1, title="Prompt")]
+    prompt_template_id: Annotated[
+        UUID | None,
+        Field(
+            description="The prompt template this request was made from (counts its use).",
+            title="Prompt Template Id",
+        ),
+    ] = None
     reuse: Annotated[
         bool | None,
         Field(
@@ -177,7 +196,21 @@ class GenerationCreate(BaseModel):
         ),
     ] = True
     seed: Annotated[Seed1 | None, Field(title="Seed")] = None
+    source_image_id: Annotated[
+        UUID | None,
+        Field(
+            description="Image-to-image: one of your images (e.g. from POST /v1/uploads), for models with supports_img2img.",
+            title="Source Image Id",
+        ),
+    ] = None
     steps: Annotated[Steps | None, Field(title="Steps")] = None
+    strength: Annotated[
+        Strength | None,
+        Field(
+            description="Image-to-image: how far to move away from the source (0 keeps it, 1 ignores it); defaults to the model's.",
+            title="Strength",
+        ),
+    ] = None
     webhook_url: Annotated[
         WebhookUrl | None,
         Field(

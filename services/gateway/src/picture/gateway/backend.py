@@ -5,11 +5,13 @@ Models are cached briefly (they change rarely and every submit needs one).
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from typing import NoReturn
 
 from picture.common import contracts as c
+from picture.common.ids import derived_id
 from picture.common.messaging import Bus, QueryFailed
 from picture.gateway.errors import Conflict, InvalidField, NotFound, Unavailable
 
@@ -22,6 +24,11 @@ def _raise(exc: QueryFailed, what: str) -> NoReturn:
     if exc.code is c.QueryErrorCode.CONFLICT:
         raise Conflict(exc.message) from exc
     raise Unavailable(f"{what}: {exc.message}") from exc
+
+
+log = logging.getLogger(__name__)
+
+SOURCE_URL_SECONDS = 24 * 3600
 
 
 class Backend:
@@ -74,6 +81,44 @@ class Backend:
         except QueryFailed as exc:
             _raise(exc, "image")
         return reply.image
+
+    async def source_image_url(self, image_id: uuid.UUID, user_id: uuid.UUID) -> str:
+        """A signed URL of one of the user's own images, for image-to-image.
+
+        Valid for a day: retries of the generation may run hours later. Not the user's (or not
+        there): 422 on the field, never a hint that another user's image exists.
+        """
+        try:
+            image = await self.image(image_id, user_id)
+        except NotFound as exc:
+            raise InvalidField("source_image_id", "no such image of yours") from exc
+        if image.user_id != user_id:
+            raise InvalidField("source_image_id", "no such image of yours")
+        try:
+            resolved = await self.bus.request(
+                c.RESOLVE_OBJECT,
+                c.ResolveObjectRequest(key=image.content_key, expires_in_seconds=SOURCE_URL_SECONDS),
+            )
+        except QueryFailed as exc:
+            _raise(exc, "source image")
+        return resolved.url
+
+    async def template_used(
+        self, template_id: uuid.UUID, generation_id: uuid.UUID, user_id: uuid.UUID
+    ) -> None:
+        """Count a template's use; the catalog counts once per generation.
+
+        Best effort after the generation was accepted: a failure here must not turn an accepted
+        generation into an error answer (the client would submit it again).
+        """
+        try:
+            await self.bus.publish(
+                c.TEMPLATE_USED,
+                c.TemplateUsedCommand(template_id=template_id, generation_id=generation_id, user_id=user_id),
+                message_id=derived_id("template.used", template_id, generation_id),
+            )
+        except Exception as exc:
+            log.warning("template use of %s not counted: %s", template_id, exc)
 
     async def resolve_object(self, key: str) -> c.ResolvedObject:
         try:

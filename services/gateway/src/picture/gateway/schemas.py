@@ -52,6 +52,21 @@ class GenerationCreate(BaseModel):
         "(Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature) and retried with backoff.",
         examples=["https://example.com/hooks/picture"],
     )
+    source_image_id: uuid.UUID | None = Field(
+        default=None,
+        description="Image-to-image: one of your images (e.g. from POST /v1/uploads), for models "
+        "with supports_img2img.",
+    )
+    strength: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Image-to-image: how far to move away from the source (0 keeps it, 1 ignores it); "
+        "defaults to the model's.",
+    )
+    prompt_template_id: uuid.UUID | None = Field(
+        default=None, description="The prompt template this request was made from (counts its use)."
+    )
     reuse: bool = Field(
         default=True,
         description="With a fixed seed, an identical recent request of yours reuses its image; "

@@ -28,6 +28,17 @@ def apply_model(model: ModelSpec, body: GenerationCreate) -> GenerationParameter
         raise InvalidField("negative_prompt", f"{model.name} does not support a negative prompt")
     if body.seed is not None and not model.supports_seed:
         raise InvalidField("seed", f"{model.name} does not support a seed")
+    if body.source_image_id is not None and not model.supports_img2img:
+        raise InvalidField("source_image_id", f"{model.name} does not take a source image")
+    if body.strength is not None:
+        if body.source_image_id is None:
+            raise InvalidField("strength", "strength needs a source_image_id")
+        if not model.strength_min <= body.strength <= model.strength_max:
+            raise InvalidField(
+                "strength",
+                f"strength must be between {model.strength_min} and {model.strength_max} for {model.name}",
+            )
+    strength = body.strength if body.strength is not None else model.default_strength
     return GenerationParameters(
         prompt=body.prompt,
         negative_prompt=body.negative_prompt,
@@ -38,4 +49,5 @@ def apply_model(model: ModelSpec, body: GenerationCreate) -> GenerationParameter
         if body.guidance_scale is not None
         else model.default_guidance_scale,
         seed=body.seed,
+        strength=strength if body.source_image_id is not None else None,
     )

@@ -17,6 +17,7 @@ from picture.common.messaging import Bus, ConsumerOptions, Route
 from picture.common.observability import FASTAPI_TELEMETRY, HttpMetricsMiddleware, ops_router
 from picture.common.problems import install_problem_handlers
 from picture.common.service import Resources
+from picture.common.settings import Environment
 from picture.common.telemetry import configure_telemetry
 from picture.replicate_adapter.breaker import CircuitBreaker
 from picture.replicate_adapter.handlers import Adapter
@@ -86,6 +87,7 @@ def create_app(settings: AdapterSettings, *, transport: httpx.AsyncBaseTransport
                 poller,
                 create_lease_seconds=settings.replicate_timeout_seconds + 15,
                 max_retry_after=settings.replicate_max_retry_after_seconds,
+                allow_http_sources=settings.environment is not Environment.PRODUCTION,
             )
             app.state.breaker = breaker
             app.state.adapter = adapter

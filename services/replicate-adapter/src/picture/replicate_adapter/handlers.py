@@ -93,7 +93,9 @@ class Adapter:
         *,
         create_lease_seconds: float = 60.0,
         max_retry_after: float = MAX_RETRY_AFTER,
+        allow_http_sources: bool = False,
     ) -> None:
+        self.allow_http_sources = allow_http_sources
         self.create_lease_seconds = create_lease_seconds
         self.max_retry_after = max_retry_after
         self.engine = engine
@@ -168,7 +170,7 @@ class Adapter:
     async def predict(self, delivery: Delivery[PredictCommand]) -> None:
         cmd = delivery.message
         try:
-            model_input = build_input(cmd.model, cmd.parameters)
+            model_input = build_input(cmd.model, cmd.parameters, allow_http_source=self.allow_http_sources)
         except InputError as exc:
             log.info("generation %s/%d refused: %s", cmd.generation_id, cmd.attempt, exc.message)
             await self._publish_terminal(

@@ -264,7 +264,9 @@ def _given(text: str | None) -> bool:
     return text is not None and text.strip() != ""
 
 
-def _check_bounds(model: ModelSpec, p: GenerationParameters, builder: ModelInput) -> None:
+def _check_bounds(
+    model: ModelSpec, p: GenerationParameters, builder: ModelInput, allow_http_source: bool
+) -> None:
     if not model.min_width <= p.width <= model.max_width:
         raise InputError(
             "width", f"width must be between {model.min_width} and {model.max_width} for {model.name}"
@@ -288,10 +290,12 @@ def _check_bounds(model: ModelSpec, p: GenerationParameters, builder: ModelInput
         raise UnsupportedParameter("negative_prompt", model.name)
     if p.seed is not None and not model.supports_seed:
         raise UnsupportedParameter("seed", model.name)
-    _check_img2img(model, p, builder)
+    _check_img2img(model, p, builder, allow_http_source)
 
 
-def _check_img2img(model: ModelSpec, p: GenerationParameters, builder: ModelInput) -> None:
+def _check_img2img(
+    model: ModelSpec, p: GenerationParameters, builder: ModelInput, allow_http_source: bool
+) -> None:
     if p.source_image_url is None:
         if p.strength is not None:
             raise InputError("strength", "strength needs a source_image_url")
@@ -302,7 +306,8 @@ def _check_img2img(model: ModelSpec, p: GenerationParameters, builder: ModelInpu
     if len(source) > MAX_SOURCE_CHARS:
         raise InputError("source_image_url", "source_image_url is too large")
     is_data = source.startswith("data:image/") and ";base64," in source[:100]
-    if not (is_data or source.startswith("https://")):
+    is_http = allow_http_source and source.startswith("http://")
+    if not (is_data or is_http or source.startswith("https://")):
         raise InputError(
             "source_image_url", "source_image_url must be a data:image/...;base64 URI or an https URL"
         )
@@ -313,12 +318,16 @@ def _check_img2img(model: ModelSpec, p: GenerationParameters, builder: ModelInpu
             raise InputError("strength", "strength must be between 0 and 1")
 
 
-def build_input(model: ModelSpec, params: GenerationParameters) -> Input:
-    """The Replicate ``input`` for ``params`` on ``model``. Raises :class:`InputError`."""
+def build_input(model: ModelSpec, params: GenerationParameters, *, allow_http_source: bool = False) -> Input:
+    """The Replicate ``input`` for ``params`` on ``model``. Raises :class:`InputError`.
+
+    ``allow_http_source``: development only, where sources are the media service's signed
+    internal URLs on loopback (the simulator does not fetch them; the real Replicate needs https).
+    """
     if not params.prompt.strip():
         raise InputError("prompt", "prompt must not be empty")
     builder = BUILDERS.get(model.name, GENERIC)
-    _check_bounds(model, params, builder)
+    _check_bounds(model, params, builder, allow_http_source)
     resolved = Resolved(
         params=params,
         steps=(params.steps if params.steps is not None else model.default_steps)

@@ -80,6 +80,10 @@ async def create_generation(
 ) -> GenerationOut:
     model = await backend.model(body.model)
     parameters = apply_model(model, body)
+    if body.source_image_id is not None:
+        parameters = parameters.model_copy(
+            update={"source_image_url": await backend.source_image_url(body.source_image_id, user.user_id)}
+        )
     generation_id = await _generation_id_for(engine, user.user_id, idempotency_key, body)
     # quota + concurrency lease, webhook subscription (gateway, issue #5)
     async with charge([generation_id], webhook_url=body.webhook_url):
@@ -92,6 +96,8 @@ async def create_generation(
                 reuse=body.reuse,
             )
         )
+    if body.prompt_template_id is not None:
+        await backend.template_used(body.prompt_template_id, generation_id, user.user_id)
     out = GenerationOut.build(view, settings.public_url)
     response.headers["Location"] = out.links.self
     return out

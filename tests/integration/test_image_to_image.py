@@ -1,0 +1,103 @@
+"""Image-to-image from an upload, and prompt templates counted when a generation uses them."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+import uuid
+
+import httpx
+from PIL import Image
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from picture.devstack.stack import Stack
+from picture.devstack.tokens import mint_token
+from tests.integration.conftest import wait_terminal
+
+
+def _png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 90, 40)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+async def _upload(api: httpx.AsyncClient) -> str:
+    response = await api.post("/v1/uploads", files={"file": ("sketch.png", _png(640, 480), "image/png")})
+    assert response.status_code == 201, response.text
+    image_id: str = response.json()["id"]
+    return image_id
+
+
+async def test_an_upload_is_the_source_of_an_image_to_image_generation(
+    api: httpx.AsyncClient, db: AsyncEngine
+) -> None:
+    source = await _upload(api)
+    response = await api.post(
+        "/v1/generations",
+        json={
+            "model": "flux-dev",
+            "prompt": "the sketch as an oil painting",
+            "source_image_id": source,
+            "strength": 0.7,
+        },
+    )
+    assert response.status_code == 202, response.text
+    done = await wait_terminal(api, response.json()["id"])
+    assert done["status"] == "completed", done
+    async with db.connect() as conn:
+        sent = (
+            await conn.execute(
+                text("SELECT input FROM adapter.predictions WHERE generation_id = :id"), {"id": done["id"]}
+            )
+        ).scalar_one()
+    # flux-dev: the source as `image`, prompt_strength = 1 - strength (the old product's rule)
+    assert sent["prompt_strength"] == 0.3
+    assert "/objects/" in sent["image"] and "sig=" in sent["image"]
+    # the URL the model got really serves the source's bytes
+    async with httpx.AsyncClient() as plain:
+        fetched = await plain.get(sent["image"])
+    assert fetched.status_code == 200
+    assert Image.open(io.BytesIO(fetched.content)).size == (640, 480)
+
+
+async def test_image_to_image_refusals_name_the_field(stack: Stack, api: httpx.AsyncClient) -> None:
+    source = await _upload(api)
+    cases = [
+        ({"model": "flux-schnell", "prompt": "x", "source_image_id": source}, "source_image_id"),
+        ({"model": "flux-dev", "prompt": "x", "strength": 0.5}, "strength"),
+        ({"model": "flux-dev", "prompt": "x", "source_image_id": str(uuid.uuid4())}, "source_image_id"),
+        ({"model": "flux-dev", "prompt": "x", "source_image_id": source, "strength": 1.5}, "body.strength"),
+    ]
+    for body, field in cases:
+        response = await api.post("/v1/generations", json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert response.json()["field"] == field
+    # another user's image is "no such image of yours", never a hint that it exists
+    other = mint_token(stack.secrets["PICTURE_JWT_SECRET"])
+    response = await api.post(
+        "/v1/generations",
+        json={"model": "flux-dev", "prompt": "x", "source_image_id": source},
+        headers={"Authorization": f"Bearer {other}"},
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "source_image_id"
+
+
+async def test_a_generation_from_a_template_counts_its_use_once(api: httpx.AsyncClient) -> None:
+    created = await api.post("/v1/prompt-templates", json={"name": "lighthouse", "prompt": "a lighthouse"})
+    assert created.status_code == 201, created.text
+    template_id = created.json()["id"]
+    response = await api.post(
+        "/v1/generations",
+        json={"model": "flux-schnell", "prompt": "a lighthouse", "prompt_template_id": template_id},
+    )
+    assert response.status_code == 202, response.text
+    deadline = time.monotonic() + 20
+    while True:
+        template = (await api.get(f"/v1/prompt-templates/{template_id}")).json()
+        if template["use_count"] == 1:
+            break
+        assert time.monotonic() < deadline, template
+        await asyncio.sleep(0.2)
