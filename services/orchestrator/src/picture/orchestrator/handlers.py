@@ -605,8 +605,9 @@ async def on_prediction(ctx: Context, delivery: Delivery[c.PredictionEvent]) -> 
             )
             timeout = ctx.settings.total_timeout_seconds
             expired = event.status is c.PredictionStatus.CANCELED or error.code == "prediction_aborted"
-            if expired and _now() >= row.created_at + timedelta(seconds=timeout):
-                # the adapter enforced the command's deadline (created_at + total timeout)
+            # The adapter enforces the command's deadline (created_at + total timeout) with a
+            # whole-second Cancel-After, so its cancel may come up to a second early.
+            if expired and _now() >= row.created_at + timedelta(seconds=timeout - 1.5):
                 error = ErrorInfo(
                     kind=ErrorKind.PERMANENT,
                     code="timeout",
