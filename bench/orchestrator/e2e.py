@@ -205,8 +205,8 @@ def main() -> None:
                 },
             },
         )
-        stack.start()
         try:
+            stack.start()
             asyncio.run(_add_tiny_model(stack.database_url))
             print(
                 f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
