@@ -10,11 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from picture_client_fakes import GENERATION_ID, generation_json
 
 from picture.client import Picture, RetryPolicy, cli, models
 from picture.client._config import load_config
-
-from .fakes import GENERATION_ID, generation_json
 
 Handler = Callable[[httpx.Request], httpx.Response]
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from picture_client_fakes import generation_json
 
 from picture.client import (
     AuthenticationError,
@@ -18,8 +19,6 @@ from picture.client import (
     ValidationError,
 )
 from picture.client.errors import parse_retry_after
-
-from .fakes import generation_json
 
 Handler = Callable[[httpx.Request], httpx.Response]
 

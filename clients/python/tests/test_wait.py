@@ -8,10 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from picture_client_fakes import GENERATION_ID, generation_json
 
 from picture.client import AsyncPicture, NotFoundError, Picture, WaitTimeoutError
-
-from .fakes import GENERATION_ID, generation_json
 
 EVENTS = f"/v1/generations/{GENERATION_ID}/events"
 ONE = f"/v1/generations/{GENERATION_ID}"
