@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
 from picture.devstack.secrets import ensure_dev_env
 from picture.devstack.stack import SERVICES, Ports, Stack
@@ -53,6 +54,11 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Pa
 
 @pytest.fixture
 async def traced_api(traced: tuple[Stack, Path]) -> AsyncIterator[httpx.AsyncClient]:
+    # The client plays an outside caller: no trace context of this test process may ride along
+    # (an in-process app of another test may have instrumented httpx for the whole process).
+    instrumentor = HTTPXClientInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.uninstrument()
     system, _ = traced
     token = mint_token(system.secrets["PICTURE_JWT_SECRET"], uuid.uuid4())
     async with httpx.AsyncClient(
