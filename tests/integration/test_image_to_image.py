@@ -1,4 +1,4 @@
-"""Image-to-image from an upload, and prompt templates counted when a generation uses them."""
+"""Image-to-image from an upload; uses of prompt templates and downloads are counted."""
 
 from __future__ import annotations
 
@@ -101,3 +101,38 @@ async def test_a_generation_from_a_template_counts_its_use_once(api: httpx.Async
             break
         assert time.monotonic() < deadline, template
         await asyncio.sleep(0.2)
+
+
+async def test_whole_downloads_are_counted_for_popularity(api: httpx.AsyncClient, db: AsyncEngine) -> None:
+    image_id = await _upload(api)
+    first = await api.get(f"/v1/images/{image_id}/content")
+    assert first.status_code == 200
+    revalidated = await api.get(
+        f"/v1/images/{image_id}/content", headers={"If-None-Match": first.headers["etag"]}
+    )
+    assert revalidated.status_code == 304
+    ranged = await api.get(f"/v1/images/{image_id}/content", headers={"Range": "bytes=0-9"})
+    assert ranged.status_code == 206
+    assert (await api.get(f"/v1/images/{image_id}/thumbnail")).status_code == 200
+    assert (await api.get(f"/v1/images/{image_id}/content")).status_code == 200
+    deadline = time.monotonic() + 20
+    while True:
+        async with db.connect() as conn:
+            row = (
+                await conn.execute(
+                    text("SELECT download_count, popularity FROM catalog.images WHERE id = :id"),
+                    {"id": image_id},
+                )
+            ).one()
+        if row.download_count >= 2:
+            break
+        assert time.monotonic() < deadline, row
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)  # nothing else may arrive: 304, 206 and thumbnails do not count
+    async with db.connect() as conn:
+        final = (
+            await conn.execute(
+                text("SELECT download_count, popularity FROM catalog.images WHERE id = :id"), {"id": image_id}
+            )
+        ).one()
+    assert (final.download_count, final.popularity) == (2, 2)

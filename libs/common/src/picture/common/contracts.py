@@ -1095,6 +1095,17 @@ class UpdateModelRequest(Message):
 ENSURE_PROFILE = Channel("picture.cmd.catalog.ensure_profile", EnsureProfileCommand)
 TEMPLATE_USED = Channel("picture.cmd.catalog.template_used", TemplateUsedCommand)
 
+
+class ImageDownloadedCommand(Message):
+    """The gateway served an image's full content: its download_count (and popularity) goes up."""
+
+    TYPE: ClassVar[str] = "catalog.image_downloaded"
+
+    image_id: uuid.UUID
+
+
+IMAGE_DOWNLOADED = Channel("picture.cmd.catalog.image_downloaded", ImageDownloadedCommand)
+
 LIST_IMAGES = Query("picture.q.catalog.list_images", ListImagesRequest, ImageListReply)
 EXPLORE = Query("picture.q.catalog.explore", ExploreRequest, ImageListReply)
 GET_IMAGE_DETAIL = Query("picture.q.catalog.get_image_detail", GetImageDetailRequest, ImageDetailReply)

@@ -106,6 +106,7 @@ def create_app(settings: CatalogSettings) -> FastAPI:
                     Route(c.RECORD_IMAGE, partial(handlers.record_image, engine, bus)),
                     Route(c.ENSURE_PROFILE, partial(handlers.ensure_profile, engine)),
                     Route(c.TEMPLATE_USED, partial(handlers.template_used, engine)),
+                    Route(c.IMAGE_DOWNLOADED, partial(handlers.image_downloaded, engine)),
                 ],
                 options=ConsumerOptions(ack_wait_seconds=30, max_deliver=20),
             )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from picture.catalog import library
 from picture.catalog.tables import images
+from picture.common import contracts as c
 from picture.common.contracts import (
     IMAGE_CREATED,
     EnsureProfileCommand,
@@ -70,6 +72,16 @@ async def ensure_profile(engine: AsyncEngine, delivery: Delivery[EnsureProfileCo
     """Create the user's profile on first sight (idempotent; a newer email replaces the old)."""
     async with engine.begin() as conn:
         await library.ensure_profile(conn, delivery.message.user_id, delivery.message.email)
+
+
+async def image_downloaded(engine: AsyncEngine, delivery: Delivery[c.ImageDownloadedCommand]) -> None:
+    """Count one download (explore's "popular" sort is likes + downloads)."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(images)
+            .where(images.c.id == delivery.message.image_id)
+            .values(download_count=images.c.download_count + 1)
+        )
 
 
 async def template_used(engine: AsyncEngine, delivery: Delivery[TemplateUsedCommand]) -> None:

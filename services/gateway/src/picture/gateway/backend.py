@@ -120,6 +120,13 @@ class Backend:
         except Exception as exc:
             log.warning("template use of %s not counted: %s", template_id, exc)
 
+    async def image_downloaded(self, image_id: uuid.UUID) -> None:
+        """Count a download (best effort: the bytes are already on their way)."""
+        try:
+            await self.bus.publish(c.IMAGE_DOWNLOADED, c.ImageDownloadedCommand(image_id=image_id))
+        except Exception as exc:
+            log.warning("download of %s not counted: %s", image_id, exc)
+
     async def resolve_object(self, key: str) -> c.ResolvedObject:
         try:
             return await self.bus.request(c.RESOLVE_OBJECT, c.ResolveObjectRequest(key=key))

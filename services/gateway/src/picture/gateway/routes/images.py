@@ -83,7 +83,11 @@ async def _serve(
 async def image_content(
     image_id: uuid.UUID, request: Request, user: MaybeUser, backend: BackendDep, http: HttpDep
 ) -> Response:
-    return await _serve(image_id, "content", request, user, backend, http)
+    response = await _serve(image_id, "content", request, user, backend, http)
+    # A whole download (not a revalidation or a range request) counts for explore's "popular".
+    if response.status_code in (200, 307):
+        await backend.image_downloaded(image_id)
+    return response
 
 
 @router.get("/{image_id}/thumbnail", summary="A 256 px thumbnail of the image")
