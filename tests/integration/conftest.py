@@ -10,6 +10,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -99,3 +100,12 @@ async def wait_terminal(api: httpx.AsyncClient, generation_id: str, timeout: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"generation not terminal after {timeout}s: {body['status']}")
         await asyncio.sleep(0.2)
+
+
+async def clear_of_quota_window_edge(margin_seconds: float = 90.0) -> None:
+    """Quotas count in fixed UTC windows (the hour, the day). A test that fills a window must
+    not straddle its edge, or the count resets between its requests: wait for the next one."""
+    now = datetime.now(UTC)
+    left = 3600 - (now.minute * 60 + now.second + now.microsecond / 1e6)
+    if left < margin_seconds:
+        await asyncio.sleep(left + 1)

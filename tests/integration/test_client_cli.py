@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from picture.devstack.stack import Stack
 from picture.devstack.tokens import mint_token
+from tests.integration.conftest import clear_of_quota_window_edge
 
 PICTURE = str(Path(sys.executable).parent / "picture")
 
@@ -149,6 +150,7 @@ def test_usage_and_auth_errors_have_their_exit_codes(run: Any, stack: Stack) -> 
 async def test_quota_reached_exits_5_with_the_reset_time(
     run: Any, db: AsyncEngine, user_id: uuid.UUID
 ) -> None:
+    await clear_of_quota_window_edge()
     async with db.begin() as conn:
         await conn.execute(
             text(

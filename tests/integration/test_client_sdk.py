@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from picture.client import AsyncPicture, ConflictError, NotFoundError, Picture, RateLimitError
 from picture.devstack.stack import Stack
+from tests.integration.conftest import clear_of_quota_window_edge
 
 
 @pytest.fixture
@@ -66,6 +67,7 @@ async def test_batch_waits_for_every_item(sdk: AsyncPicture) -> None:
 async def test_quota_reached_is_a_rate_limit_error_with_the_reset(
     stack: Stack, db: AsyncEngine, token: str, user_id: uuid.UUID
 ) -> None:
+    await clear_of_quota_window_edge()
     async with db.begin() as conn:
         await conn.execute(
             text(

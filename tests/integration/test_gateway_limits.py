@@ -22,7 +22,7 @@ from picture.devstack.ports import free_port
 from picture.devstack.stack import ManagedProcess, Stack
 from picture.devstack.tokens import mint_token
 from picture.gateway.quota import QUOTA_CONSUMER
-from tests.integration.conftest import wait_terminal
+from tests.integration.conftest import clear_of_quota_window_edge, wait_terminal
 
 GOOD = {"model": "flux-schnell", "prompt": "a cat", "width": 512, "height": 512}
 
@@ -50,6 +50,7 @@ def second_gateway(stack: Stack) -> Iterator[ManagedProcess]:
 
 
 async def set_limits(db: AsyncEngine, user_id: uuid.UUID, **limits: int | bool) -> None:
+    await clear_of_quota_window_edge()
     columns = ", ".join(limits)
     values = ", ".join(f":{k}" for k in limits)
     updates = ", ".join(f"{k} = excluded.{k}" for k in limits)
