@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from picture.catalog import handlers, library, queries
-from picture.catalog.outbox import OutboxRelay
+from picture.catalog.outbox import OutboxRelay, outbox
 from picture.catalog.settings import CatalogSettings
 from picture.common import contracts as c
 from picture.common.database import build_engine
@@ -72,7 +72,7 @@ def create_app(settings: CatalogSettings) -> FastAPI:
         engine = build_engine(settings.database_url, application_name=SERVICE)
         bus = await Bus.connect(settings.nats_url, SERVICE, settings.query_timeout_seconds)
         res.engine, res.bus = engine, bus
-        relay = OutboxRelay(engine, bus)
+        relay = OutboxRelay(engine, bus, outbox, batch_size=100, idle_seconds=5.0)
         relay_task: asyncio.Task[None] | None = None
         try:
             await bus.ensure_streams()

@@ -20,9 +20,10 @@ from sqlalchemy import (
     Uuid,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql import TSVECTOR
 
 from picture.common.database import schema_metadata
+from picture.common.outbox import outbox_table
 
 metadata = schema_metadata("catalog")
 
@@ -153,12 +154,4 @@ template_uses = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
-outbox = Table(
-    "outbox",
-    metadata,
-    Column("id", Uuid, primary_key=True),
-    Column("subject", String(255), nullable=False),
-    Column("envelope", JSONB, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("published_at", DateTime(timezone=True)),
-)
+outbox = outbox_table(metadata)

@@ -18,7 +18,7 @@ from picture.common.problems import install_problem_handlers
 from picture.common.service import Resources
 from picture.common.telemetry import configure_telemetry
 from picture.orchestrator import batches, handlers, scheduler
-from picture.orchestrator.outbox import OutboxRelay
+from picture.orchestrator.outbox import OutboxRelay, outbox
 from picture.orchestrator.settings import OrchestratorSettings
 
 SERVICE = "orchestrator"
@@ -33,7 +33,7 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
         engine = build_engine(settings.database_url, application_name=SERVICE)
         bus = await Bus.connect(settings.nats_url, SERVICE, settings.query_timeout_seconds)
         res.engine, res.bus = engine, bus
-        relay = OutboxRelay(engine, bus, settings.outbox_batch_size, settings.outbox_idle_seconds)
+        relay = OutboxRelay(engine, bus, outbox, settings.outbox_batch_size, settings.outbox_idle_seconds)
         ctx = handlers.Context(engine, relay, settings)
         tasks = [asyncio.create_task(relay.run(), name="outbox-relay")]
         try:

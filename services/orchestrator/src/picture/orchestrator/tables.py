@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from picture.common.database import schema_metadata
+from picture.common.outbox import outbox_table
 
 metadata = schema_metadata("orchestrator")
 
@@ -133,25 +134,7 @@ generation_performance = Table(
     Column("completed_at", DateTime(timezone=True), nullable=False),
 )
 
-# Transactional outbox: written in the same transaction as the state change it announces,
-# relayed to JetStream with Nats-Msg-Id = id. ``available_at`` delays retries.
-outbox = Table(
-    "outbox",
-    metadata,
-    Column("id", Uuid, primary_key=True),
-    Column("subject", String(255), nullable=False),
-    Column("envelope", JSONB, nullable=False),
-    # W3C trace context of the transaction that wrote the row: the trace continues past it.
-    Column("trace_context", JSONB, nullable=False, server_default="{}"),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("available_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("published_at", DateTime(timezone=True)),
-    Index(
-        "ix_outbox_pending",
-        "available_at",
-        postgresql_where=text("published_at IS NULL"),
-    ),
-)
+outbox = outbox_table(metadata)
 
 batches = Table(
     "batches",
