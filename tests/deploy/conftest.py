@@ -27,7 +27,7 @@ def _render(overlay: str) -> str:
         return (Path(rendered_dir) / f"{overlay}.yaml").read_text()
     kubectl = os.environ.get("KUBECTL") or shutil.which("kubectl")
     if kubectl is None:
-        pytest.skip("kubectl not found: run deploy/check.sh, which installs it")
+        pytest.fail("kubectl not found: run deploy/check.sh, which installs it (or set KUBECTL)")
     result = subprocess.run(
         [kubectl, "kustomize", str(ROOT / "deploy" / "k8s" / "overlays" / overlay)],
         check=True,
