@@ -6,7 +6,11 @@ Engines are built in a service's lifespan, never at import.
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData, text
+import time
+from typing import Any
+
+from sqlalchemy import MetaData, event, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 NAMING_CONVENTION = {
@@ -23,15 +27,53 @@ def schema_metadata(schema: str) -> MetaData:
     return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
 
 
+# A pooled connection idle longer than this is pinged before use (PostgreSQL restarted, a
+# proxy dropped it). Busy connections are not: a ping is three round trips (BEGIN, SELECT 1,
+# ROLLBACK), which doubled the cost of a short transaction. A connection that breaks anyway
+# fails one statement; SQLAlchemy then invalidates the whole pool, so every stale connection
+# is replaced, and callers treat the error as transient (redelivery, 503 + retry).
+IDLE_PING_SECONDS = 10.0
+
+
 def build_engine(database_url: str, *, pool_size: int = 10, application_name: str = "") -> AsyncEngine:
-    return create_async_engine(
+    """An engine whose pool holds ``pool_size`` connections and does not churn.
+
+    No overflow: overflow connections are closed on return, so a burst above the pool size
+    paid a TCP + TLS-negotiation + authentication handshake per transaction; callers beyond
+    the pool wait for a connection instead (``pool_timeout``).
+    """
+    engine = create_async_engine(
         database_url,
         pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
+        max_overflow=0,
+        pool_timeout=10,
+        pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={"server_settings": {"application_name": application_name}} if application_name else {},
     )
+    _ping_idle_connections(engine)
+    return engine
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _returned(dbapi_connection: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        returned_at = record.info.get("returned_at")
+        if returned_at is None or time.monotonic() - returned_at < IDLE_PING_SECONDS:
+            return
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # any failure: this connection is gone
+            raise DisconnectionError(str(exc)) from exc
+        if not alive:
+            raise DisconnectionError("ping failed")
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker:  # type: ignore[type-arg]

@@ -31,6 +31,8 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         log_config=None,  # our JSON logging, configured before
         access_log=False,
         lifespan="on",
+        loop="auto",  # uvloop when installed (it is a dependency on Linux)
+        http="auto",  # httptools likewise
         timeout_graceful_shutdown=10,
     )
     uvicorn.Server(config).run()

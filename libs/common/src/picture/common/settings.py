@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import BeforeValidator, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -39,6 +39,8 @@ class ServiceSettings(BaseSettings):
     environment: Environment = Environment.DEVELOPMENT
     nats_url: str = "nats://127.0.0.1:4222"
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:54329/picture"
+    # Connections this process keeps open; callers beyond it wait (no overflow: see database.py).
+    database_pool_size: int = Field(default=10, ge=1, le=200)
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     log_level: str = "INFO"

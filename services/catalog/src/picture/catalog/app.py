@@ -69,7 +69,9 @@ def create_app(settings: CatalogSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_telemetry(SERVICE, settings)  # tracing: provider, exporters, httpx spans
-        engine = build_engine(settings.database_url, application_name=SERVICE)
+        engine = build_engine(
+            settings.database_url, pool_size=settings.database_pool_size, application_name=SERVICE
+        )
         bus = await Bus.connect(settings.nats_url, SERVICE, settings.query_timeout_seconds)
         res.engine, res.bus = engine, bus
         relay = OutboxRelay(engine, bus, outbox, batch_size=100, idle_seconds=5.0)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from opentelemetry import trace
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from picture.common.database import build_engine
 from picture.common.messaging import Bus
@@ -37,6 +39,35 @@ Authentication: a Supabase access token as `Authorization: Bearer <token>`.
 """
 
 
+class RequestIdMiddleware:
+    """X-Request-ID (the client's, or a new one) and X-Trace-ID on every HTTP response.
+
+    Pure ASGI: ``@app.middleware("http")`` runs each request's downstream app in a separate
+    task with a memory stream, which cost more than the request's own work on short endpoints.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get("x-request-id")
+        request_id = (incoming or str(uuid.uuid4()))[:128]
+
+        async def send_with_ids(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = request_id
+                span = trace.get_current_span().get_span_context()
+                if span.is_valid:
+                    headers["X-Trace-ID"] = format(span.trace_id, "032x")
+            await send(message)
+
+        await self.app(scope, receive, send_with_ids)
+
+
 def create_app(settings: GatewaySettings) -> FastAPI:
     res = Resources()
     verifier = TokenVerifier(settings)
@@ -44,7 +75,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_telemetry(SERVICE, settings)  # tracing: provider, exporters, httpx spans
-        engine = build_engine(settings.database_url, application_name=SERVICE)
+        engine = build_engine(
+            settings.database_url, pool_size=settings.database_pool_size, application_name=SERVICE
+        )
         bus = await Bus.connect(settings.nats_url, SERVICE, settings.query_timeout_seconds)
         res.engine, res.bus = engine, bus
         http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
@@ -72,16 +105,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.verifier = verifier
     install_problem_handlers(app)
 
-    @app.middleware("http")
-    async def request_ids(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request_id[:128]
-        span = trace.get_current_span().get_span_context()
-        if span.is_valid:
-            response.headers["X-Trace-ID"] = format(span.trace_id, "032x")
-        return response
-
+    app.add_middleware(RequestIdMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,4 +1,8 @@
-"""FastAPI dependencies: the per-process resources, as annotated types."""
+"""FastAPI dependencies: the per-process resources, as annotated types.
+
+All ``async def``: FastAPI runs a plain ``def`` dependency in a worker thread, a thread hop per
+dependency per request for what is an attribute read.
+"""
 
 from __future__ import annotations
 
@@ -12,22 +16,22 @@ from picture.gateway.backend import Backend
 from picture.gateway.settings import GatewaySettings
 
 
-def _backend(request: Request) -> Backend:
+async def _backend(request: Request) -> Backend:
     backend: Backend = request.app.state.backend
     return backend
 
 
-def _settings(request: Request) -> GatewaySettings:
+async def _settings(request: Request) -> GatewaySettings:
     settings: GatewaySettings = request.app.state.settings
     return settings
 
 
-def _engine(request: Request) -> AsyncEngine:
+async def _engine(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.engine
     return engine
 
 
-def _http(request: Request) -> httpx.AsyncClient:
+async def _http(request: Request) -> httpx.AsyncClient:
     client: httpx.AsyncClient = request.app.state.http
     return client
 

@@ -112,7 +112,8 @@ _COUNTS = text(
       count(*) FILTER (WHERE released_at IS NULL AND lease_expires_at > now()) AS active,
       date_trunc('hour', now(), 'UTC') + interval '1 hour' AS hourly_reset_at,
       date_trunc('day', now(), 'UTC') + interval '1 day' AS daily_reset_at,
-      now() AS now
+      now() AS now,
+      ARRAY(SELECT generation_id FROM gateway.charges WHERE generation_id = ANY(:ids)) AS known
     FROM gateway.charges
     WHERE user_id = :u
       AND (charged_at >= date_trunc('day', now(), 'UTC')
@@ -124,6 +125,8 @@ _COUNTS = text(
 class Limiter:
     def __init__(self, engine: AsyncEngine, settings: GatewaySettings) -> None:
         self.engine = engine
+        # single-statement writes: no BEGIN/COMMIT round trips (same pool)
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.settings = settings
         self._user_cache: OrderedDict[uuid.UUID, tuple[float, dict[str, object]]] = OrderedDict()
 
@@ -157,7 +160,15 @@ class Limiter:
     async def _lock_user(
         self, conn: AsyncConnection, user_id: uuid.UUID, email: str | None, is_anonymous: bool
     ) -> tuple[dict[str, object], bool]:
-        """Create the user's row on first sight, then lock it. Returns (row, created)."""
+        """Lock the user's row, creating it on first sight. Returns (row, created).
+
+        The row nearly always exists (``see_user`` ran for this request), so the lock comes
+        first and the insert only when it found nothing: one round trip in the common case.
+        """
+        lock = text("SELECT * FROM gateway.users WHERE user_id = :u FOR UPDATE")
+        row = (await conn.execute(lock, {"u": user_id})).mappings().first()
+        if row is not None:
+            return dict(row), False
         created = (
             await conn.execute(
                 text(
@@ -167,16 +178,7 @@ class Limiter:
                 {"u": user_id, "e": email, "a": is_anonymous},
             )
         ).first() is not None
-        row = (
-            (
-                await conn.execute(
-                    text("SELECT * FROM gateway.users WHERE user_id = :u FOR UPDATE"), {"u": user_id}
-                )
-            )
-            .mappings()
-            .one()
-        )
-        return dict(row), created
+        return dict((await conn.execute(lock, {"u": user_id})).mappings().one()), created
 
     async def see_user(self, user_id: uuid.UUID, email: str | None, is_anonymous: bool) -> bool:
         """Record the user (first sight: True). Cached per process: one statement per user."""
@@ -230,7 +232,7 @@ class Limiter:
         """Count one request; 429 over the per-minute limit. Fails open if the store is down."""
         tier = self.tier(is_anonymous, self.cached_user(user_id))
         try:
-            async with asyncio.timeout(STORE_TIMEOUT_SECONDS), self.engine.begin() as conn:
+            async with asyncio.timeout(STORE_TIMEOUT_SECONDS), self._autocommit.connect() as conn:
                 row = (
                     await conn.execute(
                         text(
@@ -283,17 +285,11 @@ class Limiter:
         async with store_guard("reserve"), self.engine.begin() as conn:
             user, _ = await self._lock_user(conn, user_id, email, is_anonymous)
             tier = self.tier(is_anonymous, user)
-            known = {
-                r[0]
-                for r in await conn.execute(
-                    text("SELECT generation_id FROM gateway.charges WHERE generation_id = ANY(:ids)"),
-                    {"ids": list(generation_ids)},
-                )
-            }
+            counts = (await conn.execute(_COUNTS, {"u": user_id, "ids": list(generation_ids)})).one()
+            known = set(counts.known)
             new = [g for g in generation_ids if g not in known]
             if not new:
                 return []
-            counts = (await conn.execute(_COUNTS, {"u": user_id})).one()
             n = len(new)
             if counts.hourly + n > tier.hourly:
                 raise LimitExceeded(
@@ -366,10 +362,14 @@ class Limiter:
         return False
 
     async def view(self, user_id: uuid.UUID, email: str | None, is_anonymous: bool) -> LimitsView:
-        async with store_guard("limits"), self.engine.begin() as conn:
-            user, _ = await self._lock_user(conn, user_id, email, is_anonymous)
-            tier = self.tier(is_anonymous, user)
-            counts = (await conn.execute(_COUNTS, {"u": user_id})).one()
+        user = self.cached_user(user_id)
+        if user is None:
+            await self.see_user(user_id, email, is_anonymous)
+            user = self.cached_user(user_id)
+        tier = self.tier(is_anonymous, user)
+        # a read: no lock, no transaction (the figures are a snapshot either way)
+        async with store_guard("limits"), self._autocommit.connect() as conn:
+            counts = (await conn.execute(_COUNTS, {"u": user_id, "ids": []})).one()
             total = (
                 await conn.execute(
                     text("SELECT count(*) FROM gateway.charges WHERE user_id = :u AND refunded_at IS NULL"),

@@ -62,7 +62,7 @@ class Charge:
                 )
 
 
-def _charge(request: Request, user: CurrentUser) -> Charge:
+async def _charge(request: Request, user: CurrentUser) -> Charge:
     limiter: Limiter = request.app.state.limiter
     return Charge(limiter, user, request.app.state.settings)
 

@@ -57,7 +57,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_telemetry(SERVICE, settings)  # tracing: provider, exporters, httpx spans
         async with AsyncExitStack() as stack:
-            engine = build_engine(settings.database_url, application_name=SERVICE)
+            engine = build_engine(
+                settings.database_url, pool_size=settings.database_pool_size, application_name=SERVICE
+            )
             stack.push_async_callback(engine.dispose)
             signer = UrlSigner(settings.signing_key, settings.media_public_url)
             storage = await build_storage(settings, stack, signer)

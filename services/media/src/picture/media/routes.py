@@ -32,7 +32,7 @@ class ObjectServing:
     signer: UrlSigner
 
 
-def _serving(request: Request) -> ObjectServing:
+async def _serving(request: Request) -> ObjectServing:
     serving: ObjectServing | None = getattr(request.app.state, "serving", None)
     if serving is None:
         raise ProblemError(404, "not-found", "Not found", "objects are not served here")

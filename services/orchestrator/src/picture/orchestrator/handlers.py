@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy import and_, func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import and_, case, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from picture.common import contracts as c
@@ -100,21 +100,88 @@ def _ms(start: datetime | None, end: datetime | None) -> int | None:
 # ------------------------------------------------------------------------------ views
 
 
+def _ahead_of(priority: Any, created_at: Any, ident: Any) -> Any:
+    """Waiting generations dispatched before the one with this priority, creation time and id
+    (higher priority, then older); values of a row, or the outer query's columns."""
+    ahead = generations.alias("ahead")
+    return (
+        select(func.count())
+        .select_from(ahead)
+        .where(
+            ahead.c.status == GenerationStatus.QUEUED.value,
+            ahead.c.dispatched_at.is_(None),
+            or_(
+                ahead.c.priority > priority,
+                and_(
+                    ahead.c.priority == priority,
+                    or_(
+                        ahead.c.created_at < created_at,
+                        and_(ahead.c.created_at == created_at, ahead.c.id < ident),
+                    ),
+                ),
+            ),
+        )
+        .scalar_subquery()
+    )
+
+
+_HISTORY = (
+    select(
+        func.coalesce(
+            func.json_agg(
+                aggregate_order_by(
+                    func.json_build_object(
+                        "to_status",
+                        status_history.c.to_status,
+                        "at",
+                        status_history.c.at,
+                        "reason",
+                        status_history.c.reason,
+                    ),
+                    status_history.c.id,
+                )
+            ),
+            text("'[]'::json"),
+        )
+    )
+    .where(status_history.c.generation_id == generations.c.id)
+    .scalar_subquery()
+    .label("history")
+)
+_POSITION = (
+    case(
+        (
+            and_(
+                generations.c.status == GenerationStatus.QUEUED.value,
+                generations.c.dispatched_at.is_(None),
+            ),
+            _ahead_of(generations.c.priority, generations.c.created_at, generations.c.id) + 1,
+        ),
+        else_=None,
+    )
+).label("queue_position")
+
+
 async def load_view(
     conn: AsyncConnection, generation_id: uuid.UUID, slots: int = 20
 ) -> c.GenerationView | None:
-    row = (await conn.execute(select(generations).where(generations.c.id == generation_id))).first()
+    """The generation, its history and its queue position, in one round trip."""
+    row = (
+        await conn.execute(select(generations, _HISTORY, _POSITION).where(generations.c.id == generation_id))
+    ).first()
     if row is None:
         return None
-    history = (
-        await conn.execute(
-            select(status_history.c.to_status, status_history.c.at, status_history.c.reason)
-            .where(status_history.c.generation_id == generation_id)
-            .order_by(status_history.c.id)
-        )
-    ).all()
-    position = await queue_position(conn, row)
-    return _view(row, history, position, slots)
+    history = [
+        _HistoryEntry(h["to_status"], datetime.fromisoformat(h["at"]), h["reason"]) for h in row.history
+    ]
+    return _view(row, history, row.queue_position, slots)
+
+
+@dataclass(frozen=True)
+class _HistoryEntry:
+    to_status: str
+    at: datetime
+    reason: str | None
 
 
 def is_waiting(row: Any) -> bool:
@@ -125,26 +192,7 @@ async def queue_position(conn: AsyncConnection, row: Any) -> int | None:
     """1 + the waiting generations dispatched before this one (higher priority, then older)."""
     if not is_waiting(row):
         return None
-    ahead = (
-        await conn.execute(
-            select(func.count())
-            .select_from(generations)
-            .where(
-                generations.c.status == GenerationStatus.QUEUED.value,
-                generations.c.dispatched_at.is_(None),
-                or_(
-                    generations.c.priority > row.priority,
-                    and_(
-                        generations.c.priority == row.priority,
-                        or_(
-                            generations.c.created_at < row.created_at,
-                            and_(generations.c.created_at == row.created_at, generations.c.id < row.id),
-                        ),
-                    ),
-                ),
-            )
-        )
-    ).scalar_one()
+    ahead = (await conn.execute(select(_ahead_of(row.priority, row.created_at, row.id)))).scalar_one()
     return int(ahead) + 1
 
 
@@ -272,9 +320,14 @@ async def _record_performance(conn: AsyncConnection, row: Any) -> None:
     )
 
 
-async def _announce(conn: AsyncConnection, generation_id: uuid.UUID, slots: int = 20) -> None:
+async def _announce(conn: AsyncConnection, generation_id: uuid.UUID, slots: int = 20) -> c.GenerationView:
     view = await load_view(conn, generation_id, slots)
     assert view is not None
+    await _announce_view(conn, view)
+    return view
+
+
+async def _announce_view(conn: AsyncConnection, view: c.GenerationView) -> None:
     await enqueue(
         conn,
         c.GENERATION_UPDATED,
@@ -355,9 +408,12 @@ async def _reusable(ctx: Context, conn: AsyncConnection, new: NewGeneration, key
     ).first()
 
 
-async def insert_generation(ctx: Context, conn: AsyncConnection, new: NewGeneration) -> bool:
+async def insert_generation(
+    ctx: Context, conn: AsyncConnection, new: NewGeneration
+) -> c.GenerationView | None:
     """Write an accepted generation, queued for the scheduler (or completed at once from the
-    dedup cache). Returns False when the id exists already (nothing written)."""
+    dedup cache), and announce it. Returns its view; None when the id exists already (nothing
+    written). The view is built from the inserted row, not read back."""
     now = _now()
     key = request_hash(new.model, new.parameters)
     source = await _reusable(ctx, conn, new, key)
@@ -408,7 +464,7 @@ async def insert_generation(ctx: Context, conn: AsyncConnection, new: NewGenerat
         )
     ).first()
     if inserted is None:
-        return False
+        return None
     for current, target, _ in steps[1:]:
         assert current is not None
         transition(current, target)
@@ -429,23 +485,27 @@ async def insert_generation(ctx: Context, conn: AsyncConnection, new: NewGenerat
         DEDUP_HITS.labels(new.model.name).inc()
         await _record_performance(conn, inserted)
         GENERATIONS_FINISHED.labels(new.model.name, "completed").inc()
-    await _announce(conn, new.generation_id, ctx.settings.global_concurrency)
-    return True
+    history = [_HistoryEntry(target.value, now, reason) for _, target, reason in steps]
+    position = await queue_position(conn, inserted)
+    view = _view(inserted, history, position, ctx.settings.global_concurrency)
+    await _announce_view(conn, view)
+    return view
 
 
 async def create_generation(ctx: Context, req: c.CreateGenerationRequest) -> c.GenerationReply:
     """Accept a generation: one transaction writes it and its history; the scheduler
     dispatches it when a slot is free."""
     async with ctx.engine.begin() as conn:
-        created = await insert_generation(
+        view = await insert_generation(
             ctx,
             conn,
             NewGeneration(req.generation_id, req.user_id, req.model, req.parameters, req.reuse, req.priority),
         )
-        view = await load_view(conn, req.generation_id, ctx.settings.global_concurrency)
-        if not created and (view is None or view.user_id != req.user_id):
+        if view is None:
             # the same id again: answer with what exists, if it is theirs
-            raise QueryFailed(c.QueryErrorCode.CONFLICT, "generation id already used")
+            view = await load_view(conn, req.generation_id, ctx.settings.global_concurrency)
+            if view is None or view.user_id != req.user_id:
+                raise QueryFailed(c.QueryErrorCode.CONFLICT, "generation id already used")
     ctx.notify()
     assert view is not None
     return c.GenerationReply(generation=view)

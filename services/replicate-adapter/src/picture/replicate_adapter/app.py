@@ -38,7 +38,9 @@ def create_app(settings: AdapterSettings, *, transport: httpx.AsyncBaseTransport
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_telemetry(SERVICE, settings)  # tracing: provider, exporters, httpx spans
         token = settings.replicate_api_token
-        engine = build_engine(settings.database_url, application_name=SERVICE)
+        engine = build_engine(
+            settings.database_url, pool_size=settings.database_pool_size, application_name=SERVICE
+        )
         http = build_http_client(
             settings.replicate_base_url,
             token.get_secret_value() if token else "",

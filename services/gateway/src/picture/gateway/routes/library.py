@@ -57,7 +57,11 @@ class Library:
             _raise(exc, what)
 
 
-LibraryDep = Annotated[Library, Depends(Library)]
+async def _library(backend: BackendDep) -> Library:
+    return Library(backend)
+
+
+LibraryDep = Annotated[Library, Depends(_library)]
 
 
 async def _is_admin(user: CurrentUser, settings: SettingsDep, request: Request) -> Principal:
