@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy import and_, case, func, or_, select, text, update
+from sqlalchemy import DateTime, Integer, Uuid, and_, bindparam, case, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -100,10 +100,13 @@ def _ms(start: datetime | None, end: datetime | None) -> int | None:
 # ------------------------------------------------------------------------------ views
 
 
+_AHEAD = generations.alias("ahead")
+
+
 def _ahead_of(priority: Any, created_at: Any, ident: Any) -> Any:
     """Waiting generations dispatched before the one with this priority, creation time and id
-    (higher priority, then older); values of a row, or the outer query's columns."""
-    ahead = generations.alias("ahead")
+    (higher priority, then older); bind parameters, or the outer query's columns."""
+    ahead = _AHEAD
     return (
         select(func.count())
         .select_from(ahead)
@@ -125,6 +128,14 @@ def _ahead_of(priority: Any, created_at: Any, ident: Any) -> Any:
     )
 
 
+# built once: constructing the aliased subquery cost more CPU than running it
+_QUEUE_AHEAD = select(
+    _ahead_of(
+        bindparam("priority", type_=Integer),
+        bindparam("created_at", type_=DateTime(timezone=True)),
+        bindparam("id", type_=Uuid),
+    )
+)
 _HISTORY = (
     select(
         func.coalesce(
@@ -192,7 +203,8 @@ async def queue_position(conn: AsyncConnection, row: Any) -> int | None:
     """1 + the waiting generations dispatched before this one (higher priority, then older)."""
     if not is_waiting(row):
         return None
-    ahead = (await conn.execute(select(_ahead_of(row.priority, row.created_at, row.id)))).scalar_one()
+    values = {"priority": row.priority, "created_at": row.created_at, "id": row.id}
+    ahead = (await conn.execute(_QUEUE_AHEAD, values)).scalar_one()
     return int(ahead) + 1
 
 
