@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from opentelemetry import context as otel_context
@@ -51,6 +53,48 @@ def outbox_table(metadata: MetaData) -> Table:
     )
 
 
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A message bound for an outbox, with the trace context it was created in."""
+
+    subject: str
+    envelope: Envelope
+    trace_context: dict[str, str]
+    delay_seconds: float = 0.0
+
+
+def outbox_message(
+    channel: Channel[M], message: M, *, delay_seconds: float = 0.0, **tokens: object
+) -> OutboxMessage:
+    """Wrap ``message`` for :func:`enqueue_all`; the current trace context is captured now (a
+    caller that writes several requests' messages together builds each in its own context)."""
+    trace_context: dict[str, str] = {}
+    propagate.inject(trace_context)
+    return OutboxMessage(channel.subject(**tokens), Envelope.wrap(message), trace_context, delay_seconds)
+
+
+async def enqueue_all(conn: AsyncConnection, outbox: Table, messages: Sequence[OutboxMessage]) -> None:
+    """Add messages to ``outbox`` inside the caller's transaction, in one statement."""
+    if not messages:
+        return
+    now = datetime.now(UTC)
+    await conn.execute(
+        outbox.insert().values(
+            [
+                {
+                    "id": m.envelope.id,
+                    "subject": m.subject,
+                    "envelope": m.envelope.model_dump(mode="json"),
+                    "trace_context": m.trace_context,
+                    "created_at": now,
+                    "available_at": now + timedelta(seconds=m.delay_seconds),
+                }
+                for m in messages
+            ]
+        )
+    )
+
+
 async def enqueue(
     conn: AsyncConnection,
     outbox: Table,
@@ -61,21 +105,9 @@ async def enqueue(
     **tokens: object,
 ) -> Envelope:
     """Add a message to ``outbox`` inside the caller's transaction."""
-    envelope = Envelope.wrap(message)
-    now = datetime.now(UTC)
-    trace_context: dict[str, str] = {}
-    propagate.inject(trace_context)
-    await conn.execute(
-        outbox.insert().values(
-            id=envelope.id,
-            subject=channel.subject(**tokens),
-            envelope=envelope.model_dump(mode="json"),
-            trace_context=trace_context,
-            created_at=now,
-            available_at=now + timedelta(seconds=delay_seconds),
-        )
-    )
-    return envelope
+    pending = outbox_message(channel, message, delay_seconds=delay_seconds, **tokens)
+    await enqueue_all(conn, outbox, [pending])
+    return pending.envelope
 
 
 class OutboxRelay:
