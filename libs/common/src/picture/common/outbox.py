@@ -79,19 +79,18 @@ async def enqueue_all(conn: AsyncConnection, outbox: Table, messages: Sequence[O
         return
     now = datetime.now(UTC)
     await conn.execute(
-        outbox.insert().values(
-            [
-                {
-                    "id": m.envelope.id,
-                    "subject": m.subject,
-                    "envelope": m.envelope.model_dump(mode="json"),
-                    "trace_context": m.trace_context,
-                    "created_at": now,
-                    "available_at": now + timedelta(seconds=m.delay_seconds),
-                }
-                for m in messages
-            ]
-        )
+        outbox.insert(),  # executemany form: compiled once, cached
+        [
+            {
+                "id": m.envelope.id,
+                "subject": m.subject,
+                "envelope": m.envelope.model_dump(mode="json"),
+                "trace_context": m.trace_context,
+                "created_at": now,
+                "available_at": now + timedelta(seconds=m.delay_seconds),
+            }
+            for m in messages
+        ],
     )
 
 

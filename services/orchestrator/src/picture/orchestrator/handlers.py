@@ -513,10 +513,9 @@ async def insert_generations(
     inserted = {
         row.id: row
         for row in await conn.execute(
-            insert(generations)
-            .values([values for _, values, _, _ in planned])
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(*generations.c)
+            # executemany form: compiled once and cached (a multi-row .values() is compiled per call)
+            _INSERT_GENERATION,
+            [values for _, values, _, _ in planned],
         )
     }
     written = [(new, steps, source) for new, _, steps, source in planned if new.generation_id in inserted]
@@ -559,6 +558,11 @@ async def insert_generations(
         messages.append(_update_message(view, new.trace_context))
     await enqueue_all(conn, messages)
     return [views.get(new.generation_id) for new, _, _, _ in planned]
+
+
+_INSERT_GENERATION = (
+    insert(generations).on_conflict_do_nothing(index_elements=["id"]).returning(*generations.c)
+)
 
 
 class GenerationWriter:
