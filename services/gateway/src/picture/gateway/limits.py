@@ -31,6 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from picture.common.database import autocommit
 from picture.common.problems import ProblemError
 from picture.gateway.errors import InvalidField, Unavailable
 from picture.gateway.settings import GatewaySettings
@@ -133,7 +134,7 @@ class Limiter:
     def __init__(self, engine: AsyncEngine, settings: GatewaySettings) -> None:
         self.engine = engine
         # single-statement writes: no BEGIN/COMMIT round trips (same pool)
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._autocommit = autocommit(engine)
         self.settings = settings
         self._user_cache: OrderedDict[uuid.UUID, tuple[float, dict[str, object]]] = OrderedDict()
 

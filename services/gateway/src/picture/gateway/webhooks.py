@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from picture.common import contracts as c
+from picture.common.database import autocommit
 from picture.common.messaging import Bus, ConsumerOptions, Delivery, Retry, Route
 from picture.common.settings import Environment
 from picture.gateway.errors import InvalidField
@@ -129,7 +130,7 @@ class Dispatcher:
 
     async def on_update(self, delivery: Delivery[c.GenerationUpdatedEvent]) -> None:
         generation = delivery.message.generation
-        async with self.engine.connect() as conn:
+        async with autocommit(self.engine).connect() as conn:  # every event: keep it one round trip
             url = (
                 await conn.execute(
                     text("SELECT url FROM gateway.webhook_subscriptions WHERE generation_id = :g"),

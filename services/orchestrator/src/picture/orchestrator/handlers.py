@@ -89,9 +89,12 @@ class Context:
     def __post_init__(self) -> None:
         object.__setattr__(self, "writer", GenerationWriter(self))  # frozen: set once, here
 
-    def notify(self) -> None:
+    def notify(self, *, schedule: bool = True) -> None:
+        """After a commit: the relay publishes its messages; the scheduler runs a round unless
+        ``schedule`` is False (the change neither freed a slot nor queued work)."""
         self.relay.notify()
-        self.scheduler_wake.set()
+        if schedule:
+            self.scheduler_wake.set()
 
 
 def _now() -> datetime:
@@ -735,6 +738,7 @@ def _stale(row: Any, attempt: int) -> bool:
 
 async def on_prediction(ctx: Context, delivery: Delivery[c.PredictionEvent]) -> None:
     event = delivery.message
+    frees_slot = True  # unless the generation stays in flight (started, or on to download)
     async with ctx.engine.begin() as conn:
         row = await _lock(conn, event.generation_id)
         if _stale(row, event.attempt):
@@ -752,6 +756,7 @@ async def on_prediction(ctx: Context, delivery: Delivery[c.PredictionEvent]) -> 
                     prediction_id=event.prediction_id,
                 )
                 GENERATION_QUEUE_WAIT.labels(row.model).observe((now - row.created_at).total_seconds())
+                frees_slot = False
             else:
                 return
         elif event.status is c.PredictionStatus.SUCCEEDED:
@@ -788,6 +793,7 @@ async def on_prediction(ctx: Context, delivery: Delivery[c.PredictionEvent]) -> 
                     prediction_id=event.prediction_id or row.prediction_id,
                 )
                 await enqueue(conn, c.INGEST, _ingest_command(row, row.attempt))
+                frees_slot = False
         else:
             error = event.error or ErrorInfo(
                 kind=ErrorKind.PERMANENT,
@@ -810,7 +816,7 @@ async def on_prediction(ctx: Context, delivery: Delivery[c.PredictionEvent]) -> 
                 )
             await _fail_or_retry(ctx, conn, row, error, "predict")
         await _announce(conn, event.generation_id, ctx.settings.global_concurrency)
-    ctx.notify()
+    ctx.notify(schedule=frees_slot)
 
 
 async def on_media_stored(ctx: Context, delivery: Delivery[c.MediaStoredEvent]) -> None:

@@ -31,7 +31,7 @@ from picture.common import contracts as c
 from picture.common.contracts import GenerationStatus
 from picture.orchestrator import handlers
 from picture.orchestrator.handlers import Context
-from picture.orchestrator.outbox import enqueue
+from picture.orchestrator.outbox import OutboxMessage, enqueue, enqueue_all, outbox_message
 from picture.orchestrator.tables import generations
 
 log = logging.getLogger(__name__)
@@ -121,20 +121,19 @@ async def schedule_once(ctx: Context) -> int:
             # transaction began, and dispatched_at must not predate it.
             .values(dispatched_at=text("clock_timestamp()"), updated_at=text("clock_timestamp()"))
         )
-        for row in rows:
-            await _send_predict(ctx, conn, row)
+        await enqueue_all(conn, [_predict_message(ctx, row) for row in rows])
     DISPATCHED.inc(len(rows))
     ctx.relay.notify()
     return len(rows)
 
 
-async def _send_predict(ctx: Context, conn: AsyncConnection, row: Any) -> None:
+def _predict_message(ctx: Context, row: Any) -> OutboxMessage:
     command = handlers._predict_command(row, row.attempt)
     deadline = row.created_at + timedelta(seconds=ctx.settings.total_timeout_seconds)
     # The outbox row keeps the accepting request's trace (the scheduler runs outside it).
     token = otel_context.attach(propagate.extract(row.trace_context or {}))
     try:
-        await enqueue(conn, c.PREDICT, command.model_copy(update={"deadline": deadline}))
+        return outbox_message(c.PREDICT, command.model_copy(update={"deadline": deadline}))
     finally:
         otel_context.detach(token)
 
@@ -249,7 +248,7 @@ async def sweep_once(ctx: Context) -> int:
                 await enqueue(conn, c.INGEST, handlers._ingest_command(row, row.attempt))
                 action = "resume_ingest"
             else:  # the adapter answers a repeated predict with the prediction it has
-                await _send_predict(ctx, conn, row)
+                await enqueue_all(conn, [_predict_message(ctx, row)])
                 action = "resume_predict"
             await conn.execute(
                 update(generations).where(generations.c.id == row.id).values(updated_at=text("now()"))
