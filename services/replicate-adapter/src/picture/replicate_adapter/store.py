@@ -1,4 +1,9 @@
-"""The ``adapter.predictions`` table: one row per (generation, attempt)."""
+"""The ``adapter.predictions`` table: one row per (generation, attempt).
+
+Every function here is one statement, or a write followed by a read of the same row, so none
+needs a transaction: all run in autocommit, one round trip per statement (a transaction
+added BEGIN and COMMIT to each, on every prediction event).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from picture.common.database import autocommit
 from picture.common.telemetry import capture_trace_context
 from picture.replicate_adapter.tables import predictions as t
 
@@ -82,7 +88,7 @@ def _key(generation_id: uuid.UUID, attempt: int) -> Any:
 
 
 async def get(engine: AsyncEngine, generation_id: uuid.UUID, attempt: int) -> PredictionRow | None:
-    async with engine.connect() as conn:
+    async with autocommit(engine).connect() as conn:
         row = (await conn.execute(select(t).where(_key(generation_id, attempt)))).mappings().first()
     return PredictionRow.from_mapping(row) if row else None
 
@@ -100,7 +106,7 @@ async def claim(
     user_id: uuid.UUID | None = None,
 ) -> PredictionRow:
     """Insert the row (status creating) unless it exists; return the row as it is now."""
-    async with engine.begin() as conn:
+    async with autocommit(engine).connect() as conn:
         await conn.execute(
             insert(t)
             .values(
@@ -127,7 +133,7 @@ async def lease(
     """Take the right to create the prediction for ``seconds``; None while another handler
     holds it (or when there is nothing left to create). Taking over an expired lease means
     the previous holder may have created it: the row becomes ``create_uncertain``."""
-    async with engine.begin() as conn:
+    async with autocommit(engine).connect() as conn:
         row = (
             (
                 await conn.execute(
@@ -154,7 +160,7 @@ async def lease(
 
 async def release(engine: AsyncEngine, generation_id: uuid.UUID, attempt: int) -> None:
     """Give the create lease back (the create failed; a redelivery will try again)."""
-    async with engine.begin() as conn:
+    async with autocommit(engine).connect() as conn:
         await conn.execute(update(t).where(_key(generation_id, attempt)).values(lease_until=None))
 
 
@@ -162,7 +168,7 @@ async def set_created(
     engine: AsyncEngine, generation_id: uuid.UUID, attempt: int, prediction_id: str, status: str
 ) -> PredictionRow:
     """Record the prediction Replicate created; returns the row (with ``cancel_requested``)."""
-    async with engine.begin() as conn:
+    async with autocommit(engine).connect() as conn:
         row = (
             (
                 await conn.execute(
@@ -185,7 +191,7 @@ async def set_created(
 
 async def set_status(engine: AsyncEngine, generation_id: uuid.UUID, attempt: int, status: str) -> None:
     """A non-terminal status change (e.g. starting -> processing, create_uncertain)."""
-    async with engine.begin() as conn:
+    async with autocommit(engine).connect() as conn:
         await conn.execute(
             update(t)
             .where(_key(generation_id, attempt) & ~t.c.terminal)
@@ -206,7 +212,7 @@ async def finish(
     completed_via: str | None = None,
 ) -> bool:
     """Mark the row terminal. True when this call made it terminal (first writer wins)."""
-    async with engine.begin() as conn:
+    async with autocommit(engine).connect() as conn:
         result = await conn.execute(
             update(t)
             .where(_key(generation_id, attempt) & ~t.c.terminal)
@@ -230,7 +236,7 @@ async def finish(
 async def request_cancel(engine: AsyncEngine, generation_id: uuid.UUID, attempt: int) -> PredictionRow:
     """Flag the row for cancellation; with no row yet, write a terminal canceled one so a
     predict command arriving later creates nothing."""
-    async with engine.begin() as conn:
+    async with autocommit(engine).connect() as conn:
         await conn.execute(
             insert(t)
             .values(
@@ -257,7 +263,7 @@ async def request_cancel(engine: AsyncEngine, generation_id: uuid.UUID, attempt:
 
 async def active(engine: AsyncEngine) -> list[PredictionRow]:
     """Every prediction created at Replicate and not finished (resumed at start)."""
-    async with engine.connect() as conn:
+    async with autocommit(engine).connect() as conn:
         rows = (
             (
                 await conn.execute(
@@ -271,7 +277,7 @@ async def active(engine: AsyncEngine) -> list[PredictionRow]:
 
 
 async def by_prediction_id(engine: AsyncEngine, prediction_id: str) -> PredictionRow | None:
-    async with engine.connect() as conn:
+    async with autocommit(engine).connect() as conn:
         row = (await conn.execute(select(t).where(t.c.prediction_id == prediction_id))).mappings().first()
     return PredictionRow.from_mapping(row) if row else None
 
@@ -301,7 +307,7 @@ async def cost_totals(engine: AsyncEngine, *, days: int, user_id: uuid.UUID | No
         .group_by(*columns)
         .order_by(day.desc(), t.c.model)
     )
-    async with engine.connect() as conn:
+    async with autocommit(engine).connect() as conn:
         rows = (await conn.execute(query)).mappings().all()
     return [
         CostTotal(

@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from picture.common.contracts import REPLICATE_WEBHOOK, ReplicateWebhookCommand
-from picture.common.database import schema_metadata
+from picture.common.database import autocommit, schema_metadata
 from picture.common.ids import derived_id
 from picture.common.messaging import Bus
 from picture.common.problems import ProblemError
@@ -110,8 +110,9 @@ def verify(secret: str, headers: dict[str, str], body: bytes, now: float) -> str
 
 
 async def _remember(engine: AsyncEngine, webhook_id: str) -> bool:
-    """Record the id; False when it was already there (a replay)."""
-    async with engine.begin() as conn:
+    """Record the id; False when it was already there (a replay). Single statements: no
+    transaction needed (the occasional cleanup is independent of the insert)."""
+    async with autocommit(engine).connect() as conn:
         inserted = await conn.execute(
             insert(replicate_webhooks)
             .values(webhook_id=webhook_id)
@@ -130,7 +131,7 @@ async def _remember(engine: AsyncEngine, webhook_id: str) -> bool:
 
 
 async def _forget(engine: AsyncEngine, webhook_id: str) -> None:
-    async with engine.begin() as conn:
+    async with autocommit(engine).connect() as conn:
         await conn.execute(delete(replicate_webhooks).where(replicate_webhooks.c.webhook_id == webhook_id))
 
 
