@@ -411,7 +411,10 @@ class Consumer:
                 await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
                 continue
             try:
-                msgs = await self._sub.fetch(batch=free, timeout=1.0)
+                # One message per pull. With batch > 1, nats-py's fetch holds the messages that
+                # arrive on a waiting pull until the batch is full or the pull expires: at low
+                # traffic each hop sat up to the whole timeout (1 s) before its handler ran.
+                msgs = await self._sub.fetch(batch=1, timeout=1.0)
             except (TimeoutError, nats.errors.TimeoutError):
                 continue
             except asyncio.CancelledError:
