@@ -4,8 +4,10 @@
    FastAPI endpoint (bare_app.py, same body model) in the same run. The adapter is stopped
    first, so the pipeline behind does not compete for the CPU: the figure is the gateway's
    submit path (token, rate limit, quota reservation in PostgreSQL, model lookup, orchestrator
-   create over NATS).
-2. Live updates: --streams WebSocket clients (/v1/ws, one per user; the same ordered-consumer
+   create over NATS). Closed loop: throughput at saturation (latency there is queueing).
+2. Paced: both endpoints at each --paced-rates offered rate, 32 connections, latency from each
+   request's scheduled time: the latency a client sees below saturation.
+3. Live updates: --streams WebSocket clients (/v1/ws, one per user; the same ordered-consumer
    path as SSE) are open; GENERATION_UPDATED events are published to JetStream one by one and
    the latency from publish to the client's receipt is measured.
 
@@ -48,8 +50,17 @@ def pct(values: list[float], p: float) -> float:
 
 
 async def load(
-    url: str, tokens: list[str], seconds: float, connections: int, path: str | None = None
+    url: str,
+    tokens: list[str],
+    seconds: float,
+    connections: int,
+    path: str | None = None,
+    rate: float | None = None,
 ) -> dict[str, float]:
+    """Closed loop (``rate`` None: each connection sends as soon as its last answer came), or
+    paced at ``rate`` requests/s in total over the connections. Paced latency is measured from
+    each request's scheduled time, so a slow answer also counts against the requests queued
+    behind it (no coordinated omission)."""
     latencies: list[float] = []
     errors = 0
     stop = time.monotonic() + seconds
@@ -57,9 +68,18 @@ async def load(
     async def worker(i: int) -> None:
         nonlocal errors
         headers = {"Authorization": f"Bearer {tokens[i % len(tokens)]}"} if tokens else {}
+        interval = connections / rate if rate else 0.0
+        scheduled = time.perf_counter() + (interval * i / connections if rate else 0.0)
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
             while time.monotonic() < stop:
-                started = time.perf_counter()
+                if rate:
+                    delay = scheduled - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    started = scheduled
+                    scheduled += interval
+                else:
+                    started = time.perf_counter()
                 if path is None:
                     response = await client.post("/v1/generations", json=BODY)
                 else:
@@ -168,6 +188,11 @@ async def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument(
+        "--paced-rates",
+        default="50,100",
+        help="offered rates (requests/s) for the paced latency runs of both endpoints",
+    )
     args = parser.parse_args()
     var = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     secrets = ensure_dev_env(var / "dev.env")
@@ -198,6 +223,14 @@ async def main() -> None:
         bare_result = await load(bare_url, [], args.seconds, args.connections)
         gateway_result = await load(stack.gateway_url, tokens, args.seconds, args.connections)
         print(json.dumps({"bare": bare_result, "gateway": gateway_result}), flush=True)
+        # latency below saturation: both endpoints at the same offered rates
+        paced: dict[str, dict[str, dict[str, float]]] = {}
+        for rate in (float(r) for r in args.paced_rates.split(",") if r):
+            paced[f"{rate:g}/s"] = {
+                "bare": await load(bare_url, [], args.seconds, args.connections, rate=rate),
+                "gateway": await load(stack.gateway_url, tokens, args.seconds, args.connections, rate=rate),
+            }
+            print(json.dumps({"paced": {f"{rate:g}/s": paced[f"{rate:g}/s"]}}), flush=True)
         # the gateway's own part alone: token, request rate, limits read (PostgreSQL), no NATS
         limits_result = await load(stack.gateway_url, tokens, args.seconds, args.connections, "/v1/me/limits")
         print(json.dumps({"gateway_limits_read": limits_result}), flush=True)
@@ -214,6 +247,7 @@ async def main() -> None:
                 "gateway": gateway_result,
                 "ratio": gateway_result["requests_per_second"] / bare_result["requests_per_second"],
                 "gateway_limits_read": limits_result,
+                "paced": paced,
                 "live": live_result,
             },
             indent=2,
