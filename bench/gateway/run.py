@@ -63,14 +63,18 @@ async def load(
     behind it (no coordinated omission)."""
     latencies: list[float] = []
     errors = 0
-    stop = time.monotonic() + seconds
+    warm_up = 2.0 if rate else 0.0  # paced: clients connect before the schedule begins
+    begin = time.perf_counter() + warm_up
+    stop = time.monotonic() + warm_up + seconds
 
     async def worker(i: int) -> None:
         nonlocal errors
         headers = {"Authorization": f"Bearer {tokens[i % len(tokens)]}"} if tokens else {}
         interval = connections / rate if rate else 0.0
-        scheduled = time.perf_counter() + (interval * i / connections if rate else 0.0)
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
+            if rate:  # connect first (not timed), then start on the common schedule
+                await (client.post("/v1/generations", json=BODY) if path is None else client.get(path))
+                scheduled = begin + interval * i / connections
             while time.monotonic() < stop:
                 if rate:
                     delay = scheduled - time.perf_counter()
@@ -92,7 +96,7 @@ async def load(
 
     started = time.monotonic()
     await asyncio.gather(*(worker(i) for i in range(connections)))
-    wall = time.monotonic() - started
+    wall = time.monotonic() - started - warm_up
     return {
         "requests_per_second": len(latencies) / wall,
         "p50_ms": pct(latencies, 50) * 1000,
@@ -220,10 +224,8 @@ async def main() -> None:
         tokens = [mint_token(secret, uuid.uuid4()) for _ in range(args.connections)]
         await load(stack.gateway_url, tokens, 2, args.connections)  # warm-up: users, pools, caches
         await load(bare_url, [], 2, args.connections)
-        bare_result = await load(bare_url, [], args.seconds, args.connections)
-        gateway_result = await load(stack.gateway_url, tokens, args.seconds, args.connections)
-        print(json.dumps({"bare": bare_result, "gateway": gateway_result}), flush=True)
-        # latency below saturation: both endpoints at the same offered rates
+        # latency below saturation first (the closed loop leaves a backlog behind): both
+        # endpoints at the same offered rates
         paced: dict[str, dict[str, dict[str, float]]] = {}
         for rate in (float(r) for r in args.paced_rates.split(",") if r):
             paced[f"{rate:g}/s"] = {
@@ -231,6 +233,9 @@ async def main() -> None:
                 "gateway": await load(stack.gateway_url, tokens, args.seconds, args.connections, rate=rate),
             }
             print(json.dumps({"paced": {f"{rate:g}/s": paced[f"{rate:g}/s"]}}), flush=True)
+        bare_result = await load(bare_url, [], args.seconds, args.connections)
+        gateway_result = await load(stack.gateway_url, tokens, args.seconds, args.connections)
+        print(json.dumps({"bare": bare_result, "gateway": gateway_result}), flush=True)
         # the gateway's own part alone: token, request rate, limits read (PostgreSQL), no NATS
         limits_result = await load(stack.gateway_url, tokens, args.seconds, args.connections, "/v1/me/limits")
         print(json.dumps({"gateway_limits_read": limits_result}), flush=True)
