@@ -35,6 +35,7 @@ import nats
 from websockets.asyncio.client import ClientConnection, connect
 
 from picture.common import contracts as c
+from picture.devstack.cpu import tree_cpu_seconds
 from picture.devstack.ports import free_port
 from picture.devstack.secrets import ensure_dev_env
 from picture.devstack.stack import Ports, Stack
@@ -234,7 +235,18 @@ async def main() -> None:
             }
             print(json.dumps({"paced": {f"{rate:g}/s": paced[f"{rate:g}/s"]}}), flush=True)
         bare_result = await load(bare_url, [], args.seconds, args.connections)
+        cpu_before = tree_cpu_seconds(stack.pids())
+        client_before = time.process_time()
         gateway_result = await load(stack.gateway_url, tokens, args.seconds, args.connections)
+        cpu_after = tree_cpu_seconds(stack.pids())
+        submit_cpu = {
+            name: round(1000 * (cpu_after[name] - cpu_before.get(name, 0.0)) / gateway_result["ok"], 2)
+            for name in cpu_after
+        }
+        submit_cpu["load generator"] = round(
+            1000 * (time.process_time() - client_before) / gateway_result["ok"], 2
+        )
+        print(json.dumps({"cpu_ms_per_submit": submit_cpu}), flush=True)
         print(json.dumps({"bare": bare_result, "gateway": gateway_result}), flush=True)
         # the gateway's own part alone: token, request rate, limits read (PostgreSQL), no NATS
         limits_result = await load(stack.gateway_url, tokens, args.seconds, args.connections, "/v1/me/limits")
@@ -250,6 +262,7 @@ async def main() -> None:
                 "machine": f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",
                 "bare": bare_result,
                 "gateway": gateway_result,
+                "cpu_ms_per_submit": submit_cpu,
                 "ratio": gateway_result["requests_per_second"] / bare_result["requests_per_second"],
                 "gateway_limits_read": limits_result,
                 "paced": paced,

@@ -10,7 +10,9 @@ subscription, no polling), then submit the next. Several users share the load.
 - overhead per generation: end-to-end (orchestrator's created_at -> completed_at) minus the
   prediction time the simulator reports (``predict_time_seconds``) minus the mean image
   processing time of media (its ``picture_media_processing_seconds`` histogram);
-  p50/p99 printed, plus the mean time spent waiting for a slot (queue time).
+  p50/p99 printed, plus the mean time spent waiting for a slot (queue time);
+- CPU milliseconds per generation of each process (services, simulator, NATS, PostgreSQL
+  with its backends, this client): the budget of the two cores.
 
     .venv/bin/python bench/orchestrator/e2e.py [--levels 20,100] [--per-level 600] [--latency-ms 50]
 """
@@ -34,6 +36,7 @@ from nats.aio.msg import Msg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from picture.devstack.cpu import tree_cpu_seconds
 from picture.devstack.secrets import ensure_dev_env
 from picture.devstack.stack import Ports, Stack
 from picture.devstack.tokens import mint_token
@@ -72,6 +75,17 @@ async def _media_processing_mean(media_url: str) -> float:
         elif line.startswith("picture_media_processing_seconds_count"):
             count = float(line.split()[-1])
     return total / count if count else 0.0
+
+
+def cpu_per_generation(
+    before: dict[str, float], after: dict[str, float], client_seconds: float, generations: int
+) -> str:
+    """Milliseconds of CPU per completed generation by process (where the two cores went)."""
+    used = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in after}
+    used["this client"] = client_seconds
+    ranked = sorted(used.items(), key=lambda kv: -kv[1])
+    parts = ", ".join(f"{name} {1000 * seconds / generations:.1f}" for name, seconds in ranked)
+    return f"{1000 * sum(used.values()) / generations:.1f} ms CPU per generation: {parts}"
 
 
 async def run_level(stack: Stack, concurrency: int, per_level: int) -> dict[str, float]:
@@ -123,9 +137,11 @@ async def run_level(stack: Stack, concurrency: int, per_level: int) -> dict[str,
             await asyncio.wait_for(future, 120)
             ids.append(body["id"])
 
+    cpu_before, client_before = tree_cpu_seconds(stack.pids()), time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
     wall = time.perf_counter() - started
+    cpu_after, client_after = tree_cpu_seconds(stack.pids()), time.process_time()
     for client in clients:
         await client.aclose()
     await nc.close()
@@ -156,6 +172,9 @@ async def run_level(stack: Stack, concurrency: int, per_level: int) -> dict[str,
         ).all()
     await engine.dispose()
     print("  mean ms into each state:", {r.to_status: round(float(r.ms)) for r in stages}, flush=True)
+    if ids:
+        own = client_after - client_before
+        print("  " + cpu_per_generation(cpu_before, cpu_after, own, len(ids)), flush=True)
     completed = [r for r in rows if r.status == "completed"]
     overhead = [(float(r.total) - float(r.predict_time_seconds or 0) - processing) * 1000 for r in completed]
     return {

@@ -167,6 +167,14 @@ class Stack:
         assert self.postgres is not None
         return self.postgres.url
 
+    def pids(self) -> dict[str, int]:
+        """The running processes of the stack by name (services, simulator, nats, postgres)."""
+        found = {name: p.proc.pid for name, p in self.processes.items() if p.proc is not None and p.alive()}
+        for name, server in (("nats", self.nats), ("postgres", self.postgres)):
+            if server is not None and server.proc is not None and server.proc.poll() is None:
+                found[name] = server.proc.pid
+        return found
+
     # ------------------------------------------------------------------ infra
 
     def start_infra(self) -> None:
