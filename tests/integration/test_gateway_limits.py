@@ -223,6 +223,27 @@ async def test_idempotency_key_charges_once(api: httpx.AsyncClient) -> None:
     assert (await limits(api))["hourly_used"] == 1
 
 
+async def test_idempotency_key_creates_and_charges_a_batch_once(api: httpx.AsyncClient) -> None:
+    body = {"prompts": ["a red fox", "a blue whale"], "shared_settings": {"model": "flux-schnell"}}
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    first = await api.post("/v1/batches", json=body, headers=headers)
+    again = await api.post("/v1/batches", json=body, headers=headers)
+    assert first.status_code == again.status_code == 202, (first.text, again.text)
+    assert first.json()["id"] == again.json()["id"]
+    ids = [i["generation_id"] for i in first.json()["items"]]
+    assert [i["generation_id"] for i in again.json()["items"]] == ids
+    listed = (await api.get("/v1/batches")).json()["data"]
+    assert [b["id"] for b in listed].count(first.json()["id"]) == 1
+    assert (await limits(api))["hourly_used"] == 2  # two items, charged once
+    other = await api.post("/v1/batches", json={**body, "batch_name": "other"}, headers=headers)
+    assert other.status_code == 409
+    assert other.headers["content-type"] == "application/problem+json"
+    # a key of a generation does not replay as a batch (nor the reverse)
+    generation_key = {"Idempotency-Key": str(uuid.uuid4())}
+    assert (await api.post("/v1/generations", json=GOOD, headers=generation_key)).status_code == 202
+    assert (await api.post("/v1/batches", json=body, headers=generation_key)).status_code == 409
+
+
 async def test_admin_error_stats_is_403_for_users_and_served_for_admins(
     api: httpx.AsyncClient, db: AsyncEngine, user_id: uuid.UUID
 ) -> None:

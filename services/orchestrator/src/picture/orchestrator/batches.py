@@ -119,10 +119,10 @@ async def create_batch(ctx: Context, req: c.CreateBatchRequest) -> c.BatchReply:
             )
         ).first()
         if inserted is not None:
-            for index, item in enumerate(req.items):
-                created = await handlers.insert_generation(
-                    ctx,
-                    conn,
+            created = await handlers.insert_generations(
+                ctx,
+                conn,
+                [
                     NewGeneration(
                         item.generation_id,
                         req.user_id,
@@ -132,10 +132,12 @@ async def create_batch(ctx: Context, req: c.CreateBatchRequest) -> c.BatchReply:
                         req.priority,
                         batch_id=req.batch_id,
                         batch_index=index,
-                    ),
-                )
-                if not created:
-                    raise QueryFailed(c.QueryErrorCode.CONFLICT, "generation id already used")
+                    )
+                    for index, item in enumerate(req.items)
+                ],
+            )
+            if not all(created):
+                raise QueryFailed(c.QueryErrorCode.CONFLICT, "generation id already used")
         view = await load_batch(conn, req.batch_id, req.user_id)  # the same id again: theirs only
     ctx.notify()
     return c.BatchReply(batch=view)

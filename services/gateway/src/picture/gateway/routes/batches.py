@@ -7,15 +7,16 @@ import random
 import uuid
 from typing import Annotated, Any, Literal, Self
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from picture.common import contracts as c
-from picture.common.ids import uuid7
+from picture.common.ids import derived_id, uuid7
 from picture.common.messaging import QueryFailed
+from picture.gateway import idempotency
 from picture.gateway.auth import CurrentUser
 from picture.gateway.backend import Backend, _raise
-from picture.gateway.deps import BackendDep, SettingsDep
+from picture.gateway.deps import BackendDep, EngineDep, SettingsDep
 from picture.gateway.errors import InvalidField
 from picture.gateway.quota import ChargeDep
 from picture.gateway.routes.generations import PROBLEM_RESPONSES
@@ -152,8 +153,18 @@ async def _batch_query(
     "", status_code=202, response_model=BatchOut, responses=PROBLEM_RESPONSES, summary="Submit a batch"
 )
 async def create_batch(
-    body: BatchCreate, user: CurrentUser, backend: BackendDep, settings: SettingsDep, charge: ChargeDep
+    body: BatchCreate,
+    user: CurrentUser,
+    backend: BackendDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    charge: ChargeDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> BatchOut:
+    """With an Idempotency-Key, a replay answers with the batch the key created (its items'
+    ids derive from the batch id, so nothing is charged or created twice); the same key with
+    another body answers 409."""
+    batch_id = await idempotency.bind(engine, user.user_id, idempotency_key, "batch", body)
     shared = body.shared_settings
     model = await backend.model(shared.model)
     if body.prompts is not None:
@@ -175,13 +186,14 @@ async def create_batch(
         except InvalidField as exc:  # name the input as this body spells it
             field = f"prompts[{index}]" if exc.field == "prompt" else f"shared_settings.{exc.field}"
             raise InvalidField(field, exc.detail or "invalid") from exc
-        items.append(c.BatchItemSpec(generation_id=uuid7(), parameters=parameters))
+        item_id = derived_id("batch-item", batch_id, index) if idempotency_key else uuid7()
+        items.append(c.BatchItemSpec(generation_id=item_id, parameters=parameters))
     try:
         async with charge([i.generation_id for i in items]):  # quotas per item (gateway limits, issue #5)
             reply = await backend.bus.request(
                 c.CREATE_BATCH,
                 c.CreateBatchRequest(
-                    batch_id=uuid7(),
+                    batch_id=batch_id,
                     user_id=user.user_id,
                     name=body.batch_name,
                     kind=kind,

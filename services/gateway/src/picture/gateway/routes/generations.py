@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 
 from picture.common import contracts as c
-from picture.common.ids import uuid7
 from picture.common.messaging import QueryFailed
 from picture.common.problems import Problem
+from picture.gateway import idempotency
 from picture.gateway.auth import CurrentUser
 from picture.gateway.backend import _raise
 from picture.gateway.deps import BackendDep, EngineDep, SettingsDep
-from picture.gateway.errors import Conflict
 from picture.gateway.quota import ChargeDep
 from picture.gateway.schemas import GenerationCreate, GenerationOut
-from picture.gateway.tables import idempotency_keys
 from picture.gateway.validation import apply_model
 
 router = APIRouter(prefix="/v1/generations", tags=["generations"])
@@ -32,33 +27,6 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
     422: {"model": Problem, "description": "Invalid request; `field` names the culprit"},
     503: {"model": Problem, "description": "A backing service is unavailable; retry"},
 }
-
-
-async def _generation_id_for(
-    engine: EngineDep, user_id: uuid.UUID, key: str | None, body: GenerationCreate
-) -> uuid.UUID:
-    """A new id, or the id already bound to this Idempotency-Key (409 if the body differs)."""
-    new_id = uuid7()
-    if key is None:
-        return new_id
-    request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-    async with engine.begin() as conn:
-        await conn.execute(
-            insert(idempotency_keys)
-            .values(user_id=user_id, key=key, request_hash=request_hash, generation_id=new_id)
-            .on_conflict_do_nothing()
-        )
-        row = (
-            await conn.execute(
-                select(idempotency_keys.c.request_hash, idempotency_keys.c.generation_id).where(
-                    idempotency_keys.c.user_id == user_id, idempotency_keys.c.key == key
-                )
-            )
-        ).one()
-    if row.request_hash != request_hash:
-        raise Conflict("this Idempotency-Key was used with a different request body")
-    generation_id: uuid.UUID = row.generation_id
-    return generation_id
 
 
 @router.post(
@@ -84,7 +52,7 @@ async def create_generation(
         parameters = parameters.model_copy(
             update={"source_image_url": await backend.source_image_url(body.source_image_id, user.user_id)}
         )
-    generation_id = await _generation_id_for(engine, user.user_id, idempotency_key, body)
+    generation_id = await idempotency.bind(engine, user.user_id, idempotency_key, "generation", body)
     # quota + concurrency lease, webhook subscription (gateway, issue #5)
     async with charge([generation_id], webhook_url=body.webhook_url):
         view = await backend.create_generation(
