@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.integration.conftest import wait_terminal
+from tests.integration.conftest import clear_of_quota_window_edge, wait_terminal
 
 SHARED = {"model": "flux-schnell", "width": 512, "height": 512}
 DONE = {"completed", "partial", "failed"}
@@ -27,9 +27,18 @@ async def _wait_batch(api: httpx.AsyncClient, batch_id: str, timeout: float = 60
         await asyncio.sleep(0.2)
 
 
+async def _wait_hourly_used(api: httpx.AsyncClient, expected: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while (used := (await api.get("/v1/me/limits")).json()["hourly_used"]) != expected:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"hourly_used is {used}, expected {expected}")
+        await asyncio.sleep(0.1)
+
+
 async def test_a_batch_with_one_failing_prompt_ends_partial_and_its_retry_completes(
     api: httpx.AsyncClient,
 ) -> None:
+    await clear_of_quota_window_edge(margin_seconds=150)  # hourly counts are compared below
     response = await api.post(
         "/v1/batches",
         json={
@@ -62,14 +71,20 @@ async def test_a_batch_with_one_failing_prompt_ends_partial_and_its_retry_comple
     assert {g["id"] for g in listed} == {i["generation_id"] for i in done["items"]}
     assert all(g["batch_id"] == accepted["id"] for g in listed)
 
-    # The retry replaces the failed item at its index (still failing: same prompt marker).
+    # Three charged, the failed one refunded once its failure reached the gateway.
+    await _wait_hourly_used(api, 2)
+
+    # The retry replaces the failed item at its index (still failing: same prompt marker),
+    # a new generation charged like one.
     retried = (await api.post(f"/v1/batches/{accepted['id']}/retry-failed")).json()
+    assert (await api.get("/v1/me/limits")).json()["hourly_used"] == 3
     assert retried["items"][1]["generation_id"] != failed["generation_id"]
     assert retried["items"][0]["generation_id"] == done["items"][0]["generation_id"]
     again = await _wait_batch(api, accepted["id"])
     assert again["status"] == "partial" and again["total"] == 3
     old = await wait_terminal(api, failed["generation_id"])
     assert old["status"] == "failed"
+    await _wait_hourly_used(api, 2)  # the retry failed too: refunded in turn
 
 
 async def test_a_multi_generation_runs_one_prompt_with_each_seed(api: httpx.AsyncClient) -> None:

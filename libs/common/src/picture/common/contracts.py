@@ -637,6 +637,9 @@ class BatchRequest(Message):
 
     batch_id: uuid.UUID
     user_id: uuid.UUID
+    # Retry only: ids for the new generations, in item order, already charged by the gateway
+    # (ids it does not use come back unused in the reply's items and are refunded).
+    new_generation_ids: tuple[uuid.UUID, ...] = ()
 
 
 class BatchReply(Message):

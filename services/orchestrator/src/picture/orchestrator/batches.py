@@ -180,7 +180,9 @@ async def cancel_batch(ctx: Context, req: c.BatchRequest) -> c.BatchReply:
 
 
 async def retry_failed(ctx: Context, req: c.BatchRequest) -> c.BatchReply:
-    """A new generation for each failed or cancelled item, at the same index."""
+    """A new generation for each failed or cancelled item, at the same index; its id is the
+    next of ``req.new_generation_ids`` (charged by the gateway), or a new one."""
+    new_ids = iter(req.new_generation_ids)
     async with ctx.engine.begin() as conn:
         await _batch(conn, req.batch_id, req.user_id, lock=True)
         for item in await _items(conn, req.batch_id, lock=True):
@@ -191,7 +193,7 @@ async def retry_failed(ctx: Context, req: c.BatchRequest) -> c.BatchReply:
                 ctx,
                 conn,
                 NewGeneration(
-                    uuid7(),
+                    next(new_ids, None) or uuid7(),
                     item.user_id,
                     c.ModelSpec.model_validate(item.model_spec),
                     c.GenerationParameters.model_validate(item.parameters),

@@ -25,6 +25,8 @@ from picture.gateway.validation import apply_model
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
+RETRYABLE = frozenset({c.GenerationStatus.FAILED, c.GenerationStatus.CANCELLED})
+
 
 class SharedSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -254,10 +256,28 @@ async def cancel_batch(
     summary="Run the failed or cancelled items again",
 )
 async def retry_failed(
-    batch_id: uuid.UUID, user: CurrentUser, backend: BackendDep, settings: SettingsDep
+    batch_id: uuid.UUID, user: CurrentUser, backend: BackendDep, settings: SettingsDep, charge: ChargeDep
 ) -> BatchOut:
-    view = await _batch_query(backend, c.RETRY_BATCH, batch_id, user.user_id)
-    return BatchOut.build(view, settings.public_url)
+    """Each retried item is a new generation and is charged like one (its failed predecessor
+    was refunded); 429 when the quota has no room for them."""
+    current = await _batch_query(backend, c.GET_BATCH, batch_id, user.user_id)
+    retryable = [i for i in current.items if i.status in RETRYABLE]
+    if not retryable:
+        return BatchOut.build(current, settings.public_url)
+    new_ids = tuple(uuid7() for _ in retryable)
+    async with charge(list(new_ids)):
+        try:
+            reply = await backend.bus.request(
+                c.RETRY_BATCH,
+                c.BatchRequest(batch_id=batch_id, user_id=user.user_id, new_generation_ids=new_ids),
+            )
+        except QueryFailed as exc:
+            _raise(exc, "batch")
+    used = {i.generation_id for i in reply.batch.items}
+    unused = [g for g in new_ids if g not in used]  # items that changed since we looked
+    if unused:
+        await charge.limiter.undo(unused)
+    return BatchOut.build(reply.batch, settings.public_url)
 
 
 @router.delete(
