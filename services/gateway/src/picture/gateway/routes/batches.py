@@ -19,7 +19,7 @@ from picture.gateway.backend import Backend, _raise
 from picture.gateway.deps import BackendDep, EngineDep, SettingsDep
 from picture.gateway.errors import InvalidField
 from picture.gateway.quota import ChargeDep
-from picture.gateway.routes.generations import PROBLEM_RESPONSES
+from picture.gateway.routes.generations import PROBLEM_RESPONSES, SUBMIT_RESPONSES
 from picture.gateway.schemas import MAX_SEED, GenerationCreate, ImageOut
 from picture.gateway.validation import apply_model
 
@@ -152,7 +152,7 @@ async def _batch_query(
 
 
 @router.post(
-    "", status_code=202, response_model=BatchOut, responses=PROBLEM_RESPONSES, summary="Submit a batch"
+    "", status_code=202, response_model=BatchOut, responses=SUBMIT_RESPONSES, summary="Submit a batch"
 )
 async def create_batch(
     body: BatchCreate,
@@ -252,7 +252,7 @@ async def cancel_batch(
 @router.post(
     "/{batch_id}/retry-failed",
     response_model=BatchOut,
-    responses=PROBLEM_RESPONSES,
+    responses=SUBMIT_RESPONSES,
     summary="Run the failed or cancelled items again",
 )
 async def retry_failed(

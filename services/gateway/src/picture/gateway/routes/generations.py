@@ -27,13 +27,22 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
     422: {"model": Problem, "description": "Invalid request; `field` names the culprit"},
     503: {"model": Problem, "description": "A backing service is unavailable; retry"},
 }
+# submissions: also charged against the quotas, and idempotent by key
+SUBMIT_RESPONSES: dict[int | str, dict[str, object]] = {
+    **PROBLEM_RESPONSES,
+    409: {"model": Problem, "description": "Idempotency-Key already used with another body"},
+    429: {
+        "model": Problem,
+        "description": "A quota or rate limit; see Retry-After, RateLimit and RateLimit-Policy",
+    },
+}
 
 
 @router.post(
     "",
     status_code=202,
     response_model=GenerationOut,
-    responses=PROBLEM_RESPONSES,
+    responses=SUBMIT_RESPONSES,
     summary="Submit a generation; follow it with GET or the events stream",
 )
 async def create_generation(
