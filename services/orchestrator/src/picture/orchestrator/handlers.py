@@ -863,7 +863,7 @@ async def on_media_stored(ctx: Context, delivery: Delivery[c.MediaStoredEvent]) 
                 objects=event.objects,
             ),
         )
-    ctx.notify()
+    ctx.notify(schedule=False)  # still in flight until the catalog has the image
 
 
 async def on_media_failed(ctx: Context, delivery: Delivery[c.MediaFailedEvent]) -> None:
