@@ -368,14 +368,6 @@ class Bus:
         return consumer
 
 
-def _pending(msg: Msg) -> int:
-    """Messages still waiting for this consumer after ``msg``, as JetStream reported it."""
-    try:
-        return int(msg.metadata.num_pending or 0)
-    except Exception:  # not a JetStream message (no reply subject metadata)
-        return 0
-
-
 @dataclass
 class Consumer:
     """A durable pull consumer that dispatches by message type to its routes."""
@@ -413,30 +405,21 @@ class Consumer:
 
     async def run(self) -> None:
         assert self._sub is not None
-        backlog = 0  # messages the server said were waiting, as of the last one received
         while True:
             free = self.options.max_in_flight - len(self._in_flight)
             if free <= 0:
                 await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
                 continue
-            # nats-py's fetch(batch > 1) first takes what is waiting at once; but when nothing
-            # is, it waits until the whole batch arrived or the pull expired, holding the first
-            # messages back (up to 1 s a hop at low traffic). So: batches only while a backlog
-            # is known (taken at once), a single message otherwise (handed over on arrival).
-            batch, timeout = (min(free, backlog), 0.05) if backlog > 0 else (1, 1.0)
             try:
-                msgs = await self._sub.fetch(batch=batch, timeout=timeout)
+                msgs = await self._sub.fetch(batch=free, timeout=1.0)
             except (TimeoutError, nats.errors.TimeoutError):
-                backlog = 0
                 continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # connection trouble: wait for the reconnect
                 log.warning("consumer %s fetch failed: %s", self.durable, exc)
-                backlog = 0
                 await asyncio.sleep(0.5)
                 continue
-            backlog = _pending(msgs[-1]) if msgs else 0
             for msg in msgs:
                 task = asyncio.ensure_future(self._handle(msg))
                 self._in_flight.add(task)
