@@ -28,8 +28,8 @@ def schema_metadata(schema: str) -> MetaData:
 
 
 # A pooled connection idle longer than this is pinged before use (PostgreSQL restarted, a
-# proxy dropped it). Busy connections are not: a ping is three round trips (BEGIN, SELECT 1,
-# ROLLBACK), which doubled the cost of a short transaction. A connection that breaks anyway
+# proxy dropped it). Busy connections are not: ``pool_pre_ping`` added three round trips
+# (BEGIN, SELECT 1, ROLLBACK) to every checkout. A connection that breaks anyway
 # fails one statement; SQLAlchemy then invalidates the whole pool, so every stale connection
 # is replaced, and callers treat the error as transient (redelivery, 503 + retry).
 IDLE_PING_SECONDS = 10.0
