@@ -7,13 +7,18 @@ offending field in ``errors``.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as DatabaseTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://picture.dev/problems/"
@@ -154,6 +159,23 @@ def install_problem_handlers(app: FastAPI) -> None:
             headers=dict(exc.headers) if exc.headers else None,
         )
 
+    async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, DBAPIError) and not exc.connection_invalidated:
+            return await on_unexpected(request, exc)
+        return await on_database_unavailable(request, exc)
+
+    async def on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # No connection free within the pool timeout, or the connection broke: transient.
+        log.warning("database unavailable for %s: %s", request.url.path, exc)
+        return problem_response(
+            request,
+            503,
+            "unavailable",
+            "Service unavailable",
+            "The database is busy or unreachable; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         return problem_response(
             request,
@@ -166,4 +188,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(DatabaseTimeout, on_database_unavailable)
+    app.add_exception_handler(DisconnectionError, on_database_unavailable)
+    app.add_exception_handler(DBAPIError, on_database_error)
     app.add_exception_handler(Exception, on_unexpected)

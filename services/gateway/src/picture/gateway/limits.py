@@ -29,6 +29,7 @@ from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from picture.common.database import autocommit
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 STORE_TIMEOUT_SECONDS = 10.0
 STORE_ERRORS: tuple[type[BaseException], ...] = (
+    PoolTimeout,  # no connection free within the pool timeout
     OperationalError,
     InterfaceError,
     DBAPIError,
