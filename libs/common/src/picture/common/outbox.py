@@ -64,12 +64,18 @@ class OutboxMessage:
 
 
 def outbox_message(
-    channel: Channel[M], message: M, *, delay_seconds: float = 0.0, **tokens: object
+    channel: Channel[M],
+    message: M,
+    *,
+    delay_seconds: float = 0.0,
+    trace_context: dict[str, str] | None = None,
+    **tokens: object,
 ) -> OutboxMessage:
-    """Wrap ``message`` for :func:`enqueue_all`; the current trace context is captured now (a
-    caller that writes several requests' messages together builds each in its own context)."""
-    trace_context: dict[str, str] = {}
-    propagate.inject(trace_context)
+    """Wrap ``message`` for :func:`enqueue_all`, in ``trace_context`` (W3C headers kept from
+    the request the message continues) or else the current trace context, captured now."""
+    if trace_context is None:
+        trace_context = {}
+        propagate.inject(trace_context)
     return OutboxMessage(channel.subject(**tokens), Envelope.wrap(message), trace_context, delay_seconds)
 
 
@@ -104,7 +110,7 @@ async def enqueue(
     **tokens: object,
 ) -> Envelope:
     """Add a message to ``outbox`` inside the caller's transaction."""
-    pending = outbox_message(channel, message, delay_seconds=delay_seconds, **tokens)
+    pending = outbox_message(channel, message, delay_seconds=delay_seconds, trace_context=None, **tokens)
     await enqueue_all(conn, outbox, [pending])
     return pending.envelope
 

@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from opentelemetry import context as otel_context
-from opentelemetry import propagate
 from prometheus_client import Counter, Histogram
 from sqlalchemy import DateTime, Integer, Uuid, and_, bindparam, case, func, null, or_, select, text, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
@@ -356,17 +354,13 @@ async def _announce_view(conn: AsyncConnection, view: c.GenerationView) -> None:
 def _update_message(view: c.GenerationView, trace_context: dict[str, str] | None = None) -> OutboxMessage:
     """The GENERATION_UPDATED outbox message of ``view``; in the given trace context when it is
     written on behalf of another request (group commit), else the current one."""
-    token = otel_context.attach(propagate.extract(trace_context)) if trace_context else None
-    try:
-        return outbox_message(
-            c.GENERATION_UPDATED,
-            c.GenerationUpdatedEvent(generation=view),
-            user_id=view.user_id,
-            generation_id=view.id,
-        )
-    finally:
-        if token is not None:
-            otel_context.detach(token)
+    return outbox_message(
+        c.GENERATION_UPDATED,
+        c.GenerationUpdatedEvent(generation=view),
+        trace_context=trace_context,
+        user_id=view.user_id,
+        generation_id=view.id,
+    )
 
 
 def _predict_command(row: Any, attempt: int) -> c.PredictCommand:

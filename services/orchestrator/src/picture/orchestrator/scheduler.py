@@ -21,8 +21,6 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from opentelemetry import context as otel_context
-from opentelemetry import propagate
 from prometheus_client import Counter, Gauge
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -131,11 +129,9 @@ def _predict_message(ctx: Context, row: Any) -> OutboxMessage:
     command = handlers._predict_command(row, row.attempt)
     deadline = row.created_at + timedelta(seconds=ctx.settings.total_timeout_seconds)
     # The outbox row keeps the accepting request's trace (the scheduler runs outside it).
-    token = otel_context.attach(propagate.extract(row.trace_context or {}))
-    try:
-        return outbox_message(c.PREDICT, command.model_copy(update={"deadline": deadline}))
-    finally:
-        otel_context.detach(token)
+    return outbox_message(
+        c.PREDICT, command.model_copy(update={"deadline": deadline}), trace_context=row.trace_context or {}
+    )
 
 
 async def sample_gauges(ctx: Context) -> None:
