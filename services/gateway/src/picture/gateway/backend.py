@@ -73,6 +73,19 @@ class Backend:
             _raise(exc, "generation")
         return reply.generation
 
+    async def batch(
+        self,
+        batch_id: uuid.UUID,
+        user_id: uuid.UUID,
+        query: c.Query[c.BatchRequest, c.BatchReply] = c.GET_BATCH,
+    ) -> c.BatchView:
+        """A batch (``query``: get, cancel, delete; another user's answers 404)."""
+        try:
+            reply = await self.bus.request(query, c.BatchRequest(batch_id=batch_id, user_id=user_id))
+        except QueryFailed as exc:
+            _raise(exc, "batch")
+        return reply.batch
+
     async def image(self, image_id: uuid.UUID, viewer_id: uuid.UUID | None) -> c.ImageView:
         try:
             reply = await self.bus.request(

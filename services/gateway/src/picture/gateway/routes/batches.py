@@ -15,7 +15,7 @@ from picture.common.ids import derived_id, uuid7
 from picture.common.messaging import QueryFailed
 from picture.gateway import idempotency
 from picture.gateway.auth import CurrentUser
-from picture.gateway.backend import Backend, _raise
+from picture.gateway.backend import _raise
 from picture.gateway.deps import BackendDep, EngineDep, SettingsDep
 from picture.gateway.errors import InvalidField
 from picture.gateway.quota import ChargeDep
@@ -141,16 +141,6 @@ class BatchPage(BaseModel):
     next_cursor: str | None
 
 
-async def _batch_query(
-    backend: Backend, query: c.Query[c.BatchRequest, c.BatchReply], batch_id: uuid.UUID, user_id: uuid.UUID
-) -> c.BatchView:
-    try:
-        reply = await backend.bus.request(query, c.BatchRequest(batch_id=batch_id, user_id=user_id))
-    except QueryFailed as exc:
-        _raise(exc, "batch")
-    return reply.batch
-
-
 @router.post(
     "", status_code=202, response_model=BatchOut, responses=SUBMIT_RESPONSES, summary="Submit a batch"
 )
@@ -232,7 +222,7 @@ async def list_batches(
 async def get_batch(
     batch_id: uuid.UUID, user: CurrentUser, backend: BackendDep, settings: SettingsDep
 ) -> BatchOut:
-    view = await _batch_query(backend, c.GET_BATCH, batch_id, user.user_id)
+    view = await backend.batch(batch_id, user.user_id)
     return BatchOut.build(view, settings.public_url)
 
 
@@ -245,7 +235,7 @@ async def get_batch(
 async def cancel_batch(
     batch_id: uuid.UUID, user: CurrentUser, backend: BackendDep, settings: SettingsDep
 ) -> BatchOut:
-    view = await _batch_query(backend, c.CANCEL_BATCH, batch_id, user.user_id)
+    view = await backend.batch(batch_id, user.user_id, c.CANCEL_BATCH)
     return BatchOut.build(view, settings.public_url)
 
 
@@ -260,7 +250,7 @@ async def retry_failed(
 ) -> BatchOut:
     """Each retried item is a new generation and is charged like one (its failed predecessor
     was refunded); 429 when the quota has no room for them."""
-    current = await _batch_query(backend, c.GET_BATCH, batch_id, user.user_id)
+    current = await backend.batch(batch_id, user.user_id)
     retryable = [i for i in current.items if i.status in RETRYABLE]
     if not retryable:
         return BatchOut.build(current, settings.public_url)
@@ -289,5 +279,5 @@ async def retry_failed(
 async def delete_batch(
     batch_id: uuid.UUID, user: CurrentUser, backend: BackendDep, settings: SettingsDep
 ) -> BatchOut:
-    view = await _batch_query(backend, c.DELETE_BATCH, batch_id, user.user_id)
+    view = await backend.batch(batch_id, user.user_id, c.DELETE_BATCH)
     return BatchOut.build(view, settings.public_url)

@@ -28,10 +28,8 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.websockets import WebSocketDisconnect
 
 from picture.common import contracts as c
-from picture.common.messaging import QueryFailed
 from picture.common.problems import Problem, ProblemError
 from picture.gateway.auth import CurrentUser, authenticate
-from picture.gateway.backend import _raise
 from picture.gateway.deps import BackendDep, SettingsDep
 from picture.gateway.errors import InvalidField, Unavailable
 from picture.gateway.limits import LimitExceeded
@@ -180,14 +178,6 @@ def _batch_payload(batch: c.BatchView) -> dict[str, Any]:
     }
 
 
-async def _batch(backend: BackendDep, batch_id: uuid.UUID, user_id: uuid.UUID) -> c.BatchView:
-    try:
-        reply = await backend.bus.request(c.GET_BATCH, c.BatchRequest(batch_id=batch_id, user_id=user_id))
-    except QueryFailed as exc:
-        _raise(exc, "batch")
-    return reply.batch
-
-
 @router.get(
     "/v1/batches/{batch_id}/events",
     response_class=StreamingResponse,
@@ -203,7 +193,7 @@ async def batch_events(
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> Response:
     resume = _resume_point(last_event_id)
-    batch = await _batch(backend, batch_id, user.user_id)  # 404 unless it is yours
+    batch = await backend.batch(batch_id, user.user_id)  # 404 unless it is yours
     js = backend.bus.js
     base = settings.public_url
     try:
@@ -230,7 +220,7 @@ async def batch_events(
                     if update.generation.batch_id != batch_id:
                         continue
                     yield sse(generation_payload(update.generation, base), event="generation", id=update.seq)
-                    current = await _batch(backend, batch_id, user.user_id)
+                    current = await backend.batch(batch_id, user.user_id)
                     yield sse(_batch_payload(current), event="batch")
                     if current.status in BATCH_DONE:
                         return
