@@ -10,6 +10,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +54,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             },
         },
     )
+    with running_stack(system):
+        yield system
+
+
+@contextmanager
+def running_stack(system: Stack) -> Iterator[Stack]:
+    """Start ``system`` (on failure print each process's log tail, stop, re-raise); stop it on exit."""
     try:
         system.start()
     except Exception:
@@ -60,8 +68,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             print(f"--- {process.name}\n{process.log_tail(40)}")
         system.stop()
         raise
-    yield system
-    system.stop()
+    try:
+        yield system
+    finally:
+        system.stop()
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ from picture.common.messaging import Bus
 from picture.devstack.secrets import ensure_dev_env
 from picture.devstack.stack import Ports, Stack
 from picture.devstack.tokens import mint_token
+from tests.integration.conftest import running_stack
 
 TERMINAL = {"completed", "failed", "cancelled"}
 TOTAL = 50
@@ -65,15 +66,8 @@ def crash_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "gateway": GATEWAY,
         },
     )
-    try:
-        system.start()
-    except Exception:
-        for process in system.processes.values():
-            print(f"--- {process.name}\n{process.log_tail(40)}")
-        system.stop()
-        raise
-    yield system
-    system.stop()
+    with running_stack(system):
+        yield system
 
 
 def _client(stack: Stack, user_id: uuid.UUID) -> httpx.AsyncClient:

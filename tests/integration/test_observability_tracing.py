@@ -22,7 +22,7 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from picture.devstack.secrets import ensure_dev_env
 from picture.devstack.stack import SERVICES, Ports, Stack
 from picture.devstack.tokens import mint_token
-from tests.integration.conftest import wait_terminal
+from tests.integration.conftest import running_stack, wait_terminal
 
 Span = dict[str, Any]
 
@@ -41,15 +41,8 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Pa
     system = Stack(
         var_dir, Ports.free(), ensure_dev_env(var_dir / "dev.env"), pg_fsync=False, extra_env=extra
     )
-    try:
-        system.start()
-    except Exception:
-        for process in system.processes.values():
-            print(f"--- {process.name}\n{process.log_tail(40)}")
-        system.stop()
-        raise
-    yield system, traces
-    system.stop()
+    with running_stack(system):
+        yield system, traces
 
 
 @pytest.fixture
