@@ -35,7 +35,7 @@ import nats
 from websockets.asyncio.client import ClientConnection, connect
 
 from picture.common import contracts as c
-from picture.devstack.cpu import tree_cpu_seconds
+from picture.devstack.cpu import ms_per_item, tree_cpu_seconds
 from picture.devstack.ports import free_port
 from picture.devstack.secrets import ensure_dev_env
 from picture.devstack.stack import Ports, Stack
@@ -239,10 +239,8 @@ async def main() -> None:
         client_before = time.process_time()
         gateway_result = await load(stack.gateway_url, tokens, args.seconds, args.connections)
         cpu_after = tree_cpu_seconds(stack.pids())
-        submit_cpu = {
-            name: round(1000 * (cpu_after[name] - cpu_before.get(name, 0.0)) / gateway_result["ok"], 2)
-            for name in cpu_after
-        }
+        ok = int(gateway_result["ok"])
+        submit_cpu = {name: round(ms, 2) for name, ms in ms_per_item(cpu_before, cpu_after, ok).items()}
         submit_cpu["load generator"] = round(
             1000 * (time.process_time() - client_before) / gateway_result["ok"], 2
         )

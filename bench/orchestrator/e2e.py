@@ -36,7 +36,7 @@ from nats.aio.msg import Msg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from picture.devstack.cpu import tree_cpu_seconds
+from picture.devstack.cpu import ms_per_item, tree_cpu_seconds
 from picture.devstack.secrets import ensure_dev_env
 from picture.devstack.stack import Ports, Stack
 from picture.devstack.tokens import mint_token
@@ -81,11 +81,11 @@ def cpu_per_generation(
     before: dict[str, float], after: dict[str, float], client_seconds: float, generations: int
 ) -> str:
     """Milliseconds of CPU per completed generation by process (where the two cores went)."""
-    used = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in after}
-    used["this client"] = client_seconds
+    used = ms_per_item(before, after, generations)
+    used["this client"] = 1000 * client_seconds / generations
     ranked = sorted(used.items(), key=lambda kv: -kv[1])
-    parts = ", ".join(f"{name} {1000 * seconds / generations:.1f}" for name, seconds in ranked)
-    return f"{1000 * sum(used.values()) / generations:.1f} ms CPU per generation: {parts}"
+    parts = ", ".join(f"{name} {ms:.1f}" for name, ms in ranked)
+    return f"{sum(used.values()):.1f} ms CPU per generation: {parts}"
 
 
 async def run_level(stack: Stack, concurrency: int, per_level: int) -> dict[str, float]:

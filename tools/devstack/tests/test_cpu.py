@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from picture.devstack.cpu import tree_cpu_seconds
+from picture.devstack.cpu import ms_per_item, tree_cpu_seconds
 
 # The grandchild burns 0.4 s of CPU, says so, and stays alive a while; the child only waits.
 GRANDCHILD = (
@@ -33,3 +33,8 @@ def test_descendants_count_towards_their_root() -> None:
             busy.stdout.close()
     assert used["busy"] >= 0.4  # the grandchild's burn, plus two interpreter start-ups
     assert used["idle"] < used["busy"] - 0.25
+
+
+def test_ms_per_item_divides_the_difference() -> None:
+    used = ms_per_item({"a": 1.0, "b": 2.0}, {"a": 1.5, "b": 2.0, "c": 0.2}, items=10)
+    assert used == {"a": 50.0, "b": 0.0, "c": 20.0}

@@ -44,3 +44,8 @@ def tree_cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
         if ancestor is not None:
             totals[root_names[ancestor]] += seconds
     return dict(totals)
+
+
+def ms_per_item(before: dict[str, float], after: dict[str, float], items: int) -> dict[str, float]:
+    """Milliseconds of CPU per item (generation, request) by process between two readings."""
+    return {name: 1000 * (after[name] - before.get(name, 0.0)) / items for name in after}
