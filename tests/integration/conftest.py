@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from picture.devstack.secrets import ensure_dev_env
@@ -119,3 +120,19 @@ async def clear_of_quota_window_edge(margin_seconds: float = 90.0) -> None:
     left = 3600 - (now.minute * 60 + now.second + now.microsecond / 1e6)
     if left < margin_seconds:
         await asyncio.sleep(left + 1)
+
+
+async def set_limits(db: AsyncEngine, user_id: uuid.UUID, **limits: int | bool) -> None:
+    """Per-user limit overrides (gateway.users), clear of the quota window's edge."""
+    await clear_of_quota_window_edge()
+    columns = ", ".join(limits)
+    values = ", ".join(f":{k}" for k in limits)
+    updates = ", ".join(f"{k} = excluded.{k}" for k in limits)
+    async with db.begin() as conn:
+        await conn.execute(
+            text(
+                f"INSERT INTO gateway.users (user_id, {columns}) VALUES (:u, {values}) "
+                f"ON CONFLICT (user_id) DO UPDATE SET {updates}"
+            ),
+            {"u": user_id, **limits},
+        )

@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from picture.devstack.stack import Stack
 from picture.devstack.tokens import mint_token
-from tests.integration.conftest import clear_of_quota_window_edge
+from tests.integration.conftest import set_limits
 
 PICTURE = str(Path(sys.executable).parent / "picture")
 
@@ -150,15 +149,7 @@ def test_usage_and_auth_errors_have_their_exit_codes(run: Any, stack: Stack) -> 
 async def test_quota_reached_exits_5_with_the_reset_time(
     run: Any, db: AsyncEngine, user_id: uuid.UUID
 ) -> None:
-    await clear_of_quota_window_edge()
-    async with db.begin() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO gateway.users (user_id, hourly_limit) VALUES (:u, 1) "
-                "ON CONFLICT (user_id) DO UPDATE SET hourly_limit = 1"
-            ),
-            {"u": user_id},
-        )
+    await set_limits(db, user_id, hourly_limit=1)
     first = run("generate", "the one allowed", "--model", "flux-schnell", "--no-wait")
     assert first.returncode == 0, first.stderr
     second = run("generate", "one too many", "--model", "flux-schnell", "--json")

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from picture.client import AsyncPicture, ConflictError, NotFoundError, Picture, RateLimitError
 from picture.devstack.stack import Stack
-from tests.integration.conftest import clear_of_quota_window_edge
+from tests.integration.conftest import set_limits
 
 
 @pytest.fixture
@@ -67,15 +66,7 @@ async def test_batch_waits_for_every_item(sdk: AsyncPicture) -> None:
 async def test_quota_reached_is_a_rate_limit_error_with_the_reset(
     stack: Stack, db: AsyncEngine, token: str, user_id: uuid.UUID
 ) -> None:
-    await clear_of_quota_window_edge()
-    async with db.begin() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO gateway.users (user_id, hourly_limit) VALUES (:u, 1) "
-                "ON CONFLICT (user_id) DO UPDATE SET hourly_limit = 1"
-            ),
-            {"u": user_id},
-        )
+    await set_limits(db, user_id, hourly_limit=1)
     async with AsyncPicture(token, base_url=stack.gateway_url) as client:
         await client.submit("one is allowed", model="flux-schnell")
         with pytest.raises(RateLimitError) as caught:

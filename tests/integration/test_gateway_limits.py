@@ -22,7 +22,7 @@ from picture.devstack.ports import free_port
 from picture.devstack.stack import ManagedProcess, Stack
 from picture.devstack.tokens import mint_token
 from picture.gateway.quota import QUOTA_CONSUMER
-from tests.integration.conftest import clear_of_quota_window_edge, wait_terminal
+from tests.integration.conftest import set_limits, wait_terminal
 
 GOOD = {"model": "flux-schnell", "prompt": "a cat", "width": 512, "height": 512}
 
@@ -47,21 +47,6 @@ def second_gateway(stack: Stack) -> Iterator[ManagedProcess]:
         yield process
     finally:
         process.close()
-
-
-async def set_limits(db: AsyncEngine, user_id: uuid.UUID, **limits: int | bool) -> None:
-    await clear_of_quota_window_edge()
-    columns = ", ".join(limits)
-    values = ", ".join(f":{k}" for k in limits)
-    updates = ", ".join(f"{k} = excluded.{k}" for k in limits)
-    async with db.begin() as conn:
-        await conn.execute(
-            text(
-                f"INSERT INTO gateway.users (user_id, {columns}) VALUES (:u, {values}) "
-                f"ON CONFLICT (user_id) DO UPDATE SET {updates}"
-            ),
-            {"u": user_id, **limits},
-        )
 
 
 def _assert_429(response: httpx.Response, reason: str) -> None:
