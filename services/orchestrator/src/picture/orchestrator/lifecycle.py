@@ -72,11 +72,11 @@ async def settle(ctx: Context, conn: AsyncConnection, row: Any, event: Event) ->
     decision and return it."""
     now = ctx.now()
     decision = decide(snapshot(row), event, now, ctx.settings)
-    await persist(ctx, conn, row, decision, now)
+    await _persist(ctx, conn, row, decision, now)
     return decision
 
 
-async def persist(ctx: Context, conn: AsyncConnection, row: Any, decision: Decision, now: datetime) -> None:
+async def _persist(ctx: Context, conn: AsyncConnection, row: Any, decision: Decision, now: datetime) -> None:
     """Write ``decision`` about the locked ``row``, taken at ``now``, and enqueue what follows.
     A generation that enters (or stays in) downloading is fetched by media; one that ends while
     its prediction may still run has it cancelled; a changed generation is announced."""
@@ -105,7 +105,7 @@ async def persist(ctx: Context, conn: AsyncConnection, row: Any, decision: Decis
             await _record_error(ctx, conn, row, error, "fail")
     before = row
     for move in decision.moves:
-        row = await apply_move(conn, row, move, now)
+        row = await _apply_move(conn, row, move, now)
     if row.status == GenerationStatus.DOWNLOADING.value:
         delay = decision.delay_seconds if isinstance(decision, Retry) else 0.0
         await enqueue(conn, c.INGEST, messages.ingest_command(row), delay_seconds=delay)
@@ -116,7 +116,7 @@ async def persist(ctx: Context, conn: AsyncConnection, row: Any, decision: Decis
     await enqueue_all(conn, [messages.update_message(view)])
 
 
-async def apply_move(conn: AsyncConnection, row: Any, move: Move, at: datetime) -> Any:
+async def _apply_move(conn: AsyncConnection, row: Any, move: Move, at: datetime) -> Any:
     """Write one status change (checked against the table) and its history; a terminal one
     records the generation's performance. Returns the new row."""
     current = GenerationStatus(row.status)

@@ -224,7 +224,7 @@ def decide(
     """What ``event`` does to ``generation`` (None: no such generation) at ``now``."""
     if generation is None:
         return Ignore("no such generation")
-    if generation.status is S.PENDING:
+    if generation.status is S.PENDING:  # only inside the accepting transaction: never seen here
         return Ignore("not accepted yet")
     match event:
         case c.PredictionEvent():
