@@ -233,7 +233,7 @@ class GenerationWriter:
                 _settle(future, view)
 
     async def _commit(self, news: list[NewGeneration]) -> list[c.GenerationView | None]:
-        async with self.ctx.engine.begin() as conn:
+        async with self.ctx.transaction() as conn:
             views = await insert_generations(self.ctx, conn, news)
         self.ctx.notify()
         return views

@@ -210,7 +210,7 @@ async def cancel_row(ctx: Context, conn: AsyncConnection, row: Any) -> bool:
 
 
 async def cancel_generation(ctx: Context, req: c.CancelGenerationRequest) -> c.GenerationReply:
-    async with ctx.engine.begin() as conn:
+    async with ctx.transaction() as conn:
         row = await lock(conn, req.generation_id)
         if row is None or row.user_id != req.user_id:
             raise QueryFailed(c.QueryErrorCode.NOT_FOUND, "generation not found")
