@@ -1,15 +1,15 @@
 """The outbox keeps each message as the bytes that go on the wire (serialised once).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 """
 
 from alembic import op
 
 from picture.common.outbox import migrate_envelope_to_payload, migrate_payload_to_envelope
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
