@@ -192,6 +192,14 @@ class ModelSpec(BaseModel):
     default_strength: float | None = None
     strength_min: float = 0.0
     strength_max: float = 1.0
+    # What the model's Replicate input takes: steps, guidance (within its range), a strength
+    # with the source image, seeds up to max_seed.
+    supports_steps: bool = True
+    supports_guidance: bool = True
+    guidance_min: float = 0.0
+    guidance_max: float = 50.0
+    supports_strength: bool = True
+    max_seed: int = 2**32 - 1
     supports_negative_prompt: bool = False
     supports_seed: bool = True
     supports_img2img: bool = False
