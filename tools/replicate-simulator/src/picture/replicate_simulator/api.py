@@ -19,6 +19,7 @@ from picture.replicate_simulator.models import (
     ModelPredictionRequest,
     VersionPredictionRequest,
 )
+from picture.replicate_simulator.schemas import model_of_version
 from picture.replicate_simulator.state import SimulatorState, get_state
 from picture.replicate_simulator.store import Prediction
 
@@ -104,7 +105,7 @@ async def create_prediction(
     """Create a prediction of a version (``owner/name:id`` or a bare version id)."""
     model, sep, version = body.version.rpartition(":")
     if not sep or "/" not in model:
-        model, version = "unknown/unknown", body.version
+        model, version = model_of_version(body.version) or "unknown/unknown", body.version
     return await _create(
         state, model=model, version=version, body=body, prefer=prefer, cancel_after=cancel_after
     )
