@@ -149,3 +149,38 @@ async def test_create_that_timed_out_is_reconciled_not_created_twice(
     # The first create timed out and the prediction was found by listing, not created again.
     assert REQUESTS.labels("create", "transient")._value.get() == timeouts + 1
     assert REQUESTS.labels("list", "ok")._value.get() > lists
+
+
+async def test_reconcile_adopts_only_its_own_of_two_identical_requests(
+    settings: AdapterSettings, bus: Bus, infra: Infra, control: httpx.AsyncClient
+) -> None:
+    """Generation A's create times out after the simulator made it; generation B sends the very
+    same input meanwhile and gets its answer. A's reconcile sees both predictions (same model,
+    same input hash, both inside A's window) and adopts its own, never B's."""
+    short = settings.model_copy(update={"replicate_timeout_seconds": 1.0})
+    marker = f"twins-{uuid.uuid4()}"
+    first, second = command(f"a lantern {marker}"), command(f"a lantern {marker}")
+    assert first.parameters == second.parameters  # identical requests, different generations
+    (
+        await control.put("/_control/config", json={"force_timeout_ms": 2500, "force_count": 1})
+    ).raise_for_status()
+    async with (
+        running(create_app(short)),
+        subscribe(bus, first.generation_id) as a_events,
+        subscribe(bus, second.generation_id) as b_events,
+    ):
+        await bus.publish(PREDICT, first)
+        deadline = time.monotonic() + 10
+        while not await sim_predictions(infra, marker):  # A's prediction exists, its answer held
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        await bus.publish(PREDICT, second)
+        b_started = await b_events.next(timeout=20)
+        a_started = await a_events.next(timeout=20)
+        a_done, b_done = await a_events.next(timeout=20), await b_events.next(timeout=20)
+    assert a_done.status is b_done.status is PredictionStatus.SUCCEEDED
+    found = await sim_predictions(infra, marker)  # newest first
+    assert len(found) == 2
+    b_id, a_id = (p["id"] for p in found)
+    assert (a_started.prediction_id, a_done.prediction_id) == (a_id, a_id)
+    assert (b_started.prediction_id, b_done.prediction_id) == (b_id, b_id)
