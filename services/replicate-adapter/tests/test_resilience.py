@@ -7,12 +7,20 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from picture.common.contracts import PREDICT, PredictionStatus
+from picture.common.contracts import (
+    PREDICT,
+    REPLICATE_WEBHOOK,
+    PredictionStatus,
+    ReplicateWebhookCommand,
+)
+from picture.common.database import build_engine
 from picture.common.messaging import Bus
+from picture.replicate_adapter import store
 from picture.replicate_adapter.app import create_app
 from picture.replicate_adapter.breaker import BreakerOpen, CircuitBreaker, State
 from picture.replicate_adapter.errors import PermanentReplicateError, TransientReplicateError
@@ -184,3 +192,61 @@ async def test_reconcile_adopts_only_its_own_of_two_identical_requests(
     b_id, a_id = (p["id"] for p in found)
     assert (a_started.prediction_id, a_done.prediction_id) == (a_id, a_id)
     assert (b_started.prediction_id, b_done.prediction_id) == (b_id, b_id)
+
+
+async def test_a_webhook_naming_the_attempt_settles_a_create_whose_answer_was_lost(
+    settings: AdapterSettings, bus: Bus, infra: Infra
+) -> None:
+    """The create's answer never came back (the row has no prediction id); Replicate's webhook
+    to the URL that names the attempt carries the prediction: the adapter adopts it, and a
+    second prediction for the same attempt is canceled as a duplicate."""
+    cmd = command(f"a kite {uuid.uuid4()}")
+    engine = build_engine(infra.database_url)
+    try:
+        await store.claim(
+            engine,
+            generation_id=cmd.generation_id,
+            attempt=1,
+            model=cmd.model.name,
+            replicate_id=cmd.model.replicate_id,
+            input={"prompt": cmd.parameters.prompt},
+            hash="lost-answer",
+            cost_usd=0.003,
+        )
+        async with (
+            httpx.AsyncClient(
+                base_url=infra.sim_url, headers={"Authorization": f"Bearer {SIM_TOKEN}"}, timeout=10
+            ) as sim,
+            running(create_app(settings)),
+            subscribe(bus, cmd.generation_id) as events,
+        ):
+            made, extra = [
+                (
+                    await sim.post(
+                        "/v1/models/black-forest-labs/flux-schnell/predictions",
+                        json={"input": {"prompt": f"{cmd.parameters.prompt} [sim:slow=3000]"}},
+                    )
+                ).json()
+                for _ in range(2)
+            ]
+            for prediction in (made, extra):
+                await bus.publish(
+                    REPLICATE_WEBHOOK,
+                    ReplicateWebhookCommand(
+                        webhook_id=f"msg_{prediction['id']}",
+                        prediction=prediction,
+                        received_at=datetime.now(UTC),
+                        generation_id=cmd.generation_id,
+                        attempt=1,
+                    ),
+                )
+            started = await events.next(timeout=15)
+            assert (started.status, started.prediction_id) == (PredictionStatus.STARTED, made["id"])
+            done = await events.next(timeout=30)
+            assert (done.status, done.prediction_id) == (PredictionStatus.SUCCEEDED, made["id"])
+            deadline = time.monotonic() + 15
+            while (await sim.get(f"/v1/predictions/{extra['id']}")).json()["status"] != "canceled":
+                assert time.monotonic() < deadline, "the duplicate was not canceled"
+                await asyncio.sleep(0.1)
+    finally:
+        await engine.dispose()

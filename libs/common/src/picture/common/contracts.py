@@ -729,6 +729,10 @@ class ReplicateWebhookCommand(Message):
     webhook_id: str
     prediction: dict[str, Any]
     received_at: datetime
+    # The attempt named in the webhook URL's query (the adapter puts it there when creating):
+    # Replicate calls back that exact URL, so this says whose prediction it is.
+    generation_id: uuid.UUID | None = None
+    attempt: int | None = None
 
 
 class CostTotalsRequest(Message):

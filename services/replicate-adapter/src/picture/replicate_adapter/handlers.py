@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import random
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -370,6 +371,10 @@ class Adapter:
             log.warning("webhook %s carries no prediction object", cmd.webhook_id)
             return
         row = await store.by_prediction_id(self.engine, prediction.id)
+        if row is None and cmd.generation_id is not None and cmd.attempt is not None:
+            row = await self._webhook_of_attempt(cmd.generation_id, cmd.attempt, prediction)
+            if row is None:
+                return
         if row is None:
             if delivery.num_delivered < 5:
                 # The create's answer may not be stored yet: look again shortly.
@@ -386,6 +391,42 @@ class Adapter:
         else:
             WEBHOOKS.labels("update").inc()
             await self.poller.update(row, prediction.status)
+
+    async def _webhook_of_attempt(
+        self, generation_id: uuid.UUID, attempt: int, prediction: Prediction
+    ) -> store.PredictionRow | None:
+        """A webhook whose URL names our attempt, for a prediction the attempt has not recorded:
+        the answer of its create was lost (or is late), so adopt it; if the attempt already has
+        another prediction (or finished without one), this one is an extra of ours: cancel it.
+        None: handled here."""
+        row = await store.adopt(self.engine, generation_id, attempt, prediction.id, prediction.status)
+        if row is not None:
+            log.info(
+                "generation %s/%d: prediction %s adopted from its webhook",
+                generation_id,
+                attempt,
+                prediction.id,
+            )
+            WEBHOOKS.labels("adopted").inc()
+            await self._publish_started(row)
+            self._follow(row)
+            return row
+        current = await store.get(self.engine, generation_id, attempt)
+        if (
+            current is not None
+            and current.prediction_id != prediction.id
+            and not prediction.is_terminal
+        ):
+            log.warning(
+                "generation %s/%d: canceling duplicate prediction %s", generation_id, attempt, prediction.id
+            )
+            try:
+                await self.client.cancel_prediction(prediction.id, model=current.model)
+            except PermanentReplicateError as exc:
+                log.warning("cancel of duplicate %s refused: %s", prediction.id, exc.message)
+            except TransientReplicateError as exc:
+                raise Retry(f"cancel of duplicate failed: {exc.message}", exc.retry_after) from exc
+        return None
 
     # ------------------------------------------------------------------ cost
 

@@ -233,6 +233,27 @@ async def set_created(
     return PredictionRow.from_mapping(row)
 
 
+async def adopt(
+    engine: AsyncEngine, generation_id: uuid.UUID, attempt: int, prediction_id: str, status: str
+) -> PredictionRow | None:
+    """Record ``prediction_id`` as the attempt's unless it has one (or finished); the row, or
+    None when nothing changed."""
+    async with autocommit(engine).connect() as conn:
+        row = (
+            (
+                await conn.execute(
+                    update(t)
+                    .where(_key(generation_id, attempt) & t.c.prediction_id.is_(None) & ~t.c.terminal)
+                    .values(prediction_id=prediction_id, status=status[:32], updated_at=func.now())
+                    .returning(t)
+                )
+            )
+            .mappings()
+            .first()
+        )
+    return PredictionRow.from_mapping(row) if row else None
+
+
 async def set_status(engine: AsyncEngine, generation_id: uuid.UUID, attempt: int, status: str) -> None:
     """A non-terminal status change (e.g. starting -> processing, create_uncertain)."""
     async with autocommit(engine).connect() as conn:
