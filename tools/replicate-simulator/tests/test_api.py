@@ -339,3 +339,18 @@ def test_stream_url_and_events(api: httpx.Client) -> None:
     final = api.get(f"/v1/predictions/{created['id']}").json()
     assert f"event: output\ndata: {final['output'][0]}\n" in response.text
     assert response.text.rstrip().endswith("event: done\ndata: {}")
+
+
+def test_a_mistyped_top_level_property_is_refused_as_replicate_refuses_it(api: httpx.Client) -> None:
+    response = api.post("/v1/models/acme/sketch/predictions", json={"inptu": {"prompt": "x"}})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["title"] == "Input validation failed"
+    assert body["invalid_fields"] == [
+        {"type": "required", "field": "", "description": "input is required"},
+        {
+            "type": "additional_property_not_allowed",
+            "field": "",
+            "description": "Additional property inptu is not allowed",
+        },
+    ]

@@ -71,17 +71,29 @@ def problem_response(
 
 
 def input_validation_error(errors: list[InvalidField]) -> ProblemError:
-    """Replicate's 422 for an input that does not match the model's schema."""
-    detail = "".join(f"- {e.field}: {e.description}\n" for e in errors)
+    """Replicate's 422 for a request or an input that does not match its schema."""
+    detail = "".join(f"- {e.field}: {e.description}\n" if e.field else f"- {e.description}\n" for e in errors)
     return ProblemError(422, detail, invalid_fields=[e.as_dict() for e in errors])
 
 
-def _format_validation(exc: RequestValidationError) -> str:
-    parts = []
+def _body_errors(exc: RequestValidationError) -> list[InvalidField]:
+    """The request body's errors as Replicate names them (a missing or unknown top-level
+    property has an empty ``field``)."""
+    found = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg")))
-    return "; ".join(parts) or "Invalid request body"
+        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+        kind = err.get("type", "invalid")
+        if kind == "extra_forbidden" and len(loc) == 1:
+            found.append(
+                InvalidField(
+                    "additional_property_not_allowed", "", f"Additional property {loc[0]} is not allowed"
+                )
+            )
+        elif kind == "missing" and len(loc) == 1:
+            found.append(InvalidField("required", "", f"{loc[0]} is required"))
+        else:
+            found.append(InvalidField(str(kind), ".".join(loc), str(err.get("msg", "invalid"))))
+    return found
 
 
 class RateLimitedError(Exception):
@@ -111,7 +123,7 @@ async def _problem_handler(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return problem_response(422, _format_validation(exc), request.url.path)
+    return await _problem_handler(request, input_validation_error(_body_errors(exc)))
 
 
 async def _http_handler(request: Request, exc: Exception) -> JSONResponse:

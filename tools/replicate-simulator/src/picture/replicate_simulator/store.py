@@ -414,13 +414,7 @@ class PredictionStore:
 
     async def reset(self) -> None:
         """Cancel everything and forget all predictions (control API)."""
-        tasks = [p.task for p in self._predictions.values() if p.task is not None]
-        for prediction in self._predictions.values():
-            if prediction.deadline is not None:
-                prediction.deadline.cancel()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.aclose()
         self._predictions.clear()
         if self._journal is not None:
             self._journal.clear()
@@ -428,8 +422,8 @@ class PredictionStore:
         self._seq = 0
 
     async def aclose(self) -> None:
-        """Stop all lifecycle tasks (lifespan shutdown); the journal keeps them for the next
-        start."""
+        """Stop all lifecycle tasks and deadlines (lifespan shutdown); the journal keeps the
+        predictions for the next start."""
         tasks = [p.task for p in self._predictions.values() if p.task is not None]
         for prediction in self._predictions.values():
             if prediction.deadline is not None:
