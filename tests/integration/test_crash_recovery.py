@@ -509,6 +509,9 @@ async def test_every_generation_completes_once_after_the_whole_stack_is_killed_a
             async with _client(second, user) as api:
                 done = await _wait_terminal(api, generation_id, timeout=120)
             assert done["status"] == "completed", (generation_id, done.get("error_message"))
+            # On its first attempt: the prediction made before the kill finished it (a simulator
+            # that forgot it would answer 404 and the generation would need a retry).
+            assert done["retry_count"] == 0, (generation_id, done["history"])
         engine = create_async_engine(second.database_url)
         try:
             async with engine.connect() as conn:
@@ -520,16 +523,16 @@ async def test_every_generation_completes_once_after_the_whole_stack_is_killed_a
                         {"ids": ids},
                     )
                 )
-                attempts = Counter(
-                    (str(r.generation_id), r.attempt)
-                    for r in await conn.execute(
+                rows = (
+                    await conn.execute(
                         text(
-                            "SELECT generation_id, attempt FROM adapter.predictions "
+                            "SELECT generation_id, attempt, output FROM adapter.predictions "
                             "WHERE generation_id = ANY(:ids) AND prediction_id IS NOT NULL"
                         ),
                         {"ids": ids},
                     )
-                )
+                ).all()
+                attempts = Counter((str(r.generation_id), r.attempt) for r in rows)
         finally:
             await engine.dispose()
         simulated = Counter(
@@ -537,6 +540,10 @@ async def test_every_generation_completes_once_after_the_whole_stack_is_killed_a
             for p in await _simulator_predictions(second)
             if str(p.get("input", {}).get("prompt", "")).startswith(f"crash {run} ")
         )
+        async with httpx.AsyncClient() as plain:  # outputs of before the kill are still served
+            for row in rows:
+                for url in row.output:
+                    assert (await plain.get(url)).status_code == 200, url
     assert images == dict.fromkeys(owners, 1)
     assert set(attempts.values()) == {1}
     assert len(simulated) == len(owners) and set(simulated.values()) == {1}, simulated
