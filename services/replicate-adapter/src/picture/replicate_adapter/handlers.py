@@ -241,7 +241,7 @@ class Adapter:
         try:
             prediction = None
             if leased.status == store.CREATE_UNCERTAIN:
-                prediction = await self._reconcile(leased)
+                prediction = await self._reconcile(leased, delivery.num_delivered)
             if prediction is None:
                 cancel_after = None
                 if cmd.deadline is not None:
@@ -303,7 +303,7 @@ class Adapter:
             await self._fail(cmd, REJECTED, exc.message)
             return None
 
-    async def _reconcile(self, row: store.PredictionRow) -> Prediction | None:
+    async def _reconcile(self, row: store.PredictionRow, num_delivered: int) -> Prediction | None:
         """After a create that may have reached Replicate: our prediction among those listed
         since our first create was sent (same model and request, created while one of our
         creates was in flight, not another attempt's; see :mod:`.reconcile`). None: nothing
@@ -333,7 +333,11 @@ class Adapter:
         if isinstance(decision, NotFound):
             return None
         if isinstance(decision, Contested):
-            raise Retry(f"predictions {', '.join(decision.prediction_ids)} may be another attempt's", 2.0)
+            # Growing waits: the other attempt's create may take its whole timeout to settle.
+            raise Retry(
+                f"predictions {', '.join(decision.prediction_ids)} may be another attempt's",
+                max(2.0, retry_delay(num_delivered)),
+            )
         for extra in decision.extra:  # ours too: a create that went through twice
             log.warning(
                 "generation %s/%d: canceling duplicate prediction %s", row.generation_id, row.attempt, extra
@@ -412,11 +416,7 @@ class Adapter:
             self._follow(row)
             return row
         current = await store.get(self.engine, generation_id, attempt)
-        if (
-            current is not None
-            and current.prediction_id != prediction.id
-            and not prediction.is_terminal
-        ):
+        if current is not None and current.prediction_id != prediction.id and not prediction.is_terminal:
             log.warning(
                 "generation %s/%d: canceling duplicate prediction %s", generation_id, attempt, prediction.id
             )
