@@ -44,8 +44,8 @@ CORRECTED = (
 
 
 def upgrade() -> None:
-    for column in NEW_COLUMNS:
-        op.add_column("models", column, schema=SCHEMA)
+    for new_column in NEW_COLUMNS:
+        op.add_column("models", new_column, schema=SCHEMA)
     op.create_check_constraint("guidance_range", "models", "guidance_min <= guidance_max", schema=SCHEMA)
     seed = {m["name"]: m for m in load_seed()}
     names = [c.name for c in NEW_COLUMNS]
@@ -58,15 +58,15 @@ def upgrade() -> None:
     )
     for name, record in seed.items():
         op.execute(models.update().where(models.c.name == name).values({n: record[n] for n in names}))
-    for name, column, seeded in CORRECTED:
+    for name, corrected, seeded in CORRECTED:
         op.execute(
             models.update()
-            .where(models.c.name == name, models.c[column].is_not_distinct_from(seeded))
-            .values({column: seed[name][column]})
+            .where(models.c.name == name, models.c[corrected].is_not_distinct_from(seeded))
+            .values({corrected: seed[name][corrected]})
         )
 
 
 def downgrade() -> None:
     op.drop_constraint("guidance_range", "models", schema=SCHEMA)
-    for column in reversed(NEW_COLUMNS):
-        op.drop_column("models", column.name, schema=SCHEMA)
+    for new_column in reversed(NEW_COLUMNS):
+        op.drop_column("models", new_column.name, schema=SCHEMA)
