@@ -22,7 +22,7 @@ Rules every model shares (defects of the old product, fixed here):
   strength given: the model's own default.
 
 Each builder sends only fields of its model's Replicate input schema (recorded with the
-simulator, tools/replicate-simulator/.../schemas; docs/adr/0011): Replicate ignores unknown
+simulator, tools/replicate-simulator/.../schemas; docs/adr/0012): Replicate ignores unknown
 fields silently, so a wrong name would be a parameter lost without an error.
 """
 

@@ -1,6 +1,6 @@
 """Models: what each model's Replicate input takes (steps, guidance and its range, strength, the
 largest seed), and corrections of seeded values that disagreed with the models' real inputs
-(see docs/adr/0011-replicate-model-inputs.md).
+(see docs/adr/0012-replicate-model-inputs.md).
 
 Revision ID: 0008
 Revises: 0007

@@ -1,5 +1,5 @@
 """Predictions: when our create requests for an attempt were in flight, so an uncertain create
-is matched only to a prediction Replicate created in that window (see docs/adr/0011).
+is matched only to a prediction Replicate created in that window (see docs/adr/0012).
 
 Revision ID: 0004
 Revises: 0003
