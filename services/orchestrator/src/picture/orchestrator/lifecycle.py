@@ -125,7 +125,9 @@ async def _apply_move(conn: AsyncConnection, row: Any, move: Move, at: datetime)
         await conn.execute(
             update(generations)
             .where(generations.c.id == row.id)
-            .values(status=move.target.value, updated_at=at, **move.changes)
+            .values(
+                status=move.target.value, updated_at=at, version=generations.c.version + 1, **move.changes
+            )
             .returning(*generations.c)
         )
     ).one()
