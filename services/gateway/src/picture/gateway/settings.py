@@ -34,8 +34,9 @@ class GatewaySettings(ServiceSettings):
     # e.g. https://<ref>.supabase.co/auth/v1/.well-known/jwks.json; empty: HS256 only.
     jwks_url: str = ""
     jwks_cache_seconds: float = Field(default=600.0, gt=0)
-    # An unknown kid refetches the JWKS at most this often (random kids cannot hammer it).
-    jwks_min_refresh_seconds: float = Field(default=30.0, ge=0)
+    # The JWKS is fetched at most this often; a token with an unknown kid waits for the next
+    # fetch (random kids cannot hammer the endpoint, nor starve a key rotated in just now).
+    jwks_min_refresh_seconds: float = Field(default=1.0, ge=0)
     jwks_timeout_seconds: float = Field(default=3.0, gt=0)
     # Comma-separated user ids with admin rights (plus gateway.users.is_admin).
     admin_user_ids: str = ""
