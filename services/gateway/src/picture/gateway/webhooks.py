@@ -23,6 +23,7 @@ import logging
 import socket
 import time
 import uuid
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -128,6 +129,23 @@ class Dispatcher:
     async def aclose(self) -> None:
         await self.http.aclose()
 
+    async def post(self, url: str, message_id: str, payload: dict[str, Any]) -> httpx.Response:
+        """Check the target and POST the signed payload to it."""
+        await check_target(url, self.settings)
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        timestamp = int(time.time())
+        return await self.http.post(
+            url,
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "webhook-id": message_id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": sign(self.key, message_id, timestamp, body),
+                "User-Agent": "picture-webhooks/1",
+            },
+        )
+
     async def on_update(self, delivery: Delivery[c.GenerationUpdatedEvent]) -> None:
         generation = delivery.message.generation
         async with autocommit(self.engine).connect() as conn:  # every event: keep it one round trip
@@ -173,20 +191,7 @@ class Dispatcher:
         status_code: int | None = None
         error: str | None = None
         try:
-            await check_target(url, self.settings)
-            body = json.dumps(payload, separators=(",", ":")).encode()
-            timestamp = int(time.time())
-            response = await self.http.post(
-                url,
-                content=body,
-                headers={
-                    "Content-Type": "application/json",
-                    "webhook-id": str(delivery_id),
-                    "webhook-timestamp": str(timestamp),
-                    "webhook-signature": sign(self.key, str(delivery_id), timestamp, body),
-                    "User-Agent": "picture-webhooks/1",
-                },
-            )
+            response = await self.post(url, str(delivery_id), payload)
             status_code = response.status_code
             if not 200 <= status_code < 300:
                 error = f"HTTP {status_code}"
