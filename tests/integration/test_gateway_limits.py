@@ -282,3 +282,39 @@ async def test_limits_store_down_is_503_not_500(stack: Stack, token: str) -> Non
             assert (await client.get("/v1/models")).status_code == 200
     finally:
         process.close()
+
+
+@pytest.fixture(scope="module")
+def short_lease_gateway(stack: Stack) -> Iterator[ManagedProcess]:
+    process = _extra_gateway(stack, "gateway-short-lease", PICTURE_LEASE_SECONDS="3")
+    process.start()
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.close()
+
+
+async def test_a_lost_concurrency_lease_expires_by_itself(
+    short_lease_gateway: ManagedProcess, db: AsyncEngine, user_id: uuid.UUID, token: str
+) -> None:
+    """A generation whose terminal event never comes (it hangs) holds its concurrency slot only
+    until the lease expires; then the user may submit again."""
+    await set_limits(db, user_id, max_concurrent=1)
+    async with httpx.AsyncClient(
+        base_url=short_lease_gateway.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ) as client:
+        hanging = await client.post("/v1/generations", json={**GOOD, "prompt": "[sim:hang] forever"})
+        assert hanging.status_code == 202, hanging.text
+        taken_at = time.monotonic()
+        try:
+            _assert_429(await client.post("/v1/generations", json=GOOD), "concurrent")
+            body = await wait_limits(client, lambda b: b["active_generations"] == 0, timeout=20)
+            freed_after = time.monotonic() - taken_at
+            assert body["can_generate"] is True
+            view = (await client.get(f"/v1/generations/{hanging.json()['id']}")).json()
+            assert view["status"] not in ("completed", "failed", "cancelled")  # still hanging: no event came
+            assert freed_after >= 2.5, freed_after  # the lease, not a release, freed it
+            assert (await client.post("/v1/generations", json=GOOD)).status_code == 202
+        finally:
+            await client.post(f"/v1/generations/{hanging.json()['id']}/cancel")
