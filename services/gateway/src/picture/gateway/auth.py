@@ -33,6 +33,7 @@ from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
 from picture.common import contracts as c
+from picture.common.text import unstorable_reason
 from picture.gateway.errors import Unauthenticated, Unavailable
 from picture.gateway.settings import GatewaySettings
 
@@ -241,7 +242,8 @@ class TokenVerifier:
         return Principal(
             user_id=user_id,
             is_anonymous=claims.get("is_anonymous") is True,
-            email=email if isinstance(email, str) and email else None,
+            # a claim we cannot store is no email at all (it is only ever shown and recorded)
+            email=email if isinstance(email, str) and email and unstorable_reason(email) is None else None,
             session_id=session if isinstance(session, str) else None,
         )
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from picture.common import contracts as c
 from picture.common.messaging import QueryFailed
 from picture.common.problems import Problem
+from picture.common.text import StorableText
 from picture.gateway.auth import CurrentUser
 from picture.gateway.backend import _raise
 from picture.gateway.deps import BackendDep
@@ -47,7 +48,9 @@ class MeUpdate(BaseModel):
         json_schema_extra={"examples": [{"username": "ada_l", "avatar_url": "https://example.com/a.png"}]},
     )
 
-    username: str | None = Field(default=None, min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.\-]+$")
+    username: StorableText | None = Field(
+        default=None, min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.\-]+$"
+    )
     avatar_url: HttpUrl | None = Field(default=None, description='https URL; null keeps, "" is refused')
     clear_avatar: bool = False
 
