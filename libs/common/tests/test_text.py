@@ -6,7 +6,7 @@ import pytest
 from pydantic import BaseModel, Field, ValidationError
 
 from picture.common import contracts as c
-from picture.common.text import StorableText, UnstorableText, unstorable_path, unstorable_reason
+from picture.common.text import StorableText, UnstorableText, storable, unstorable_path, unstorable_reason
 
 
 class Body(BaseModel):
@@ -58,3 +58,8 @@ def test_the_bus_envelope_refuses_nul_but_not_its_spelling() -> None:
     with pytest.raises(UnstorableText) as raised:
         c.Envelope.decode(bad)
     assert raised.value.field == "name"
+
+
+def test_storable_replaces_what_cannot_be_stored() -> None:
+    assert storable("a\x00b\ud800c") == "a\ufffdb\ufffdc"
+    assert storable("fine \U0001f408") == "fine \U0001f408"

@@ -219,3 +219,10 @@ async def test_the_bulkhead_caps_calls_in_flight() -> None:
         await http.aclose()
     assert [p.id for p in predictions] == [f"p{i}" for i in range(20)]
     assert peak == 3
+
+
+def test_a_prediction_error_keeps_only_text_that_can_be_stored() -> None:
+    prediction = Prediction.from_json(
+        json.loads('{"id": "p1", "status": "failed", "error": "CUDA\\u0000 \\ud800 oom"}')
+    )
+    assert prediction.error == "CUDA\ufffd \ufffd oom"

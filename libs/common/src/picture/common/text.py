@@ -6,6 +6,7 @@ Python str. Either one, written to the database, fails the whole statement: refu
 text comes in, it is the client's error (422 naming the field) instead of a failure of ours.
 
 - Request models and parameters declare free text as :data:`StorableText`.
+- Text from a provider that we keep anyway (an error message) goes through :func:`storable`.
 - Messages on the bus: :func:`unstorable_path` names the first such text in a decoded payload
   (the bus refuses the message; see ``Envelope.decode``).
 """
@@ -29,6 +30,12 @@ def unstorable_reason(value: str) -> str | None:
     if found.group() == "\x00":
         return "text must not contain the NUL character (U+0000)"
     return f"text must not contain an unpaired surrogate (U+{ord(found.group()):04X})"
+
+
+def storable(value: str) -> str:
+    """``value`` with every character PostgreSQL cannot store replaced by U+FFFD: for text we
+    keep but did not get from a client (a provider's error message)."""
+    return _UNSTORABLE.sub("\ufffd", value)
 
 
 def check_storable(value: str) -> str:
