@@ -7,6 +7,7 @@ Nothing here touches a running `make run` (other ports, other folder).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,8 +20,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from picture.devstack.ports import free_port
 from picture.devstack.secrets import ensure_dev_env
-from picture.devstack.stack import Ports, Stack
+from picture.devstack.stack import ManagedProcess, Ports, Stack
 from picture.devstack.tokens import mint_token
 
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -73,6 +75,19 @@ def running_stack(system: Stack) -> Iterator[Stack]:
         yield system
     finally:
         system.stop()
+
+
+def extra_gateway(stack: Stack, name: str, **env: str) -> ManagedProcess:
+    """One more gateway process on the stack (not started), with its own port and log, and
+    ``env`` on top of the stack's gateway environment."""
+    base = stack._process("gateway")
+    port = free_port()
+    return dataclasses.replace(
+        base,
+        env={**base.env, "PICTURE_HTTP_PORT": str(port), **env},
+        port=port,
+        log_file=stack.log_dir / f"{name}.log",
+    )
 
 
 @pytest.fixture(scope="session")

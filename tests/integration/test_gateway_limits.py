@@ -5,7 +5,6 @@ the anonymous tier, the store being down, idempotency, admin rights."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,25 +21,14 @@ from picture.devstack.ports import free_port
 from picture.devstack.stack import ManagedProcess, Stack
 from picture.devstack.tokens import mint_token
 from picture.gateway.quota import QUOTA_CONSUMER
-from tests.integration.conftest import set_limits, wait_terminal
+from tests.integration.conftest import extra_gateway, set_limits, wait_terminal
 
 GOOD = {"model": "flux-schnell", "prompt": "a cat", "width": 512, "height": 512}
 
 
-def _extra_gateway(stack: Stack, name: str, **env: str) -> ManagedProcess:
-    base = stack._process("gateway")
-    port = free_port()
-    return dataclasses.replace(
-        base,
-        env={**base.env, "PICTURE_HTTP_PORT": str(port), **env},
-        port=port,
-        log_file=stack.log_dir / f"{name}.log",
-    )
-
-
 @pytest.fixture(scope="module")
 def second_gateway(stack: Stack) -> Iterator[ManagedProcess]:
-    process = _extra_gateway(stack, "gateway-2")
+    process = extra_gateway(stack, "gateway-2")
     process.start()
     try:
         process.wait_ready()
@@ -257,7 +245,7 @@ async def test_a_user_metadata_claim_does_not_make_an_admin(stack: Stack) -> Non
 
 async def test_limits_store_down_is_503_not_500(stack: Stack, token: str) -> None:
     dead = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/picture"
-    process = _extra_gateway(stack, "gateway-nodb", PICTURE_DATABASE_URL=dead)
+    process = extra_gateway(stack, "gateway-nodb", PICTURE_DATABASE_URL=dead)
     process.start()
     try:
         deadline = time.monotonic() + 60
@@ -286,7 +274,7 @@ async def test_limits_store_down_is_503_not_500(stack: Stack, token: str) -> Non
 
 @pytest.fixture(scope="module")
 def short_lease_gateway(stack: Stack) -> Iterator[ManagedProcess]:
-    process = _extra_gateway(stack, "gateway-short-lease", PICTURE_LEASE_SECONDS="3")
+    process = extra_gateway(stack, "gateway-short-lease", PICTURE_LEASE_SECONDS="3")
     process.start()
     try:
         process.wait_ready()

@@ -43,6 +43,10 @@ class ServiceSettings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, le=200)
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # A request's headers must arrive within this of its first byte, a declared body within
+    # the second of the headers' end; else 408 and the connection is closed (slow clients).
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_body_timeout_seconds: float = Field(default=60.0, gt=0)
     log_level: str = "INFO"
     log_json: bool = True
     # OTLP endpoint for traces (e.g. http://otel-collector:4318); empty: tracing not exported.

@@ -31,8 +31,11 @@ import httpx
 import jwt
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from picture.common import contracts as c
+from picture.common.intake import declares_body, request_header
+from picture.common.problems import ProblemError, problem_response
 from picture.common.text import unstorable_reason
 from picture.gateway.errors import Unauthenticated, Unavailable
 from picture.gateway.settings import GatewaySettings
@@ -46,6 +49,8 @@ MAX_JWKS_BYTES = 256 * 1024
 # A token with a kid we do not hold waits this long at most for the next JWKS fetch.
 MAX_KID_WAIT_SECONDS = 5.0
 MAX_UNKNOWN_KIDS = 10_000
+# Request state key of the principal TokenBeforeBody verified.
+VERIFIED_PRINCIPAL = "picture.verified_principal"
 
 
 @dataclass(frozen=True)
@@ -248,14 +253,49 @@ class TokenVerifier:
         )
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization")
+def bearer_token(header: str | None) -> str | None:
+    """The token of an Authorization header; None without one, 401 for another scheme."""
     if not header:
         return None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("use an Authorization: Bearer <token> header")
     return token.strip()
+
+
+def _bearer(request: Request) -> str | None:
+    return bearer_token(request.headers.get("authorization"))
+
+
+class TokenBeforeBody:
+    """A request that announces a body must carry a valid access token, checked before a byte
+    of the body is read (FastAPI reads a route's body before its dependencies run): an
+    unauthenticated client cannot make us receive and parse large bodies. ``open_paths`` are
+    authenticated otherwise (a signed webhook). The verified principal is kept in the
+    request's state, so the route's dependency does not verify the token again."""
+
+    def __init__(self, app: ASGIApp, *, open_paths: frozenset[str] = frozenset()) -> None:
+        self.app = app
+        self.open_paths = open_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.open_paths or not declares_body(scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        verifier: TokenVerifier = scope["app"].state.verifier
+        try:
+            token = bearer_token(request_header(scope, b"authorization"))
+            if token is None:
+                raise Unauthenticated("missing access token")
+            principal = await verifier.verify(token)
+        except ProblemError as exc:
+            response = problem_response(
+                None, exc.status, exc.slug, exc.title, exc.detail, headers=exc.headers
+            )
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})[VERIFIED_PRINCIPAL] = principal
+        await self.app(scope, receive, send)
 
 
 async def admit(request: HTTPConnection, principal: Principal) -> None:
@@ -282,8 +322,10 @@ async def admit(request: HTTPConnection, principal: Principal) -> None:
 
 
 async def authenticate(request: HTTPConnection, token: str) -> Principal:
-    verifier: TokenVerifier = request.app.state.verifier
-    principal = await verifier.verify(token)
+    principal: Principal | None = request.scope.get("state", {}).get(VERIFIED_PRINCIPAL)
+    if principal is None:
+        verifier: TokenVerifier = request.app.state.verifier
+        principal = await verifier.verify(token)
     await admit(request, principal)
     return principal
 

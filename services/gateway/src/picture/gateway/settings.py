@@ -22,6 +22,8 @@ class GatewaySettings(ServiceSettings):
     replicate_webhook_secret: SecretStr | None = None
     cors_origins: CommaList = ()
     max_prompt_length: int = Field(default=2000, ge=1)
+    # JSON request bodies larger than this are refused (413) unread; uploads have their own cap.
+    max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     model_cache_seconds: float = 30.0
 
     # ---- uploads (issue #6): streamed to the media service's internal endpoint
