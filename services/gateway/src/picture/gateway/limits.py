@@ -22,7 +22,7 @@ import logging
 import math
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -132,12 +132,25 @@ _RESERVE = text(
 )
 
 
+def database_time() -> datetime | None:
+    """The limiter's clock in production: None, so PostgreSQL's now() decides (one clock for
+    every replica). Tests pass a clock of their own to place requests in time."""
+    return None
+
+
 class Limiter:
-    def __init__(self, engine: AsyncEngine, settings: GatewaySettings) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: GatewaySettings,
+        *,
+        clock: Callable[[], datetime | None] = database_time,
+    ) -> None:
         self.engine = engine
         # single-statement writes: no BEGIN/COMMIT round trips (same pool)
         self._autocommit = autocommit(engine)
         self.settings = settings
+        self.clock = clock
         self._user_cache: OrderedDict[uuid.UUID, tuple[float, dict[str, object]]] = OrderedDict()
 
     # ------------------------------------------------------------------ tiers and users
@@ -223,14 +236,16 @@ class Limiter:
                 row = (
                     await conn.execute(
                         text(
+                            "WITH t AS (SELECT coalesce(CAST(:now AS timestamptz), now()) AS now) "
                             "INSERT INTO gateway.rate_counters (user_id, window_start, count) "
-                            "VALUES (:u, date_trunc('minute', now()), 1) "
+                            "SELECT :u, date_trunc('minute', t.now), 1 FROM t "
                             "ON CONFLICT (user_id, window_start) "
                             "DO UPDATE SET count = gateway.rate_counters.count + 1 "
                             "RETURNING count AS n, "
-                            "extract(epoch FROM window_start + interval '1 minute' - now()) AS reset_in"
+                            "extract(epoch FROM window_start + interval '1 minute' - (SELECT now FROM t)) "
+                            "AS reset_in"
                         ),
-                        {"u": user_id},
+                        {"u": user_id, "now": self.clock()},
                     )
                 ).one()
         except STORE_ERRORS as exc:
