@@ -7,30 +7,32 @@ from __future__ import annotations
 
 import types
 import typing
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from fastapi.routing import APIRoute
-from pydantic import AfterValidator, BaseModel, SecretStr
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 
-from picture.common.text import check_storable
+from picture.common.text import Storable, StorableText, check_storable
 from picture.gateway.app import REPLICATE_WEBHOOK_PATH, UPLOADS_PATH, create_app
 from picture.gateway.settings import GatewaySettings
 
 
-def _guarded(metadata: typing.Iterable[Any]) -> bool:
-    return any(isinstance(m, AfterValidator) and m.func is check_storable for m in metadata)
+def _guarded(metadata: tuple[Any, ...]) -> bool:
+    """The storable check is there, and last: constraints after it would lose their own
+    messages ("at most 5 items") and their JSON schema."""
+    return bool(metadata) and isinstance(metadata[-1], AfterValidator) and metadata[-1].func is check_storable
 
 
 def unguarded_text(annotation: Any, metadata: tuple[Any, ...] = (), path: str = "") -> list[str]:
-    """The paths of every ``str`` inside ``annotation`` that is not StorableText."""
+    """The paths of every ``str`` inside ``annotation`` not checked by Storable (last)."""
     if annotation is str:
         return [] if _guarded(metadata) else [path or "(value)"]
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         base, *extra = typing.get_args(annotation)
-        return unguarded_text(base, (*metadata, *extra), path)
+        return unguarded_text(base, (*extra, *metadata), path)  # outer metadata applies after
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         found: list[str] = []
         for name, field in annotation.model_fields.items():
@@ -38,7 +40,9 @@ def unguarded_text(annotation: Any, metadata: tuple[Any, ...] = (), path: str = 
                 field.annotation, tuple(field.metadata), f"{path}.{name}" if path else name
             )
         return found
-    if origin in (typing.Union, types.UnionType, list, tuple, set, frozenset, dict):
+    if origin in (typing.Union, types.UnionType):  # Optional: the metadata is the text's
+        return [p for arg in typing.get_args(annotation) for p in unguarded_text(arg, metadata, path)]
+    if origin in (list, tuple, set, frozenset, dict):
         return [p for arg in typing.get_args(annotation) for p in unguarded_text(arg, (), path)]
     return []
 
@@ -95,12 +99,27 @@ def test_every_text_input_is_storable_text(
     assert unguarded_text(annotation, metadata) == []
 
 
-def test_the_guard_sees_plain_str() -> None:
+def test_the_guard_sees_plain_str_and_constraints_after_the_check() -> None:
     class Nested(BaseModel):
         tags: list[str]
+        fine: list[Annotated[str, Field(max_length=5), Storable]]
 
     class Body(BaseModel):
         title: str | None
         nested: Nested
+        late: StorableText | None = Field(default=None, max_length=5)  # applied after the check
+        also_fine: StorableText = Field(max_length=5)
+        checked: Annotated[str, Field(max_length=5), Storable] | None = None
 
-    assert unguarded_text(Body) == ["title", "nested.tags"]
+    assert unguarded_text(Body) == ["title", "nested.tags", "late"]
+
+
+def test_constraints_keep_their_own_messages() -> None:
+    class Body(BaseModel):
+        title: Annotated[str, Field(max_length=5), Storable] | None = None
+
+    with pytest.raises(ValidationError, match="at most 5 characters"):
+        Body(title="x" * 6)
+    with pytest.raises(ValidationError, match="NUL"):
+        Body(title="x\x00")
+    assert Body.model_json_schema()["properties"]["title"]["anyOf"][0] == {"maxLength": 5, "type": "string"}

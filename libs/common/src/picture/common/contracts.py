@@ -19,12 +19,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from picture.common.ids import uuid7
-from picture.common.text import StorableText, UnstorableText, unstorable_path
+from picture.common.text import Storable, UnstorableText, unstorable_path
 
 # --------------------------------------------------------------------------------------------
 # Envelope and message base
@@ -1086,8 +1086,8 @@ class ModelPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    display_name: StorableText | None = Field(default=None, min_length=1, max_length=128)
-    description: StorableText | None = Field(default=None, max_length=2000)
+    display_name: Annotated[str, Field(min_length=1, max_length=128), Storable] | None = None
+    description: Annotated[str, Field(max_length=2000), Storable] | None = None
     is_active: bool | None = None
     is_default: bool | None = None
     sort_order: int | None = None

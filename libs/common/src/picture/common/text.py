@@ -5,7 +5,10 @@ unpaired surrogate (U+D800 to U+DFFF), which a JSON ``\\ud800`` escape still car
 Python str. Either one, written to the database, fails the whole statement: refused where
 text comes in, it is the client's error (422 naming the field) instead of a failure of ours.
 
-- Request models and parameters declare free text as :data:`StorableText`.
+- Request models and parameters declare free text with :data:`Storable` last in its
+  ``Annotated`` metadata, after its own constraints (which so keep their messages and their
+  JSON schema): ``Annotated[str, Field(max_length=200), Storable]``; :data:`StorableText`
+  is a text without constraints.
 - Text from a provider that we keep anyway (an error message) goes through :func:`storable`.
 - Messages on the bus: :func:`unstorable_path` names the first such text in a decoded payload
   (the bus refuses the message; see ``Envelope.decode``).
@@ -38,14 +41,16 @@ def storable(value: str) -> str:
     return _UNSTORABLE.sub("\ufffd", value)
 
 
-def check_storable(value: str) -> str:
-    reason = unstorable_reason(value)
-    if reason is not None:
-        raise PydanticCustomError("unstorable_text", reason)
+def check_storable(value: object) -> object:
+    if isinstance(value, str):
+        reason = unstorable_reason(value)
+        if reason is not None:
+            raise PydanticCustomError("unstorable_text", reason)
     return value
 
 
-StorableText = Annotated[str, AfterValidator(check_storable)]
+Storable = AfterValidator(check_storable)
+StorableText = Annotated[str, Storable]
 
 
 class UnstorableText(ValueError):

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from picture.common import contracts as c
 from picture.common.messaging import QueryFailed
 from picture.common.problems import ProblemError
-from picture.common.text import StorableText
+from picture.common.text import Storable, StorableText
 from picture.gateway.auth import CurrentUser, MaybeUser, Principal
 from picture.gateway.deps import BackendDep, SettingsDep
 from picture.gateway.errors import InvalidField, NotFound, Unavailable
@@ -173,11 +173,11 @@ class BulkResult(BaseModel):
 class TagName(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: StorableText = Field(min_length=1, max_length=50)
+    name: Annotated[str, Field(min_length=1, max_length=50), Storable]
 
 
 class TagCreate(TagName):
-    color: StorableText = Field(default="#6b7280", pattern=r"^#[0-9a-fA-F]{6}$")
+    color: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$"), Storable] = "#6b7280"
 
 
 class TagOut(BaseModel):
@@ -199,20 +199,20 @@ class LikeOut(BaseModel):
 class TemplateCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: StorableText = Field(min_length=1, max_length=100)
-    prompt: StorableText = Field(min_length=1, max_length=2000)
-    negative_prompt: StorableText | None = Field(default=None, max_length=2000)
-    category: StorableText | None = Field(default=None, max_length=50)
+    name: Annotated[str, Field(min_length=1, max_length=100), Storable]
+    prompt: Annotated[str, Field(min_length=1, max_length=2000), Storable]
+    negative_prompt: Annotated[str, Field(max_length=2000), Storable] | None = None
+    category: Annotated[str, Field(max_length=50), Storable] | None = None
     is_public: bool = False
 
 
 class TemplatePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: StorableText | None = Field(default=None, min_length=1, max_length=100)
-    prompt: StorableText | None = Field(default=None, min_length=1, max_length=2000)
-    negative_prompt: StorableText | None = Field(default=None, max_length=2000)
-    category: StorableText | None = Field(default=None, max_length=50)
+    name: Annotated[str, Field(min_length=1, max_length=100), Storable] | None = None
+    prompt: Annotated[str, Field(min_length=1, max_length=2000), Storable] | None = None
+    negative_prompt: Annotated[str, Field(max_length=2000), Storable] | None = None
+    category: Annotated[str, Field(max_length=50), Storable] | None = None
     is_public: bool | None = None
 
 
@@ -263,7 +263,7 @@ def _aware(value: datetime | None) -> datetime | None:
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size (1-100).")]
 Cursor = Annotated[
-    StorableText | None, Query(max_length=512, description="next_cursor of the previous page.")
+    str | None, Query(max_length=512, description="next_cursor of the previous page."), Storable
 ]
 
 
@@ -280,7 +280,7 @@ async def list_images(
     tag: Annotated[
         list[StorableText] | None, Query(max_length=10, description="Repeat: every tag must be on it.")
     ] = None,
-    model: Annotated[StorableText | None, Query(max_length=64)] = None,
+    model: Annotated[str | None, Query(max_length=64), Storable] = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     limit: Limit = 20,
@@ -412,7 +412,7 @@ async def explore(
     settings: SettingsDep,
     sort: Literal["recent", "popular"] = "recent",
     q: Annotated[
-        StorableText | None, Query(max_length=200, description="Full-text search in prompts.")
+        str | None, Query(max_length=200, description="Full-text search in prompts."), Storable
     ] = None,
     limit: Limit = 20,
     cursor: Cursor = None,
@@ -458,7 +458,7 @@ async def list_templates(
     user: CurrentUser,
     library: LibraryDep,
     scope: Literal["all", "own", "public"] = "all",
-    category: Annotated[StorableText | None, Query(max_length=50)] = None,
+    category: Annotated[str | None, Query(max_length=50), Storable] = None,
     limit: Limit = 20,
     cursor: Cursor = None,
 ) -> TemplatePage:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from picture.common import contracts as c
 from picture.common.messaging import QueryFailed
 from picture.common.problems import Problem
-from picture.common.text import StorableText
+from picture.common.text import Storable
 from picture.gateway.auth import CurrentUser
 from picture.gateway.backend import _raise
 from picture.gateway.deps import BackendDep
@@ -23,6 +24,7 @@ from picture.gateway.errors import InvalidField
 from picture.gateway.limits import Limiter
 
 router = APIRouter(prefix="/v1/me", tags=["me"])
+USERNAME = r"^[A-Za-z0-9_.\-]+$"
 
 RESPONSES: dict[int | str, dict[str, object]] = {
     401: {"model": Problem, "description": "Missing or invalid access token"},
@@ -48,9 +50,7 @@ class MeUpdate(BaseModel):
         json_schema_extra={"examples": [{"username": "ada_l", "avatar_url": "https://example.com/a.png"}]},
     )
 
-    username: StorableText | None = Field(
-        default=None, min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.\-]+$"
-    )
+    username: Annotated[str, Field(min_length=3, max_length=32, pattern=USERNAME), Storable] | None = None
     avatar_url: HttpUrl | None = Field(default=None, description='https URL; null keeps, "" is refused')
     clear_avatar: bool = False
 
