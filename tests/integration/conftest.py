@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -128,18 +127,8 @@ async def wait_terminal(api: httpx.AsyncClient, generation_id: str, timeout: flo
         await asyncio.sleep(0.2)
 
 
-async def clear_of_quota_window_edge(margin_seconds: float = 90.0) -> None:
-    """Quotas count in fixed UTC windows (the hour, the day). A test that fills a window must
-    not straddle its edge, or the count resets between its requests: wait for the next one."""
-    now = datetime.now(UTC)
-    left = 3600 - (now.minute * 60 + now.second + now.microsecond / 1e6)
-    if left < margin_seconds:
-        await asyncio.sleep(left + 1)
-
-
 async def set_limits(db: AsyncEngine, user_id: uuid.UUID, **limits: int | bool) -> None:
-    """Per-user limit overrides (gateway.users), clear of the quota window's edge."""
-    await clear_of_quota_window_edge()
+    """Per-user limit overrides (gateway.users)."""
     columns = ", ".join(limits)
     values = ", ".join(f":{k}" for k in limits)
     updates = ", ".join(f"{k} = excluded.{k}" for k in limits)

@@ -64,10 +64,10 @@ class LimitsOut(BaseModel):
                     "limit_reason": None,
                     "daily_used": 3,
                     "daily_limit": 100,
-                    "daily_reset_at": "2026-01-02T00:00:00Z",
+                    "daily_reset_at": "2026-01-02T09:41:07Z",
                     "hourly_used": 3,
                     "hourly_limit": 20,
-                    "hourly_reset_at": "2026-01-01T13:00:00Z",
+                    "hourly_reset_at": "2026-01-01T13:12:40Z",
                     "active_generations": 1,
                     "max_concurrent": 3,
                     "total_all_time": 42,
@@ -78,12 +78,16 @@ class LimitsOut(BaseModel):
 
     can_generate: bool
     limit_reason: str | None = Field(description="daily, hourly or concurrent; null when you can generate")
-    daily_used: int
+    daily_used: int = Field(description="Generations charged in the last 24 hours (a rolling window)")
     daily_limit: int
-    daily_reset_at: datetime
-    hourly_used: int
+    daily_reset_at: datetime = Field(
+        description="When the oldest of them leaves the 24 hours: one more becomes possible (now when none)"
+    )
+    hourly_used: int = Field(description="Generations charged in the last hour (a rolling window)")
     hourly_limit: int
-    hourly_reset_at: datetime
+    hourly_reset_at: datetime = Field(
+        description="When the oldest of them leaves the hour: one more becomes possible (now when none)"
+    )
     active_generations: int
     max_concurrent: int
     total_all_time: int
