@@ -33,6 +33,7 @@ from tests.integration.conftest import running_stack
 
 TERMINAL = {"completed", "failed", "cancelled"}
 TOTAL = 50
+DOWNLOAD_BUDGET = "5"
 PER_USER = 3
 SHORT = {
     "PICTURE_RETRY_DELAYS_SECONDS": "[0.2, 0.5, 1.0]",
@@ -40,6 +41,9 @@ SHORT = {
     "PICTURE_STUCK_DISPATCHED_SECONDS": "8",
     "PICTURE_STUCK_PROCESSING_SECONDS": "15",
     "PICTURE_STUCK_DOWNLOADING_SECONDS": "8",
+    # the sweeper resumes a download only after media's budget: keep both short here
+    "PICTURE_INGEST_DOWNLOAD_BUDGET_SECONDS": DOWNLOAD_BUDGET,
+    "PICTURE_STUCK_DOWNLOADING_MARGIN_SECONDS": "3",
     "PICTURE_GLOBAL_CONCURRENCY": "20",
     "PICTURE_PER_USER_CONCURRENCY": str(PER_USER),
 }
@@ -63,6 +67,7 @@ def crash_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "PICTURE_SIMULATOR_START_DELAY_MS": "50",
             },
             "orchestrator": SHORT,
+            "media": {"PICTURE_INGEST_DOWNLOAD_BUDGET_SECONDS": DOWNLOAD_BUDGET},
             "gateway": GATEWAY,
         },
     )

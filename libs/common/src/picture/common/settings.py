@@ -57,6 +57,11 @@ class ServiceSettings(BaseSettings):
     stream_replicas: int = 1
     # Seconds a NATS request/reply query may take before the caller gives up.
     query_timeout_seconds: float = 5.0
+    # Media spends at most this on the downloads of one ingest (every attempt and the pauses
+    # between them), then reports a transient failure; the orchestrator's sweeper resumes a
+    # generation stuck downloading only after it (plus a margin), so one download never runs
+    # twice at once. Set it alike for both.
+    ingest_download_budget_seconds: float = Field(default=90.0, gt=0)
 
     def require_secret(self, name: str, value: SecretStr | None) -> None:
         """Refuse a missing or placeholder secret outside development and tests."""
