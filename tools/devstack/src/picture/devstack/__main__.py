@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 from types import FrameType
 
+from picture.devstack.infra import reachable_data_dir
 from picture.devstack.secrets import ensure_dev_env
 from picture.devstack.stack import Ports, Stack
 from picture.devstack.tokens import mint_token
@@ -50,6 +51,9 @@ def run() -> int:
     lock.write(str(os.getpid()))
     lock.flush()
 
+    pg_data = reachable_data_dir(VAR_DIR / "pg")
+    if pg_data.is_symlink():
+        print(f"PostgreSQL keeps its data in {pg_data.resolve()} (linked from {pg_data})", flush=True)
     secrets = ensure_dev_env(VAR_DIR / "dev.env")
     ports = Ports(
         gateway=int(os.environ.get("PICTURE_GATEWAY_PORT", "8080")),
