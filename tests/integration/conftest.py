@@ -89,6 +89,18 @@ def extra_gateway(stack: Stack, name: str, **env: str) -> ManagedProcess:
     )
 
 
+@contextmanager
+def running_gateway(stack: Stack, name: str, **env: str) -> Iterator[ManagedProcess]:
+    """:func:`extra_gateway`, started and ready; stopped on exit."""
+    process = extra_gateway(stack, name, **env)
+    process.start()
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.close()
+
+
 @pytest.fixture(scope="session")
 async def db(stack: Stack) -> AsyncIterator[AsyncEngine]:
     engine = create_async_engine(stack.database_url)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from picture.devstack.stack import ManagedProcess, Stack
-from tests.integration.conftest import extra_gateway
+from tests.integration.conftest import running_gateway
 
 HEADER_TIMEOUT = 2.0
 BODY_TIMEOUT = 3.0
@@ -23,18 +23,13 @@ FORTY_MB = 40 * 1024 * 1024
 
 @pytest.fixture(scope="module")
 def gateway(stack: Stack) -> Iterator[ManagedProcess]:
-    process = extra_gateway(
+    with running_gateway(
         stack,
         "gateway-intake",
         PICTURE_HTTP_HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT),
         PICTURE_HTTP_BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT),
-    )
-    process.start()
-    try:
-        process.wait_ready()
+    ) as process:
         yield process
-    finally:
-        process.close()
 
 
 def rss_bytes(process: ManagedProcess) -> int:

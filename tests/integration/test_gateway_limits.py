@@ -25,20 +25,15 @@ from picture.devstack.tokens import mint_token
 from picture.gateway.limits import Limiter, LimitExceeded
 from picture.gateway.quota import QUOTA_CONSUMER
 from picture.gateway.settings import GatewaySettings
-from tests.integration.conftest import extra_gateway, set_limits, wait_terminal
+from tests.integration.conftest import extra_gateway, running_gateway, set_limits, wait_terminal
 
 GOOD = {"model": "flux-schnell", "prompt": "a cat", "width": 512, "height": 512}
 
 
 @pytest.fixture(scope="module")
 def second_gateway(stack: Stack) -> Iterator[ManagedProcess]:
-    process = extra_gateway(stack, "gateway-2")
-    process.start()
-    try:
-        process.wait_ready()
+    with running_gateway(stack, "gateway-2") as process:
         yield process
-    finally:
-        process.close()
 
 
 def _assert_429(response: httpx.Response, reason: str) -> None:
@@ -278,13 +273,8 @@ async def test_limits_store_down_is_503_not_500(stack: Stack, token: str) -> Non
 
 @pytest.fixture(scope="module")
 def short_lease_gateway(stack: Stack) -> Iterator[ManagedProcess]:
-    process = extra_gateway(stack, "gateway-short-lease", PICTURE_LEASE_SECONDS="3")
-    process.start()
-    try:
-        process.wait_ready()
+    with running_gateway(stack, "gateway-short-lease", PICTURE_LEASE_SECONDS="3") as process:
         yield process
-    finally:
-        process.close()
 
 
 async def test_a_lost_concurrency_lease_expires_by_itself(
