@@ -1,17 +1,19 @@
-"""Media processing throughput: 1024x1024 PNG -> WebP original + 256 px WebP thumbnail.
+"""Media processing cost: one 1024x1024 source -> WebP original + 256 px WebP thumbnail.
 
-Compares, in the same process and run, interleaved round by round:
+Compares, in the same process and run, interleaved round by round, for each kind of source:
 
-- ``media``: :func:`picture.media.processing.process_image` (format check, bomb check, EXIF
-  orientation, sRGB, metadata strip, WebP, thumbnail, blurhash, provenance XMP);
-- ``pillow``: bare Pillow doing the same encodes (open, load, RGB, WebP q88 method 4, Lanczos
-  thumbnail, WebP) and nothing else.
+- ``media``: :func:`picture.media.processing.process_image` (format and bomb checks, EXIF
+  orientation, sRGB, metadata strip, WebP, thumbnail, blurhash, provenance XMP). A provider's
+  still WebP keeps its compressed picture (only the container is rebuilt); PNG is encoded.
+- ``pillow``: bare Pillow producing the same two files the way a simple app does (open, load,
+  RGB, WebP at Pillow's default effort, method 4, Lanczos thumbnail) and nothing else.
 
-One thread; rates are images per CPU second of the process, i.e. per core, and do not drift
-when other work shares the machine (wall-clock rates on a shared 2-core box do). The source is
-a synthetic photo-like picture (gradients, shapes, noise), so PNG and WebP sizes are those of a
-realistic image, not of a flat colour. Prints the rate of each, the ratio, and the storage
-saving of the WebP original against the PNG.
+Sources: ``png-photo`` (a synthetic photo-like PNG: gradients, shapes, noise), ``webp-photo``
+(the same picture as a q90 WebP, what Replicate's image models answer), ``webp-simulator``
+(what the project's Replicate simulator draws, the side-by-side benchmark's input).
+
+One thread; figures are CPU milliseconds per image of this process (per core; robust to a busy
+machine, unlike wall-clock rates). Prints each, the ratio, and the stored sizes.
 
     .venv/bin/python bench/media/processing.py [--rounds 8] [--per-round 5]
 """
@@ -28,12 +30,14 @@ from collections.abc import Callable
 from PIL import Image, ImageDraw, ImageFilter
 
 from picture.media.processing import Provenance, process_image
+from picture.replicate_simulator.catalog import RenderSpec
+from picture.replicate_simulator.images import render
 
 SIZE = 1024
 QUALITY = 88
 
 
-def source_png() -> bytes:
+def photo() -> Image.Image:
     gradient = Image.linear_gradient("L").resize((SIZE, SIZE))
     image = Image.merge(
         "RGB", (gradient, gradient.rotate(90), Image.radial_gradient("L").resize((SIZE, SIZE)))
@@ -44,23 +48,35 @@ def source_png() -> bytes:
         draw.ellipse((x, y, x + 120 + i, y + 80 + i), fill=((i * 53) % 256, (i * 29) % 256, (i * 71) % 256))
     image = image.filter(ImageFilter.GaussianBlur(2))
     noise = Image.effect_noise((SIZE, SIZE), 24).convert("RGB")
-    image = Image.blend(image, noise, 0.12)
+    return Image.blend(image, noise, 0.12)
+
+
+def encoded(image: Image.Image, fmt: str, **save: object) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, "PNG")
+    image.save(buffer, fmt, **save)
     return buffer.getvalue()
+
+
+def sources() -> dict[str, bytes]:
+    picture = photo()
+    simulated = RenderSpec(
+        "flux-schnell", "bench 17 a lighthouse at dusk", 7, SIZE, SIZE, "webp", 90, 1, single_output=False
+    )
+    return {
+        "png-photo": encoded(picture, "PNG"),
+        "webp-photo": encoded(picture, "WEBP", quality=90),
+        "webp-simulator": render(simulated),
+    }
 
 
 def bare_pillow(data: bytes) -> tuple[bytes, bytes]:
     with Image.open(io.BytesIO(data)) as image:
         image.load()
         rgb = image.convert("RGB")
-    original = io.BytesIO()
-    rgb.save(original, format="WEBP", quality=QUALITY, method=4)
+    original = encoded(rgb, "WEBP", quality=QUALITY, method=4)
     thumbnail = rgb.copy()
     thumbnail.thumbnail((256, 256), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    small = io.BytesIO()
-    thumbnail.save(small, format="WEBP", quality=QUALITY, method=4)
-    return original.getvalue(), small.getvalue()
+    return original, encoded(thumbnail, "WEBP", quality=QUALITY, method=4)
 
 
 def media(data: bytes) -> tuple[bytes, bytes]:
@@ -70,12 +86,12 @@ def media(data: bytes) -> tuple[bytes, bytes]:
     return result.original.data, result.thumbnail.data
 
 
-def timed(fn: Callable[[bytes], tuple[bytes, bytes]], data: bytes, count: int) -> float:
-    """Images per CPU second of this process (one thread: per core; robust to a busy machine)."""
+def cpu_ms(fn: Callable[[bytes], tuple[bytes, bytes]], data: bytes, count: int) -> float:
+    """CPU milliseconds per image of this process (one thread: per core)."""
     started = time.process_time()
     for _ in range(count):
         fn(data)
-    return count / (time.process_time() - started)
+    return 1000 * (time.process_time() - started) / count
 
 
 def main() -> None:
@@ -84,25 +100,21 @@ def main() -> None:
     parser.add_argument("--per-round", type=int, default=5)
     args = parser.parse_args()
 
-    data = source_png()
-    media_webp, media_thumb = media(data)  # warm-up, and the sizes
-    bare_webp, _ = bare_pillow(data)
-    rates: dict[str, list[float]] = {"media": [], "pillow": []}
-    for _ in range(args.rounds):
-        rates["pillow"].append(timed(bare_pillow, data, args.per_round))
-        rates["media"].append(timed(media, data, args.per_round))
-    median = {name: statistics.median(r) for name, r in rates.items()}
     print(f"machine: {platform.machine()} python {platform.python_version()} Pillow {Image.__version__}")
     print(f"{args.rounds} rounds x {args.per_round} images each, interleaved; medians; 1 thread; CPU time")
-    print(f"source: {SIZE}x{SIZE} PNG, {len(data)} bytes")
-    for name, rate in median.items():
-        print(f"{name:6}: {rate:6.2f} images/CPU-s (min {min(rates[name]):.2f}, max {max(rates[name]):.2f})")
-    print(f"ratio media/pillow: {median['media'] / median['pillow']:.3f} (target >= 0.9)")
-    saving = 1 - len(media_webp) / len(data)
-    print(
-        f"stored: original WebP {len(media_webp)} bytes + thumbnail {len(media_thumb)} bytes "
-        f"(bare Pillow WebP {len(bare_webp)}); original saves {saving:.1%} against the PNG"
-    )
+    print("| source | bytes | media ms | pillow ms | media / pillow | stored by media | by pillow |")
+    print("|---|---|---|---|---|---|---|")
+    for name, data in sources().items():
+        ours, theirs = media(data), bare_pillow(data)  # warm-up, and the sizes
+        costs: dict[str, list[float]] = {"media": [], "pillow": []}
+        for _ in range(args.rounds):
+            costs["pillow"].append(cpu_ms(bare_pillow, data, args.per_round))
+            costs["media"].append(cpu_ms(media, data, args.per_round))
+        mine, bare = statistics.median(costs["media"]), statistics.median(costs["pillow"])
+        print(
+            f"| {name} | {len(data)} | {mine:.1f} | {bare:.1f} | {mine / bare:.2f} "
+            f"| {len(ours[0])} + {len(ours[1])} | {len(theirs[0])} + {len(theirs[1])} |"
+        )
 
 
 if __name__ == "__main__":

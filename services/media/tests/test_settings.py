@@ -26,7 +26,15 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.download_max_bytes == 50 * 1024 * 1024
     assert settings.download_timeout_seconds == 60
     assert settings.webp_quality == 88
+    assert settings.webp_method == 2
     assert settings.max_pixels == 40_000_000
+
+
+@pytest.mark.parametrize("method", ["-1", "7"])
+def test_webp_method_is_libwebps_range(monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+    monkeypatch.setenv("PICTURE_WEBP_METHOD", method)
+    with pytest.raises(ValidationError, match="webp_method"):
+        MediaSettings()
 
 
 def test_insecure_loopback_refused_in_production() -> None:

@@ -88,6 +88,7 @@ def create_app(
                 options=processing
                 or handlers.ProcessingOptions(
                     webp_quality=settings.webp_quality,
+                    webp_method=settings.webp_method,
                     max_pixels=settings.max_pixels,
                     thumbnail_long_side=settings.thumbnail_long_side,
                     embed_provenance=settings.embed_provenance,

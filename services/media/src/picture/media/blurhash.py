@@ -39,22 +39,32 @@ def encode(image: Image.Image, x_components: int = 4, y_components: int = 3) -> 
     width, height = rgb.size
     data = rgb.tobytes()
     linear = [_TO_LINEAR[b] for b in data]
+    cos_x = [[math.cos(math.pi * i * x / width) for x in range(width)] for i in range(x_components)]
+    cos_y = [[math.cos(math.pi * j * y / height) for y in range(height)] for j in range(y_components)]
+    # The basis is separable (cos_x * cos_y): sum each row against every cos_x first, then the
+    # row sums against every cos_y; the same factors for a fraction of the multiplications.
+    row_sums: list[list[tuple[float, float, float]]] = [[] for _ in range(x_components)]
+    for y in range(height):
+        row = linear[y * width * 3 : (y + 1) * width * 3]
+        reds, greens, blues = row[0::3], row[1::3], row[2::3]
+        for i in range(x_components):
+            weights = cos_x[i]
+            row_sums[i].append(
+                (
+                    sum(w * v for w, v in zip(weights, reds, strict=True)),
+                    sum(w * v for w, v in zip(weights, greens, strict=True)),
+                    sum(w * v for w, v in zip(weights, blues, strict=True)),
+                )
+            )
     factors: list[tuple[float, float, float]] = []
     for j in range(y_components):
-        cos_y = [math.cos(math.pi * j * y / height) for y in range(height)]
         for i in range(x_components):
-            cos_x = [math.cos(math.pi * i * x / width) for x in range(width)]
-            r = g = b = 0.0
-            for y in range(height):
-                row = y * width * 3
-                cy = cos_y[y]
-                for x in range(width):
-                    basis = cy * cos_x[x]
-                    offset = row + x * 3
-                    r += basis * linear[offset]
-                    g += basis * linear[offset + 1]
-                    b += basis * linear[offset + 2]
             scale = (1 if i == 0 and j == 0 else 2) / (width * height)
+            r = g = b = 0.0
+            for weight, (sr, sg, sb) in zip(cos_y[j], row_sums[i], strict=True):
+                r += weight * sr
+                g += weight * sg
+                b += weight * sb
             factors.append((r * scale, g * scale, b * scale))
     dc, ac = factors[0], factors[1:]
     result = _base83((x_components - 1) + (y_components - 1) * 9, 1)

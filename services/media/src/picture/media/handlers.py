@@ -46,7 +46,13 @@ from picture.media.errors import (
     TransientMediaError,
 )
 from picture.media.metrics import INGESTS, PROCESSING_SECONDS, STORED_BYTES
-from picture.media.processing import ProcessedImage, Provenance, Rendition, process_image
+from picture.media.processing import (
+    DEFAULT_WEBP_METHOD,
+    ProcessedImage,
+    Provenance,
+    Rendition,
+    process_image,
+)
 from picture.media.storage import ObjectStorage, validate_key
 from picture.media.svg import SVG
 from picture.media.tables import stored_objects
@@ -59,6 +65,7 @@ HEARTBEAT_SECONDS = 15.0
 @dataclass(frozen=True)
 class ProcessingOptions:
     webp_quality: int = 88
+    webp_method: int = DEFAULT_WEBP_METHOD
     max_pixels: int = 40_000_000
     thumbnail_long_side: int = 256
     # Pauses between download attempts inside one delivery: 3 attempts in all.
@@ -172,6 +179,7 @@ async def process(
             max_long_side=max_long_side,
             thumbnail_long_side=options.thumbnail_long_side,
             quality=options.webp_quality,
+            method=options.webp_method,
             max_pixels=options.max_pixels,
             provenance=provenance if options.embed_provenance else None,
             allow_svg=allow_svg,

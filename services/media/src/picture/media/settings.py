@@ -6,7 +6,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Self
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from picture.common.settings import CommaList, Environment, ServiceSettings
 
@@ -39,6 +39,8 @@ class MediaSettings(ServiceSettings):
     download_timeout_seconds: float = 60.0
 
     webp_quality: int = 88
+    # libwebp effort 0 (fastest) .. 6 (smallest); only pictures we encode (PNG, JPEG, resized).
+    webp_method: int = Field(default=2, ge=0, le=6)
     max_pixels: int = 40_000_000
     thumbnail_long_side: int = 256
     # Write the generation's model, prompt and seed (XMP) into stored originals.
