@@ -54,8 +54,10 @@ def test_postgres_runs_from_a_private_folder_which_stays_private(private: Path) 
     server = PostgresServer(
         private / "clone" / "var" / "pg", free_port(), private / "pg.log", fsync=False, install_dir=install
     )
+    data_home = None
     try:
         server.start()
+        data_home = server.data_dir.resolve()
         result = subprocess.run(
             [
                 str(install / "bin" / "psql"),
@@ -79,9 +81,17 @@ def test_postgres_runs_from_a_private_folder_which_stays_private(private: Path) 
         server.start()
     finally:
         server.stop()
+        if data_home is not None:
+            _forget(data_home)
     assert {folder: folder.stat().st_mode for folder in folders} == modes  # none was opened to others
     assert stat.S_IMODE(private.stat().st_mode) == 0o700
     assert _runtime_folders() == before  # nothing left behind
+    assert data_home is not None and data_home.parent == Path(infra.PERSISTENT_ROOT)
+
+
+def _forget(data_home: Path) -> None:
+    shutil.rmtree(data_home, ignore_errors=True)
+    data_home.with_suffix(".origin").unlink(missing_ok=True)
 
 
 def test_make_runs_lasting_data_in_a_private_folder_lives_in_a_reachable_one(private: Path) -> None:
@@ -102,4 +112,19 @@ def test_make_runs_lasting_data_in_a_private_folder_lives_in_a_reachable_one(pri
             assert (home / "PG_VERSION").exists(), round_
         assert stat.S_IMODE(private.stat().st_mode) == 0o700
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        _forget(home)
+
+
+def test_moved_data_whose_folder_is_gone_is_removed_at_the_next_move(private: Path) -> None:
+    gone = reachable_data_dir(private / "a" / "pg").resolve()
+    kept = reachable_data_dir(private / "b" / "pg").resolve()
+    try:
+        shutil.rmtree(private / "a")  # a test's folder removed, a clone deleted
+        third = reachable_data_dir(private / "c" / "pg").resolve()
+        assert not gone.exists()
+        assert not gone.with_suffix(".origin").exists()
+        assert kept.exists()
+        _forget(third)
+    finally:
+        _forget(gone)
+        _forget(kept)

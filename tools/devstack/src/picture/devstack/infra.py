@@ -203,11 +203,10 @@ class PostgresServer:
 
     As root, PostgreSQL runs as the unprivileged user ``picture-pg`` (it refuses root). That
     user must reach the installation and the data folder; a clone inside a folder nobody
-    else may enter (under /root, a `mktemp -d` folder) hides both. Then this server gets a
-    runtime folder of its own under /var/tmp (root's, mode 755, removed at stop): the
-    installation is hard-linked there, and a data folder it cannot reach is kept there for
-    the server's life (tests' folders; `make run` keeps its data in a reachable folder, see
-    :func:`reachable_data_dir`). No folder of the user's is opened to others.
+    else may enter (under /root, a `mktemp -d` folder) hides both. Then the installation is
+    hard-linked into a runtime folder of this server's under /var/tmp (root's, mode 755,
+    removed at stop), and an unreachable data folder is moved to a folder of root's and
+    linked (:func:`reachable_data_dir`). No folder of the user's is opened to others.
     """
 
     data_dir: Path
@@ -250,8 +249,7 @@ class PostgresServer:
         user = _ensure_os_user()
         if not reachable_by(install / "bin", user):
             self._pg_home = _link_installation(install, self._runtime_dir() / "site")
-        if not reachable_by(self._pg_data, user):
-            self._pg_data = self._runtime_dir() / "data"
+        self._pg_data = reachable_data_dir(self.data_dir).resolve()
 
     def _bin(self, name: str) -> str:
         assert self._pg_home is not None
@@ -368,21 +366,37 @@ class PostgresServer:
 
 
 def reachable_data_dir(data_dir: Path) -> Path:
-    """A data folder that lasts (``make run``'s var/pg) where PostgreSQL's user can reach it.
-    Not root, or reachable: ``data_dir`` itself. Else the data lives in a folder of root's
-    under /var/lib/picture-postgres named after ``data_dir``, and ``data_dir`` becomes a link
-    to it (data already there is moved once)."""
+    """``data_dir``, made reachable for PostgreSQL's user. Not root, or reachable: as it is.
+    Else the data lives in a folder of root's under /var/lib/picture-postgres named after
+    ``data_dir`` (not a temporary folder: it lasts like the data of ``make run``, and a new
+    server on the same folder finds it), and ``data_dir`` becomes a link to it (data already
+    there is moved once). Such folders whose link is gone (a test's folder removed, a clone
+    deleted) are removed here."""
     if os.geteuid() != 0 or data_dir.is_symlink() or reachable_by(data_dir, _ensure_os_user()):
         return data_dir
+    root = Path(PERSISTENT_ROOT)
+    root.mkdir(mode=0o755, exist_ok=True)
+    _remove_orphaned_data(root)
     digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
-    home = Path(PERSISTENT_ROOT) / digest
-    Path(PERSISTENT_ROOT).mkdir(mode=0o755, exist_ok=True)
+    home = root / digest
+    (root / f"{digest}.origin").write_text(str(data_dir.absolute()))
     if data_dir.exists():
         shutil.move(data_dir, home)
     home.mkdir(mode=0o700, exist_ok=True)
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     data_dir.symlink_to(home, target_is_directory=True)
     return data_dir
+
+
+def _remove_orphaned_data(root: Path) -> None:
+    for origin_file in root.glob("*.origin"):
+        home = root / origin_file.stem
+        origin = Path(origin_file.read_text())
+        linked = origin.is_symlink() and origin.resolve() == home
+        running = (home / "postmaster.pid").exists() and _pid_alive(home / "postmaster.pid")
+        if not linked and not running:
+            shutil.rmtree(home, ignore_errors=True)
+            origin_file.unlink(missing_ok=True)
 
 
 def _pid_alive(pid_file: Path) -> bool:
