@@ -367,3 +367,19 @@ async def test_a_slow_jwks_endpoint_does_not_block_the_event_loop(keys: Keys, jw
     assert len(ticks) > 30, len(ticks)  # about 100 in the second the fetch took
     assert max(gaps) < 0.5, max(gaps)  # never stalled for the fetch
     await verifier.aclose()
+
+
+async def test_a_kid_first_seen_while_the_endpoint_is_down_is_found_once_it_is_back(
+    keys: Keys, jwks: tuple[Jwks, str]
+) -> None:
+    state, url = jwks
+    verifier = _verifier(url, min_refresh=0.0)
+    await verifier.verify(es256(keys))
+    state.up = False
+    state.keys.append(_jwk(keys.other_ec.public_key(), "ec-2", "ES256"))
+    token = jwt.encode(claims(), keys.other_ec, algorithm="ES256", headers={"kid": "ec-2"})
+    with pytest.raises(Unauthenticated, match="unknown signing key"):
+        await verifier.verify(token)
+    state.up = True
+    assert (await verifier.verify(token)).user_id  # not remembered as unknown by a failed fetch
+    await verifier.aclose()

@@ -162,8 +162,8 @@ class KeySet:
             if not ok and kid in self._keys:
                 log.info("JWKS endpoint down; using the cached keys")
         if kid not in self._keys and kid not in self._unknown:
-            await self._refresh(max_wait=MAX_KID_WAIT_SECONDS)
-            if kid not in self._keys:
+            fetched = await self._refresh(max_wait=MAX_KID_WAIT_SECONDS)
+            if fetched and kid not in self._keys:  # not after a failed fetch: it may be there
                 self._unknown[kid] = None
                 while len(self._unknown) > MAX_UNKNOWN_KIDS:
                     self._unknown.popitem(last=False)
