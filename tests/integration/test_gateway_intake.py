@@ -234,3 +234,18 @@ async def test_a_large_body_without_a_valid_token_is_401_before_it_is_read(
     assert wire.status == 401, wire.received[:300]
     assert wire.problem()["status"] == 401
     assert time.monotonic() - started < 3
+
+
+async def test_headers_larger_than_64_kib_are_431(gateway: ManagedProcess) -> None:
+    wire = await Wire.open(gateway)
+    try:
+        await wire.send(
+            b"GET /v1/models HTTP/1.1\r\nHost: gateway\r\n" + b"X-Big: " + b"a" * 70_000 + b"\r\n\r\n"
+        )
+        started = time.monotonic()
+        while not (wire.answered or wire.closed) and time.monotonic() - started < 5:
+            await wire.poll(0.2)
+    finally:
+        wire.close()
+    assert wire.status == 431, wire.received[:300]
+    assert wire.problem()["status"] == 431

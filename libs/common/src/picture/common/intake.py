@@ -122,6 +122,8 @@ class _DeadlineProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         self._in_headers = False
+        if self.transport.is_closing():  # refused already (headers too large): no app call
+            return
         super().on_headers_complete()
         if declares_body(self.headers):
             self._arm(self.body_timeout, self._body_late)
