@@ -29,6 +29,7 @@ from picture.common import contracts as c
 from picture.common.contracts import ErrorInfo, ErrorKind, GenerationStatus
 from picture.common.ids import derived_id
 from picture.common.messaging import Delivery, QueryFailed
+from picture.common.observability import carrier_exemplar
 from picture.common.telemetry import capture_trace_context
 from picture.orchestrator.outbox import OutboxMessage, OutboxRelay, enqueue, enqueue_all, outbox_message
 from picture.orchestrator.settings import OrchestratorSettings
@@ -311,7 +312,8 @@ async def _move(
         outcome = target.value
         GENERATIONS_FINISHED.labels(row.model, outcome).inc()
         GENERATION_DURATION.labels(row.model, outcome).observe(
-            (new_row.completed_at - new_row.created_at).total_seconds()
+            (new_row.completed_at - new_row.created_at).total_seconds(),
+            carrier_exemplar(new_row.trace_context),
         )
     return new_row
 

@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -105,6 +106,16 @@ class Prediction:
             predict_time=float(predict_time) if isinstance(predict_time, int | float) else None,
             raw=body,
         )
+
+    @property
+    def run_seconds(self) -> float | None:
+        """Created to completed by Replicate's own clock (None while running or unknown)."""
+        try:
+            created = datetime.fromisoformat(str(self.raw["created_at"]))
+            completed = datetime.fromisoformat(str(self.raw["completed_at"]))
+            return max(0.0, (completed - created).total_seconds())
+        except (KeyError, ValueError, TypeError):
+            return self.predict_time
 
     @property
     def is_terminal(self) -> bool:
