@@ -120,7 +120,7 @@ run_check checkov-dockerfile     checkov_docker
 run_check promtool-check-config  "$PROMTOOL" check config deploy/prometheus/prometheus.yml
 run_check promtool-check-rules   "$PROMTOOL" check rules deploy/prometheus/rules/picture.rules.yml
 run_check promtool-test-rules    "$PROMTOOL" test rules deploy/prometheus/tests/*.yml
-run_check alert-rules-lint       "$PY" deploy/checks/deploy_checks.py rules deploy/prometheus/rules docs/runbooks
+run_check alert-rules-lint       "$PY" deploy/checks/deploy_checks.py rules deploy/prometheus/rules docs/runbooks deploy/grafana/dashboards
 run_check dashboards-lint        "$PY" deploy/checks/deploy_checks.py dashboards deploy/grafana/dashboards
 run_check compose-schema         "$PY" deploy/checks/deploy_checks.py compose docker-compose.yml deploy/schemas/compose-spec.json
 run_check pytest-tests-deploy    "$PY" -m pytest -q -p no:cacheprovider -c deploy/checks/pytest.ini --rootdir "$ROOT" tests/deploy
