@@ -3,7 +3,8 @@
 Usage::
 
     python deploy/checks/deploy_checks.py dashboards deploy/grafana/dashboards
-    python deploy/checks/deploy_checks.py rules deploy/prometheus/rules docs/runbooks deploy/grafana/dashboards
+    python deploy/checks/deploy_checks.py rules deploy/prometheus/rules docs/runbooks \
+        deploy/grafana/dashboards
     python deploy/checks/deploy_checks.py compose docker-compose.yml deploy/schemas/compose-spec.json
     python deploy/checks/deploy_checks.py split RENDERED.yaml OUT_DIR
 
@@ -11,7 +12,7 @@ Usage::
 target has a datasource and a PromQL expression that parses with promql_parser (Grafana variables
 are substituted first). ``rules``: every alert has severity, summary, description and a runbook_url
 whose file exists under docs/runbooks and names at least one dashboard panel that exists
-(``Panel: **<dashboard title> › <panel title>**``), and every expression parses. ``compose``: the compose file
+(``Panel: **<dashboard title> > <panel title>**``), and every expression parses. ``compose``: the compose file
 validates against the vendored compose-spec JSON schema. ``split``: writes each rendered manifest
 to its own file for kubernetes-validate, leaving out custom resources whose schemas it does not
 bundle (KEDA ScaledObject; tests/deploy checks those fields instead).
@@ -35,7 +36,7 @@ CRD_GROUPS = ("keda.sh/",)
 RUNBOOK_PREFIX = "https://github.com/picture-dev/picture/blob/main/docs/runbooks/"
 _RANGE_VARS = re.compile(r"\$__(rate_interval|interval|range)\b|\$\{__(rate_interval|interval|range)\}")
 _VARS = re.compile(r"\$\{?[A-Za-z_]\w*\}?")
-_RUNBOOK_PANEL = re.compile(r"^Panel: \*\*(?P<dashboard>[^*]+?) › (?P<panel>[^*]+?)\*\*", re.MULTILINE)
+_RUNBOOK_PANEL = re.compile(r"^Panel: \*\*(?P<dashboard>[^*]+?) > (?P<panel>[^*]+?)\*\*", re.MULTILINE)
 
 
 def promql_with_grafana_vars(expr: str) -> str:
@@ -126,8 +127,12 @@ def panel_titles(dashboards: Path) -> set[tuple[str, str]]:
 def check_runbook_panels(name: str, runbook: Path, titles: set[tuple[str, str]]) -> list[str]:
     named = [(m["dashboard"], m["panel"]) for m in _RUNBOOK_PANEL.finditer(runbook.read_text())]
     if not named:
-        return [f"{runbook}: {name}: no 'Panel: **<dashboard> › <panel>**' line naming the panel of the cause"]
-    return [f"{runbook}: {name}: no panel {panel!r} on dashboard {dash!r}" for dash, panel in named if (dash, panel) not in titles]
+        return [f"{runbook}: {name}: no 'Panel: **<dashboard> > <panel>**' line naming the cause's panel"]
+    return [
+        f"{runbook}: {name}: no panel {panel!r} on dashboard {dash!r}"
+        for dash, panel in named
+        if (dash, panel) not in titles
+    ]
 
 
 def check_rules(rules_dir: Path, runbooks: Path, dashboards: Path) -> list[str]:

@@ -137,7 +137,7 @@ def ops_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
 
     @router.get("/metrics")
     async def metrics(request: Request) -> Response:
-        encode, content_type = choose_encoder(request.headers.get("accept"))
+        encode, content_type = choose_encoder(request.headers.get("accept", ""))
         return Response(encode(REGISTRY), headers={"Content-Type": content_type})
 
     return router

@@ -2,6 +2,8 @@
 
 picture-devstack run              # what `make run` calls
 picture-devstack token [--user U] # what `make token` calls
+picture-devstack observe          # what `make observe` calls: Prometheus on the running stack
+picture-devstack nats-exporter    # NATS monitoring as Prometheus metrics (started by observe)
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ import uuid
 from pathlib import Path
 from types import FrameType
 
+import httpx
+
+from picture.devstack.nats_exporter import serve as serve_nats_metrics
+from picture.devstack.observe import Observer
 from picture.devstack.secrets import ensure_dev_env
 from picture.devstack.stack import Ports, Stack
 from picture.devstack.tokens import mint_token
@@ -29,6 +35,17 @@ class _Stop(Exception):
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop
+
+
+def _ports() -> Ports:
+    """The ports of `make run` (defaults, or the PICTURE_*_PORT overrides)."""
+    return Ports(
+        gateway=int(os.environ.get("PICTURE_GATEWAY_PORT", "8080")),
+        simulator=int(os.environ.get("PICTURE_SIMULATOR_PORT", "8090")),
+        nats=int(os.environ.get("PICTURE_NATS_PORT", "4222")),
+        nats_monitor=int(os.environ.get("PICTURE_NATS_MONITOR_PORT", "8222")),
+        postgres=int(os.environ.get("PICTURE_PG_PORT", "54329")),
+    )
 
 
 def run() -> int:
@@ -51,14 +68,7 @@ def run() -> int:
     lock.flush()
 
     secrets = ensure_dev_env(VAR_DIR / "dev.env")
-    ports = Ports(
-        gateway=int(os.environ.get("PICTURE_GATEWAY_PORT", "8080")),
-        simulator=int(os.environ.get("PICTURE_SIMULATOR_PORT", "8090")),
-        nats=int(os.environ.get("PICTURE_NATS_PORT", "4222")),
-        nats_monitor=int(os.environ.get("PICTURE_NATS_MONITOR_PORT", "8222")),
-        postgres=int(os.environ.get("PICTURE_PG_PORT", "54329")),
-    )
-    stack = Stack(VAR_DIR, ports, secrets, replicate_token=os.environ.get("REPLICATE_API_TOKEN") or None)
+    stack = Stack(VAR_DIR, _ports(), secrets, replicate_token=os.environ.get("REPLICATE_API_TOKEN") or None)
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGTERM, _raise_stop)
     try:
@@ -96,6 +106,54 @@ def run() -> int:
         lock.close()
 
 
+def observe() -> int:
+    ports = _ports()
+    try:
+        httpx.get(f"http://127.0.0.1:{ports.gateway}/healthz", timeout=2).raise_for_status()
+    except httpx.HTTPError:
+        print(f"Picture is not running on port {ports.gateway}: start `make run` first.", file=sys.stderr)
+        return 1
+    observer = Observer(
+        VAR_DIR,
+        ports,
+        prometheus_port=int(os.environ.get("PICTURE_PROMETHEUS_PORT", "9090")),
+        nats_exporter_port=int(os.environ.get("PICTURE_NATS_EXPORTER_PORT", "7777")),
+        postgres_exporter_port=int(os.environ.get("PICTURE_POSTGRES_EXPORTER_PORT", "9187")),
+        ui=True,
+    )
+    signal.signal(signal.SIGINT, _raise_stop)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        observer.start()
+        targets = observer.wait_scraped()
+        url = observer.url
+        print(f"\nPrometheus is up: {url}   (alerts: {url}/alerts, targets: {url}/targets)")
+        for target in sorted(targets, key=lambda t: t["labels"]["job"]):
+            error = f"  {target['lastError']}" if target.get("lastError") else ""
+            print(f"  {target['labels']['job']:<26} {target['scrapeUrl']:<40} {target['health']}{error}")
+        if observer.skipped_jobs:
+            print(f"  not scraped locally (no such process): {', '.join(observer.skipped_jobs)}")
+        print(
+            f"  data      {observer.folder}/\n  logs      {VAR_DIR / 'log'}/\n\nCtrl-C stops Prometheus.",
+            flush=True,
+        )
+        while True:
+            for name, process in observer.processes.items():
+                if not process.alive():
+                    raise RuntimeError(f"{name} exited (see {process.log_file})")
+            time.sleep(0.5)
+    except _Stop:
+        print("\nstopping ...", flush=True)
+        return 0
+    except Exception as exc:
+        print(f"\nobserve failed: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        observer.stop()
+
+
 def token(user: str | None) -> int:
     secrets = ensure_dev_env(VAR_DIR / "dev.env")
     user_id = uuid.UUID(user) if user else None
@@ -109,9 +167,19 @@ def main() -> None:
     sub.add_parser("run", help="start NATS, PostgreSQL, the simulator and the five services")
     token_parser = sub.add_parser("token", help="print a development access token")
     token_parser.add_argument("--user", help="user id (uuid); a new random user if omitted")
+    sub.add_parser("observe", help="start Prometheus and the exporters on the running stack (make run)")
+    exporter = sub.add_parser("nats-exporter", help="serve NATS's monitoring endpoint as Prometheus metrics")
+    exporter.add_argument(
+        "--monitor-url", required=True, help="NATS monitoring URL, e.g. http://127.0.0.1:8222"
+    )
+    exporter.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     if args.command == "run":
         sys.exit(run())
+    if args.command == "observe":
+        sys.exit(observe())
+    if args.command == "nats-exporter":
+        sys.exit(serve_nats_metrics(args.monitor_url, args.port))
     sys.exit(token(args.user or None))
 
 
