@@ -20,12 +20,16 @@ PICTURE_OBSERVABILITY_REPORT=<file> they are also written there as Markdown
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
+import queue
 import re
 import secrets
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -39,6 +43,7 @@ import httpx
 import pytest
 import yaml
 
+from picture.devstack.__main__ import PORT_VARIABLES
 from picture.devstack.observe import Observer, PrometheusApi, repo_root
 from picture.devstack.ports import free_port
 from picture.devstack.secrets import ensure_dev_env
@@ -171,6 +176,11 @@ def terminal(user: httpx.Client, generation_id: str, timeout: float = 60) -> dic
 
 def simulator(stack: Stack, **config: Any) -> None:
     httpx.put(f"{stack.simulator_url}/_control/config", json=config, timeout=10).raise_for_status()
+
+
+def simulator_stats(stack: Stack) -> dict[str, Any]:
+    stats: dict[str, Any] = httpx.get(f"{stack.simulator_url}/_control/stats", timeout=10).json()
+    return stats
 
 
 def table(title: str, header: list[str], rows: list[list[str]]) -> str:
@@ -323,6 +333,9 @@ def workload(live: Live) -> Workload:
     for kind, generation_id in kinds.items():
         run.statuses[kind] = terminal(user, generation_id)["status"]
     # Replicate answers 503 to both deliveries of the predict command; the orchestrator retries.
+    # First the simulator settles (the cancel reached it, nothing runs): no other call may take
+    # one of the two forced answers.
+    until(lambda: (s := simulator_stats(stack))["cancels"] >= 1 and s["in_flight"] == 0, 30, "simulator idle")
     simulator(stack, force_status=503, force_count=2)
     kinds["retry"] = submit(user, "a lighthouse that needs a second try")
     retried = terminal(user, kinds["retry"], 90)
@@ -513,6 +526,10 @@ def test_fault_drills_fire_their_alerts_and_recovery_clears_them(
         slow = Drill("Replicate slow", "PictureReplicateSlow", {}, time.monotonic())
         slow_wall = time.time()
         slow_ids = [submit(user, f"[sim:slow=33000] a slow dream {n}") for n in range(2)]
+        for slow_id in slow_ids:  # created at Replicate before its failure rate changes
+            until(
+                lambda g=slow_id: generation(user, g)["status"] == "processing", 30, "slow prediction created"
+            )
 
         # Replicate failing: every new prediction fails (simulator failure rate 1).
         failing = Drill("Replicate failing", "PictureReplicatePredictionsFailing", {}, time.monotonic())
@@ -612,3 +629,52 @@ def _prediction_end(body: dict[str, Any]) -> float:
         if before["status"] == "processing" and after["status"] != "processing":
             return datetime.fromisoformat(after["at"]).timestamp()
     raise AssertionError(f"no end of processing in {history}")
+
+
+# ------------------------------------------------------------------------------- make observe
+
+
+def test_make_observe_scrapes_the_running_stack_until_ctrl_c(live: Live, tmp_path: Path) -> None:
+    """`make observe`'s command, pointed at the stack through the PICTURE_*_PORT variables: it
+    prints Prometheus's URL and every target up, serves the web UI, and Ctrl-C stops it."""
+    prometheus_port = free_port()
+    env = {
+        **os.environ,
+        **{variable: str(getattr(live.stack.ports, name)) for name, variable in PORT_VARIABLES.items()},
+        "PICTURE_VAR_DIR": str(tmp_path),
+        "PICTURE_PROMETHEUS_PORT": str(prometheus_port),
+        "PICTURE_NATS_EXPORTER_PORT": str(free_port()),
+        "PICTURE_POSTGRES_EXPORTER_PORT": str(free_port()),
+        "PICTURE_SCRAPE_INTERVAL": f"{SCRAPE_SECONDS}s",
+    }
+    command = [str(Path(sys.executable).parent / "picture-devstack"), "observe"]
+    proc = subprocess.Popen(
+        command, env=env, cwd=repo_root(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()], daemon=True)
+    reader.start()
+    output: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not any("Ctrl-C stops Prometheus" in line for line in output):
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(output)
+            with contextlib.suppress(queue.Empty):
+                output.append(lines.get(timeout=1))
+        text = "".join(output)
+        url = f"http://127.0.0.1:{prometheus_port}"
+        assert f"Prometheus is up: {url}" in text, text
+        jobs = {"picture-gateway", "picture-media", "nats", "postgres", "prometheus"}
+        assert all(re.search(rf"^  {job} .* up$", text, re.MULTILINE) for job in jobs), text
+        assert "not scraped locally (no such process): otel-collector" in text
+        up = httpx.get(f"{url}/api/v1/query", params={"query": "up"}, timeout=10).json()["data"]["result"]
+        assert len(up) == 8 and {r["value"][1] for r in up} == {"1"}, up
+        assert httpx.get(f"{url}/classic/graph", timeout=10).status_code == 200
+        assert httpx.get(f"{url}/classic/static/jquery/jquery.min.js", timeout=10).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(30)
+        reader.join(5)
+        proc.stdout.close()
+    assert code == 0, "".join(output)

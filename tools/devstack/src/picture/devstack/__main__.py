@@ -37,14 +37,28 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop
 
 
+# Environment variables that move `make run`'s processes (and `make observe`'s view of them).
+PORT_VARIABLES = {
+    "gateway": "PICTURE_GATEWAY_PORT",
+    "simulator": "PICTURE_SIMULATOR_PORT",
+    "orchestrator": "PICTURE_ORCHESTRATOR_PORT",
+    "adapter": "PICTURE_ADAPTER_PORT",
+    "media": "PICTURE_MEDIA_PORT",
+    "catalog": "PICTURE_CATALOG_PORT",
+    "nats": "PICTURE_NATS_PORT",
+    "nats_monitor": "PICTURE_NATS_MONITOR_PORT",
+    "postgres": "PICTURE_PG_PORT",
+}
+
+
 def _ports() -> Ports:
-    """The ports of `make run` (defaults, or the PICTURE_*_PORT overrides)."""
+    """The ports of `make run`: the defaults, or the PORT_VARIABLES set."""
+    defaults = Ports()
     return Ports(
-        gateway=int(os.environ.get("PICTURE_GATEWAY_PORT", "8080")),
-        simulator=int(os.environ.get("PICTURE_SIMULATOR_PORT", "8090")),
-        nats=int(os.environ.get("PICTURE_NATS_PORT", "4222")),
-        nats_monitor=int(os.environ.get("PICTURE_NATS_MONITOR_PORT", "8222")),
-        postgres=int(os.environ.get("PICTURE_PG_PORT", "54329")),
+        **{
+            name: int(os.environ.get(variable, getattr(defaults, name)))
+            for name, variable in PORT_VARIABLES.items()
+        }
     )
 
 
@@ -119,6 +133,7 @@ def observe() -> int:
         prometheus_port=int(os.environ.get("PICTURE_PROMETHEUS_PORT", "9090")),
         nats_exporter_port=int(os.environ.get("PICTURE_NATS_EXPORTER_PORT", "7777")),
         postgres_exporter_port=int(os.environ.get("PICTURE_POSTGRES_EXPORTER_PORT", "9187")),
+        scrape_interval=os.environ.get("PICTURE_SCRAPE_INTERVAL") or None,  # default: deploy's
         ui=True,
     )
     signal.signal(signal.SIGINT, _raise_stop)
