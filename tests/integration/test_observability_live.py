@@ -49,7 +49,7 @@ from picture.devstack.ports import free_port
 from picture.devstack.secrets import ensure_dev_env
 from picture.devstack.stack import Ports, Stack
 from picture.devstack.tokens import mint_token
-from tests.integration.conftest import TERMINAL, running_stack
+from tests.integration.conftest import GENEROUS_GATEWAY_LIMITS, TERMINAL, running_stack
 
 SCRAPE_SECONDS = 1
 TIME_FACTOR = 60
@@ -81,10 +81,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         pg_fsync=False,
         extra_env={
             "gateway": {
-                "PICTURE_HOURLY_LIMIT": "500",
-                "PICTURE_DAILY_LIMIT": "2000",
-                "PICTURE_MAX_CONCURRENT": "50",
-                "PICTURE_RATE_LIMIT_PER_MINUTE": "6000",
+                **GENEROUS_GATEWAY_LIMITS,
                 "PICTURE_ANONYMOUS_RATE_LIMIT_PER_MINUTE": "5",  # the burst over the rate limit
             },
             "orchestrator": {"PICTURE_RETRY_DELAYS_SECONDS": "[0.5, 1.0, 1.0]"},

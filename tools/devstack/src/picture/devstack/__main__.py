@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -83,9 +84,8 @@ def run() -> int:
 
     secrets = ensure_dev_env(VAR_DIR / "dev.env")
     stack = Stack(VAR_DIR, _ports(), secrets, replicate_token=os.environ.get("REPLICATE_API_TOKEN") or None)
-    signal.signal(signal.SIGINT, _raise_stop)
-    signal.signal(signal.SIGTERM, _raise_stop)
-    try:
+
+    def start() -> None:
         print("starting NATS (JetStream) and PostgreSQL ...", flush=True)
         stack.start_infra()
         print("migrating ...", flush=True)
@@ -103,21 +103,39 @@ def run() -> int:
             "Ctrl-C stops everything.",
             flush=True,
         )
+
+    def supervise() -> None:
+        for name in stack.supervise_once():
+            print(f"{name} exited; restarted it (see {stack.log_dir}/{name}.log)", flush=True)
+
+    def stop() -> None:
+        stack.stop()
+        lock.close()
+
+    return _until_stopped(start, supervise, stop, "start")
+
+
+def _until_stopped(
+    start: Callable[[], None], tick: Callable[[], None], stop: Callable[[], None], what: str
+) -> int:
+    """start(), then tick() every half second until Ctrl-C or SIGTERM; stop() in any case."""
+    signal.signal(signal.SIGINT, _raise_stop)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        start()
         while True:
-            for name in stack.supervise_once():
-                print(f"{name} exited; restarted it (see {stack.log_dir}/{name}.log)", flush=True)
+            tick()
             time.sleep(0.5)
     except _Stop:
         print("\nstopping ...", flush=True)
         return 0
     except Exception as exc:
-        print(f"\nstart failed: {exc}", file=sys.stderr, flush=True)
+        print(f"\n{what} failed: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stack.stop()
-        lock.close()
+        stop()
 
 
 def observe() -> int:
@@ -136,9 +154,8 @@ def observe() -> int:
         scrape_interval=os.environ.get("PICTURE_SCRAPE_INTERVAL") or None,  # default: deploy's
         ui=True,
     )
-    signal.signal(signal.SIGINT, _raise_stop)
-    signal.signal(signal.SIGTERM, _raise_stop)
-    try:
+
+    def start() -> None:
         observer.start()
         targets = observer.wait_scraped()
         url = observer.url
@@ -152,21 +169,13 @@ def observe() -> int:
             f"  data      {observer.folder}/\n  logs      {VAR_DIR / 'log'}/\n\nCtrl-C stops Prometheus.",
             flush=True,
         )
-        while True:
-            for name, process in observer.processes.items():
-                if not process.alive():
-                    raise RuntimeError(f"{name} exited (see {process.log_file})")
-            time.sleep(0.5)
-    except _Stop:
-        print("\nstopping ...", flush=True)
-        return 0
-    except Exception as exc:
-        print(f"\nobserve failed: {exc}", file=sys.stderr, flush=True)
-        return 1
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        observer.stop()
+
+    def watch() -> None:
+        for name, process in observer.processes.items():
+            if not process.alive():
+                raise RuntimeError(f"{name} exited (see {process.log_file})")
+
+    return _until_stopped(start, watch, observer.stop, "observe")
 
 
 def token(user: str | None) -> int:
