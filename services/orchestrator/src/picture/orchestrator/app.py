@@ -17,7 +17,8 @@ from picture.common.observability import FASTAPI_TELEMETRY, HttpMetricsMiddlewar
 from picture.common.problems import install_problem_handlers
 from picture.common.service import Resources
 from picture.common.telemetry import configure_telemetry
-from picture.orchestrator import batches, handlers, scheduler
+from picture.orchestrator import batches, events, intake, lifecycle, scheduler, views
+from picture.orchestrator.context import Context
 from picture.orchestrator.outbox import OutboxRelay, outbox
 from picture.orchestrator.settings import OrchestratorSettings
 
@@ -36,15 +37,16 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
         bus = await Bus.connect(settings.nats_url, SERVICE, settings.query_timeout_seconds)
         res.engine, res.bus = engine, bus
         relay = OutboxRelay(engine, bus, outbox, settings.outbox_batch_size, settings.outbox_idle_seconds)
-        ctx = handlers.Context(engine, relay, settings)
+        ctx = Context(engine, relay, settings)
+        writer = intake.GenerationWriter(ctx)
         tasks = [asyncio.create_task(relay.run(), name="outbox-relay")]
         try:
             await bus.ensure_streams()
-            await bus.serve(c.CREATE_GENERATION, partial(handlers.create_generation, ctx))
-            await bus.serve(c.GET_GENERATION, partial(handlers.get_generation, ctx))
-            await bus.serve(c.CANCEL_GENERATION, partial(handlers.cancel_generation, ctx))
-            await bus.serve(c.LIST_GENERATIONS, partial(handlers.list_generations, ctx))
-            await bus.serve(c.ERROR_STATS, partial(handlers.error_stats, ctx))
+            await bus.serve(c.CREATE_GENERATION, partial(intake.create_generation, ctx, writer))
+            await bus.serve(c.GET_GENERATION, partial(views.get_generation, ctx))
+            await bus.serve(c.CANCEL_GENERATION, partial(lifecycle.cancel_generation, ctx))
+            await bus.serve(c.LIST_GENERATIONS, partial(views.list_generations, ctx))
+            await bus.serve(c.ERROR_STATS, partial(views.error_stats, ctx))
             await bus.serve(c.CREATE_BATCH, partial(batches.create_batch, ctx))
             await bus.serve(c.GET_BATCH, partial(batches.get_batch, ctx))
             await bus.serve(c.LIST_BATCHES, partial(batches.list_batches, ctx))
@@ -55,13 +57,13 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
                 c.EVT_STREAM,
                 "orchestrator-events",
                 [
-                    Route(c.PREDICTION_UPDATED, partial(handlers.on_prediction, ctx)),
-                    Route(c.MEDIA_STORED, partial(handlers.on_media_stored, ctx)),
-                    Route(c.MEDIA_FAILED, partial(handlers.on_media_failed, ctx)),
-                    Route(c.IMAGE_CREATED, partial(handlers.on_image_created, ctx)),
+                    Route(c.PREDICTION_UPDATED, partial(events.on_prediction, ctx)),
+                    Route(c.MEDIA_STORED, partial(events.on_media_stored, ctx)),
+                    Route(c.MEDIA_FAILED, partial(events.on_media_failed, ctx)),
+                    Route(c.IMAGE_CREATED, partial(events.on_image_created, ctx)),
                 ],
                 options=ConsumerOptions(ack_wait_seconds=30, max_deliver=50),
-                on_poison=partial(handlers.on_poison, ctx),
+                on_poison=partial(events.on_poison, ctx),
             )
             tasks.append(asyncio.create_task(scheduler.run_scheduler(ctx), name="scheduler"))
             tasks.append(asyncio.create_task(scheduler.run_sweeper(ctx), name="sweeper"))

@@ -16,9 +16,11 @@ from picture.common import contracts as c
 from picture.common.contracts import GenerationStatus
 from picture.common.ids import uuid7
 from picture.common.messaging import QueryFailed
-from picture.orchestrator import handlers
-from picture.orchestrator.handlers import Context, NewGeneration
+from picture.orchestrator.context import Context
+from picture.orchestrator.intake import NewGeneration, insert_generation, insert_generations
+from picture.orchestrator.lifecycle import cancel_row
 from picture.orchestrator.tables import batches, generations
+from picture.orchestrator.views import decode_cursor, encode_cursor, generation_view
 
 PROGRESS = {
     GenerationStatus.PENDING: 0.0,
@@ -48,7 +50,7 @@ def _view(batch: Any, items: list[Any]) -> c.BatchView:
     views = []
     for item in items:
         status = GenerationStatus(item.status)
-        generation = handlers._view(item, ())
+        generation = generation_view(item)
         views.append(
             c.BatchItemView(
                 generation_id=item.id,
@@ -119,7 +121,7 @@ async def create_batch(ctx: Context, req: c.CreateBatchRequest) -> c.BatchReply:
             )
         ).first()
         if inserted is not None:
-            created = await handlers.insert_generations(
+            created = await insert_generations(
                 ctx,
                 conn,
                 [
@@ -151,7 +153,7 @@ async def get_batch(ctx: Context, req: c.BatchRequest) -> c.BatchReply:
 async def list_batches(ctx: Context, req: c.ListBatchesRequest) -> c.BatchListReply:
     query = select(batches).where(batches.c.user_id == req.user_id, batches.c.deleted_at.is_(None))
     if req.cursor:
-        at, ident = handlers.decode_cursor(req.cursor)
+        at, ident = decode_cursor(req.cursor)
         query = query.where(
             or_(batches.c.created_at < at, and_(batches.c.created_at == at, batches.c.id < ident))
         )
@@ -160,13 +162,13 @@ async def list_batches(ctx: Context, req: c.ListBatchesRequest) -> c.BatchListRe
         rows = (await conn.execute(query)).all()
         page = rows[: req.limit]
         views = [_view(b, await _items(conn, b.id)) for b in page]
-    cursor = handlers.encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > req.limit else None
+    cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > req.limit else None
     return c.BatchListReply(batches=tuple(views), next_cursor=cursor)
 
 
 async def _cancel_items(ctx: Context, conn: AsyncConnection, batch_id: uuid.UUID) -> None:
     for item in await _items(conn, batch_id, lock=True):
-        await handlers.cancel_row(ctx, conn, item)
+        await cancel_row(ctx, conn, item)
 
 
 async def cancel_batch(ctx: Context, req: c.BatchRequest) -> c.BatchReply:
@@ -189,7 +191,7 @@ async def retry_failed(ctx: Context, req: c.BatchRequest) -> c.BatchReply:
             if item.status not in (GenerationStatus.FAILED.value, GenerationStatus.CANCELLED.value):
                 continue
             await conn.execute(update(generations).where(generations.c.id == item.id).values(superseded=True))
-            await handlers.insert_generation(
+            await insert_generation(
                 ctx,
                 conn,
                 NewGeneration(
@@ -214,8 +216,6 @@ async def delete_batch(ctx: Context, req: c.BatchRequest) -> c.BatchReply:
         await _batch(conn, req.batch_id, req.user_id, lock=True)
         await _cancel_items(ctx, conn, req.batch_id)
         view = await load_batch(conn, req.batch_id, req.user_id)
-        await conn.execute(
-            update(batches).where(batches.c.id == req.batch_id).values(deleted_at=handlers._now())
-        )
+        await conn.execute(update(batches).where(batches.c.id == req.batch_id).values(deleted_at=ctx.now()))
     ctx.notify()
     return c.BatchReply(batch=view)

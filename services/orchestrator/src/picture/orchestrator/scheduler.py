@@ -18,41 +18,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
 from typing import Any
 
-from prometheus_client import Counter, Gauge
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from picture.common import contracts as c
 from picture.common.contracts import GenerationStatus
-from picture.orchestrator import handlers
-from picture.orchestrator.handlers import Context
-from picture.orchestrator.outbox import OutboxMessage, enqueue, enqueue_all, outbox_message
-from picture.orchestrator.tables import generations
+from picture.orchestrator import messages
+from picture.orchestrator.context import Context
+from picture.orchestrator.lifecycle import settle
+from picture.orchestrator.metrics import DISPATCHED, GENERATIONS_ACTIVE, IN_FLIGHT, SWEPT, WAITING
+from picture.orchestrator.outbox import enqueue, enqueue_all
+from picture.orchestrator.state_machine import ACTIVE, Ignore, StartDeadline, TotalTimeout
+from picture.orchestrator.tables import NOT_TERMINAL_SQL, WAITING_SQL, generations
 
 log = logging.getLogger(__name__)
 
 SCHEDULER_LOCK = 0x5049_4354  # "PICT": pg_advisory_xact_lock key of the scheduler round
 
-DISPATCHED = Counter("picture_scheduler_dispatched_total", "Generations granted a dispatch slot.")
-WAITING = Gauge("picture_scheduler_waiting", "Queued generations waiting for a slot (sampled).")
-IN_FLIGHT = Gauge("picture_scheduler_in_flight", "Generations holding a slot (sampled).")
-# Observability (issue #8): every non-terminal generation, by status (sampled from the DB).
-ACTIVE = Gauge("picture_generations_active", "Generations not yet terminal, by status (sampled).", ["status"])
 SAMPLE_ACTIVE = text(
-    "SELECT status, count(*) AS n FROM orchestrator.generations "
-    "WHERE status NOT IN ('completed', 'failed', 'cancelled') GROUP BY status"
-)
-SWEPT = Counter(
-    "picture_sweeper_actions_total", "Sweeper actions, by action (resume_*, deadline, timeout).", ["action"]
+    "SELECT status, count(*) AS n FROM orchestrator.generations "  # noqa: S608 - constant SQL
+    f"WHERE {NOT_TERMINAL_SQL} GROUP BY status"
 )
 
-IN_FLIGHT_SQL = (
-    "status NOT IN ('completed', 'failed', 'cancelled') AND dispatched_at IS NOT NULL "
-    "AND status IN ('queued', 'processing', 'downloading')"
-)
+# Dispatched and not terminal: the generation holds a slot.
+IN_FLIGHT_SQL = f"{NOT_TERMINAL_SQL} AND dispatched_at IS NOT NULL"
 
 SELECT_DISPATCHABLE = text(
     f"""
@@ -64,7 +55,7 @@ WITH running AS (
     SELECT id, user_id, priority, created_at,
            row_number() OVER (PARTITION BY user_id ORDER BY priority DESC, created_at, id) AS rank
     FROM orchestrator.generations
-    WHERE status = 'queued' AND dispatched_at IS NULL AND available_at <= now()
+    WHERE {WAITING_SQL} AND available_at <= now()
 )
 SELECT w.id, coalesce(r.n, 0) + w.rank AS turn
 FROM waiting w LEFT JOIN running r ON r.user_id = w.user_id
@@ -76,9 +67,9 @@ LIMIT greatest(:global_limit - (SELECT coalesce(sum(n), 0) FROM running), 0)
 
 SAMPLE_GAUGES = text(
     f"""
-SELECT count(*) FILTER (WHERE status = 'queued' AND dispatched_at IS NULL) AS waiting,
+SELECT count(*) FILTER (WHERE {WAITING_SQL}) AS waiting,
        count(*) FILTER (WHERE {IN_FLIGHT_SQL}) AS in_flight
-FROM orchestrator.generations WHERE status NOT IN ('completed', 'failed', 'cancelled')
+FROM orchestrator.generations WHERE {NOT_TERMINAL_SQL}
 """  # noqa: S608 - constant SQL
 )
 
@@ -119,28 +110,19 @@ async def schedule_once(ctx: Context) -> int:
             # transaction began, and dispatched_at must not predate it.
             .values(dispatched_at=text("clock_timestamp()"), updated_at=text("clock_timestamp()"))
         )
-        await enqueue_all(conn, [_predict_message(ctx, row) for row in rows])
+        timeout = settings.total_timeout_seconds
+        await enqueue_all(conn, [messages.predict_message(row, timeout) for row in rows])
     DISPATCHED.inc(len(rows))
     ctx.relay.notify()
     return len(rows)
-
-
-def _predict_message(ctx: Context, row: Any) -> OutboxMessage:
-    command = handlers._predict_command(row, row.attempt)
-    deadline = row.created_at + timedelta(seconds=ctx.settings.total_timeout_seconds)
-    # The outbox row keeps the accepting request's trace (the scheduler runs outside it).
-    return outbox_message(
-        c.PREDICT, command.model_copy(update={"deadline": deadline}), trace_context=row.trace_context or {}
-    )
 
 
 async def sample_gauges(ctx: Context) -> None:
     async with ctx.engine.connect() as conn:
         row = (await conn.execute(SAMPLE_GAUGES)).one()
         active = {r.status: r.n for r in (await conn.execute(SAMPLE_ACTIVE)).all()}
-    for status in GenerationStatus:
-        if not status.is_terminal:
-            ACTIVE.labels(status.value).set(active.get(status.value, 0))
+    for status in ACTIVE:
+        GENERATIONS_ACTIVE.labels(status.value).set(active.get(status.value, 0))
     WAITING.set(row.waiting)
     IN_FLIGHT.set(row.in_flight)
 
@@ -167,6 +149,17 @@ async def run_scheduler(ctx: Context) -> None:
 
 SWEEP_BATCH = 100
 
+# Without progress for longer than their state's limit: dispatched but not started, running,
+# or being fetched (bound: :dispatched, :processing, :downloading seconds).
+STUCK_SQL = (
+    f"((status = '{GenerationStatus.QUEUED.value}' AND dispatched_at IS NOT NULL"
+    "   AND updated_at < now() - make_interval(secs => :dispatched))"
+    f" OR (status = '{GenerationStatus.PROCESSING.value}'"
+    "   AND updated_at < now() - make_interval(secs => :processing))"
+    f" OR (status = '{GenerationStatus.DOWNLOADING.value}'"
+    "   AND updated_at < now() - make_interval(secs => :downloading)))"
+)
+
 
 async def _locked(conn: AsyncConnection, where: str, params: dict[str, Any]) -> list[Any]:
     return list(
@@ -187,34 +180,28 @@ async def sweep_once(ctx: Context) -> int:
     """Deadlines first, then stuck generations. Returns the number of actions taken."""
     s = ctx.settings
     actions = 0
-    active = "status NOT IN ('completed', 'failed', 'cancelled')"
     async with ctx.engine.begin() as conn:
         for row in await _locked(
             conn,
-            f"{active} AND created_at < now() - make_interval(secs => :limit)",
+            f"{NOT_TERMINAL_SQL} AND created_at < now() - make_interval(secs => :limit)",
             {"limit": s.total_timeout_seconds},
         ):
-            message = f"The generation did not finish within {s.total_timeout_seconds:g} seconds"
-            await handlers.end_generation(ctx, conn, row, GenerationStatus.FAILED, "timeout", message)
-            SWEPT.labels("timeout").inc()
-            actions += 1
+            if not isinstance(await settle(ctx, conn, row, TotalTimeout()), Ignore):
+                SWEPT.labels("timeout").inc()
+                actions += 1
         for row in await _locked(
             conn,
-            f"{active} AND started_at IS NULL AND status IN ('pending', 'queued') "
-            "AND created_at < now() - make_interval(secs => :limit)",
+            f"{NOT_TERMINAL_SQL} AND started_at IS NULL"
+            " AND created_at < now() - make_interval(secs => :limit)",
             {"limit": s.start_deadline_seconds},
         ):
-            message = f"The generation did not start within {s.start_deadline_seconds:g} seconds"
-            await handlers.end_generation(ctx, conn, row, GenerationStatus.FAILED, "start_deadline", message)
-            SWEPT.labels("deadline").inc()
-            actions += 1
+            if not isinstance(await settle(ctx, conn, row, StartDeadline()), Ignore):
+                SWEPT.labels("deadline").inc()
+                actions += 1
     async with ctx.engine.begin() as conn:
         stuck = await _locked(
             conn,
-            "((status = 'queued' AND dispatched_at IS NOT NULL "
-            "  AND updated_at < now() - make_interval(secs => :dispatched)) "
-            " OR (status = 'processing' AND updated_at < now() - make_interval(secs => :processing)) "
-            " OR (status = 'downloading' AND updated_at < now() - make_interval(secs => :downloading)))",
+            STUCK_SQL,
             {
                 "dispatched": s.stuck_dispatched_seconds,
                 "processing": s.stuck_processing_seconds,
@@ -224,27 +211,15 @@ async def sweep_once(ctx: Context) -> int:
         for row in stuck:
             status = GenerationStatus(row.status)
             if status is GenerationStatus.DOWNLOADING and row.image_id is not None:
-                params = c.GenerationParameters.model_validate(row.parameters)
-                await enqueue(
-                    conn,
-                    c.RECORD_IMAGE,
-                    c.RecordImageCommand(
-                        image_id=row.image_id,
-                        generation_id=row.id,
-                        user_id=row.user_id,
-                        model=row.model,
-                        prompt=params.prompt,
-                        negative_prompt=params.negative_prompt,
-                        seed=params.seed,
-                        objects=tuple(c.StoredObject.model_validate(o) for o in row.stored_objects or ()),
-                    ),
-                )
+                objects = (c.StoredObject.model_validate(o) for o in row.stored_objects or ())
+                command = messages.record_image_command(row, row.image_id, objects)
+                await enqueue(conn, c.RECORD_IMAGE, command)
                 action = "resume_record"
             elif status is GenerationStatus.DOWNLOADING:
-                await enqueue(conn, c.INGEST, handlers._ingest_command(row, row.attempt))
+                await enqueue(conn, c.INGEST, messages.ingest_command(row))
                 action = "resume_ingest"
             else:  # the adapter answers a repeated predict with the prediction it has
-                await enqueue_all(conn, [_predict_message(ctx, row)])
+                await enqueue_all(conn, [messages.predict_message(row, s.total_timeout_seconds)])
                 action = "resume_predict"
             await conn.execute(
                 update(generations).where(generations.c.id == row.id).values(updated_at=text("now()"))

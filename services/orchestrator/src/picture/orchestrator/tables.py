@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -20,10 +22,24 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from picture.common.contracts import GenerationStatus
 from picture.common.database import schema_metadata
 from picture.common.outbox import outbox_table
+from picture.orchestrator.state_machine import TERMINAL
 
 metadata = schema_metadata("orchestrator")
+
+
+def status_list(statuses: Iterable[GenerationStatus]) -> str:
+    """``('a', 'b')``: statuses as a constant SQL list, in the order they are declared."""
+    chosen = set(statuses)
+    return "(" + ", ".join(f"'{s.value}'" for s in GenerationStatus if s in chosen) + ")"
+
+
+# Conditions written as SQL text, shared by the partial indexes and the queries that should use
+# them: a query's condition must match an index's predicate for the planner to take the index.
+NOT_TERMINAL_SQL = f"status NOT IN {status_list(TERMINAL)}"
+WAITING_SQL = f"status = '{GenerationStatus.QUEUED.value}' AND dispatched_at IS NULL"
 
 generations = Table(
     "generations",
@@ -67,20 +83,20 @@ generations = Table(
         "ix_generations_waiting",
         "priority",
         "created_at",
-        postgresql_where=text("status = 'queued' AND dispatched_at IS NULL"),
+        postgresql_where=text(WAITING_SQL),
     ),
     Index("ix_generations_batch", "batch_id", "batch_index", postgresql_where=text("batch_id IS NOT NULL")),
     Index(
         "ix_generations_dedup",
         "user_id",
         "request_hash",
-        postgresql_where=text("request_hash IS NOT NULL AND status = 'completed'"),
+        postgresql_where=text(f"request_hash IS NOT NULL AND status = '{GenerationStatus.COMPLETED.value}'"),
     ),
     Index(
         "ix_generations_active",
         "status",
         "updated_at",
-        postgresql_where=text("status NOT IN ('completed', 'failed', 'cancelled')"),
+        postgresql_where=text(NOT_TERMINAL_SQL),
     ),
 )
 

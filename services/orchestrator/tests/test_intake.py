@@ -1,4 +1,4 @@
-"""Group commit of accepted generations: grouping, and each caller's own outcome."""
+"""Accepting generations: the dedup key; the group commit (grouping, each caller's own outcome)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,24 @@ from typing import Any
 import pytest
 
 from picture.common import contracts as c
-from picture.orchestrator.handlers import GenerationWriter, NewGeneration
+from picture.orchestrator.intake import GenerationWriter, NewGeneration, request_hash
 
 MODEL = c.ModelSpec(name="m", display_name="M", replicate_id="o/m")
+
+
+def _params(**changes: object) -> c.GenerationParameters:
+    base: dict[str, object] = {"prompt": "p", "width": 512, "height": 512, "seed": 7}
+    return c.GenerationParameters.model_validate({**base, **changes})
+
+
+def test_the_dedup_key_needs_a_seed_and_covers_every_parameter_and_the_model() -> None:
+    assert request_hash(MODEL, _params(seed=None)) is None
+    key = request_hash(MODEL, _params())
+    assert key == request_hash(MODEL, _params())
+    assert key != request_hash(MODEL, _params(seed=8))
+    assert key != request_hash(MODEL, _params(width=640))
+    assert key != request_hash(MODEL, _params(prompt="q"))
+    assert key != request_hash(MODEL.model_copy(update={"version": "v2"}), _params())
 
 
 def new(prompt: str) -> NewGeneration:
