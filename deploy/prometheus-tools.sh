@@ -33,7 +33,6 @@ fi
 echo "setup: extracting Debian's ${missing[*]} into ${PREFIX#"$ROOT"/}" >&2
 work="$(mktemp -d "${TMPDIR:-/tmp}/picture-prometheus.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
-chmod 755 "$work"  # apt's download user must be able to write there
 if ! (cd "$work" && apt-get download "${missing[@]}" >/dev/null 2>&1); then
   apt-get update -qq >/dev/null
   (cd "$work" && apt-get download "${missing[@]}" >/dev/null)

@@ -32,10 +32,12 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -195,23 +197,43 @@ def show(capsys: pytest.CaptureFixture[str], text: str) -> None:
 # ----------------------------------------------------------------------------------- exemplars
 
 
+def traced_request(
+    live: Live, method: str, path: str, trace_id: str, body: dict[str, Any] | None = None
+) -> tuple[int, Message, str]:
+    """A request in trace ``trace_id``. Through urllib: httpx may be instrumented in this
+    process (a service's telemetry set up by another test), and would replace the traceparent."""
+    request = urllib.request.Request(  # noqa: S310 - the stack's own gateway on loopback
+        f"{live.stack.gateway_url}{path}",
+        data=json.dumps(body).encode() if body is not None else None,
+        method=method,
+        headers={
+            "Authorization": live.user.headers["Authorization"],
+            "Content-Type": "application/json",
+            "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        return response.status, response.headers, response.read().decode()
+
+
 def test_latency_exemplars_lead_to_the_request_and_generation_traces(
     live: Live, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A request and a generation sent with a known W3C trace id: the gateway's HTTP latency,
     the end-to-end generation time and Replicate's prediction time carry it as exemplar."""
     request_trace, generation_trace = secrets.token_hex(16), secrets.token_hex(16)
-    models = live.user.get(
-        "/v1/models", headers={"traceparent": f"00-{request_trace}-{secrets.token_hex(8)}-01"}
+    status, headers, _ = traced_request(live, "GET", "/v1/models", request_trace)
+    assert status == 200
+    assert headers["X-Trace-ID"] == request_trace
+    status, headers, body = traced_request(
+        live,
+        "POST",
+        "/v1/generations",
+        generation_trace,
+        {"model": MODEL, "prompt": "an exemplary lighthouse"},
     )
-    assert models.status_code == 200
-    assert models.headers["X-Trace-ID"] == request_trace
-    generation_id = submit(
-        live.user,
-        "an exemplary lighthouse",
-        {"traceparent": f"00-{generation_trace}-{secrets.token_hex(8)}-01"},
-    )
-    assert terminal(live.user, generation_id)["status"] == "completed"
+    assert status == 202 and headers["X-Trace-ID"] == generation_trace, body
+    assert terminal(live.user, json.loads(body)["id"])["status"] == "completed"
 
     wanted = {
         'picture_http_request_duration_seconds_bucket{service="gateway",route="/v1/models"}': request_trace,
@@ -414,8 +436,8 @@ class AlertWatch:
     """Polls Prometheus's active alerts and records each alert's episodes (first seen pending,
     first seen firing, gone)."""
 
-    def __init__(self, prometheus: PrometheusApi, every: float = 0.25) -> None:
-        self.prometheus = prometheus
+    def __init__(self, url: str, every: float = 0.25) -> None:
+        self.prometheus = PrometheusApi(url)  # its own client: it polls from its own thread
         self.every = every
         self.episodes: dict[tuple[str, str], Episode] = {}
         self.closed: list[tuple[str, Episode]] = []
@@ -466,6 +488,7 @@ class AlertWatch:
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.thread.join(5)
+        self.prometheus.close()
 
 
 @dataclass
@@ -517,7 +540,7 @@ def test_fault_drills_fire_their_alerts_and_recovery_clears_them(
     stack, user = live.stack, live.user
     media = stack.processes["media"]
     drills: list[Drill] = []
-    with AlertWatch(live.prometheus) as watch:
+    with AlertWatch(live.observer.url) as watch:
         # Replicate slow: two predictions take 33 s at Replicate (its clock). They run while
         # the next drills do.
         slow = Drill("Replicate slow", "PictureReplicateSlow", {}, time.monotonic())
