@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from picture.catalog.seed import load_seed
 from picture.common.contracts import (
     PREDICT,
     PREDICTION_UPDATED,
@@ -48,16 +49,7 @@ from picture.common.messaging import Bus
 from picture.devstack.secrets import ensure_dev_env
 from picture.devstack.stack import Ports, Stack
 
-FLUX = ModelSpec(
-    name="flux-schnell",
-    display_name="FLUX.1 [schnell]",
-    replicate_id="black-forest-labs/flux-schnell",
-    default_steps=4,
-    max_steps=4,
-    default_guidance_scale=3.5,
-    supported_aspect_ratios=("1:1", "16:9", "9:16"),
-    cost_per_generation=0.003,
-)
+FLUX = next(ModelSpec(**m) for m in load_seed() if m["name"] == "flux-schnell")  # the catalog's record
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 

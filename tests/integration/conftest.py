@@ -63,10 +63,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @contextmanager
-def running_stack(system: Stack) -> Iterator[Stack]:
-    """Start ``system`` (on failure print each process's log tail, stop, re-raise); stop it on exit."""
+def running_stack(system: Stack, *, migrate: bool = True) -> Iterator[Stack]:
+    """Start ``system`` (on failure print each process's log tail, stop, re-raise); stop it on
+    exit. ``migrate=False``: the schemas are already there (a restart on the same folder)."""
     try:
-        system.start()
+        if migrate:
+            system.start()
+        else:
+            system.start_infra()
+            system.start_services()
     except Exception:
         for process in system.processes.values():
             print(f"--- {process.name}\n{process.log_tail(40)}")

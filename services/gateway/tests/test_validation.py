@@ -55,6 +55,11 @@ def test_zero_is_a_value_not_a_missing_one(field: str, value: float) -> None:
         (SCHNELL, {"negative_prompt": "blurry"}, "negative_prompt"),
         (SCHNELL.model_copy(update={"supports_seed": False}), {"seed": 3}, "seed"),
         (SCHNELL.model_copy(update={"is_active": False}), {}, "model"),
+        (SCHNELL.model_copy(update={"supports_steps": False}), {"steps": 2}, "steps"),
+        (SCHNELL.model_copy(update={"supports_guidance": False}), {"guidance_scale": 0.0}, "guidance_scale"),
+        (SDXL.model_copy(update={"guidance_min": 1.0}), {"guidance_scale": 0.5}, "guidance_scale"),
+        (SDXL.model_copy(update={"guidance_max": 10.0}), {"guidance_scale": 10.5}, "guidance_scale"),
+        (SCHNELL.model_copy(update={"max_seed": 2**31 - 1}), {"seed": 2**31}, "seed"),
     ],
 )
 def test_limits_of_the_model_are_refused_by_field(
@@ -64,6 +69,20 @@ def test_limits_of_the_model_are_refused_by_field(
         apply_model(model, body(**fields))
     assert raised.value.field == field
     assert raised.value.status == 422
+
+
+def test_defaults_are_filled_only_for_what_the_model_takes() -> None:
+    """A default the model cannot take is never sent (it made the adapter refuse a plain request)."""
+    model = SCHNELL.model_copy(update={"supports_steps": False, "supports_guidance": False})
+    params = apply_model(model, body())
+    assert (params.steps, params.guidance_scale) == (None, None)
+
+
+def test_bounds_themselves_are_accepted() -> None:
+    model = SDXL.model_copy(update={"guidance_min": 1.0, "guidance_max": 50.0, "max_seed": 2**31 - 1})
+    for guidance, seed in ((1.0, 0), (50.0, 2**31 - 1)):
+        params = apply_model(model, body(model="sdxl", guidance_scale=guidance, seed=seed, steps=100))
+        assert (params.guidance_scale, params.seed, params.steps) == (guidance, seed, 100)
 
 
 def test_negative_prompt_passes_where_supported() -> None:
@@ -95,6 +114,11 @@ def test_img2img_takes_the_models_default_strength() -> None:
     [
         (SCHNELL, {"source_image_id": SOURCE}, "source_image_id"),
         (FLUX_DEV, {"strength": 0.5}, "strength"),
+        (
+            FLUX_DEV.model_copy(update={"supports_strength": False}),
+            {"source_image_id": SOURCE, "strength": 0.5},
+            "strength",
+        ),
         (
             FLUX_DEV.model_copy(update={"strength_min": 0.2}),
             {"source_image_id": SOURCE, "strength": 0.1},

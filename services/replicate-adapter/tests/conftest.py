@@ -4,6 +4,7 @@ uvicorn in a thread, the adapter app run in-process through its lifespan."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -16,7 +17,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from picture.common.contracts import PREDICTION_UPDATED, Envelope, PredictionEvent
+from picture.common.contracts import PREDICTION_UPDATED, Envelope, ModelSpec, PredictionEvent
 from picture.common.messaging import Bus
 from picture.common.migrations import upgrade
 from picture.devstack.infra import NatsServer, PostgresServer
@@ -26,6 +27,14 @@ from picture.replicate_simulator.app import create_app as create_simulator
 from picture.replicate_simulator.settings import SimulatorSettings
 
 SIM_TOKEN = "test-token"
+# The catalog's seed, read from its one file (services never import each other; tests read it).
+SEED_FILE = Path(__file__).parents[2] / "catalog/src/picture/catalog/seed_models.json"
+SEED: dict[str, dict[str, Any]] = {m["name"]: m for m in json.loads(SEED_FILE.read_text())}
+
+
+def seed_model(name: str, **overrides: Any) -> ModelSpec:
+    """The catalog's record of ``name`` as the catalog seeds it, with ``overrides``."""
+    return ModelSpec(**(SEED[name] | overrides))
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,20 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from picture.common.contracts import PREDICT, PredictionStatus
+from picture.common.contracts import (
+    PREDICT,
+    REPLICATE_WEBHOOK,
+    PredictionStatus,
+    ReplicateWebhookCommand,
+)
+from picture.common.database import build_engine
 from picture.common.messaging import Bus
+from picture.replicate_adapter import store
 from picture.replicate_adapter.app import create_app
 from picture.replicate_adapter.breaker import BreakerOpen, CircuitBreaker, State
 from picture.replicate_adapter.errors import PermanentReplicateError, TransientReplicateError
@@ -149,3 +157,96 @@ async def test_create_that_timed_out_is_reconciled_not_created_twice(
     # The first create timed out and the prediction was found by listing, not created again.
     assert REQUESTS.labels("create", "transient")._value.get() == timeouts + 1
     assert REQUESTS.labels("list", "ok")._value.get() > lists
+
+
+async def test_reconcile_adopts_only_its_own_of_two_identical_requests(
+    settings: AdapterSettings, bus: Bus, infra: Infra, control: httpx.AsyncClient
+) -> None:
+    """Generation A's create times out after the simulator made it; generation B sends the very
+    same input meanwhile and gets its answer. A's reconcile sees both predictions (same model,
+    same input hash, both inside A's window) and adopts its own, never B's."""
+    short = settings.model_copy(update={"replicate_timeout_seconds": 1.0})
+    marker = f"twins-{uuid.uuid4()}"
+    first, second = command(f"a lantern {marker}"), command(f"a lantern {marker}")
+    assert first.parameters == second.parameters  # identical requests, different generations
+    (
+        await control.put("/_control/config", json={"force_timeout_ms": 2500, "force_count": 1})
+    ).raise_for_status()
+    async with (
+        running(create_app(short)),
+        subscribe(bus, first.generation_id) as a_events,
+        subscribe(bus, second.generation_id) as b_events,
+    ):
+        await bus.publish(PREDICT, first)
+        deadline = time.monotonic() + 10
+        while not await sim_predictions(infra, marker):  # A's prediction exists, its answer held
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        await bus.publish(PREDICT, second)
+        b_started = await b_events.next(timeout=20)
+        a_started = await a_events.next(timeout=20)
+        a_done, b_done = await a_events.next(timeout=20), await b_events.next(timeout=20)
+    assert a_done.status is b_done.status is PredictionStatus.SUCCEEDED
+    found = await sim_predictions(infra, marker)  # newest first
+    assert len(found) == 2
+    b_id, a_id = (p["id"] for p in found)
+    assert (a_started.prediction_id, a_done.prediction_id) == (a_id, a_id)
+    assert (b_started.prediction_id, b_done.prediction_id) == (b_id, b_id)
+
+
+async def test_a_webhook_naming_the_attempt_settles_a_create_whose_answer_was_lost(
+    settings: AdapterSettings, bus: Bus, infra: Infra
+) -> None:
+    """The create's answer never came back (the row has no prediction id); Replicate's webhook
+    to the URL that names the attempt carries the prediction: the adapter adopts it, and a
+    second prediction for the same attempt is canceled as a duplicate."""
+    cmd = command(f"a kite {uuid.uuid4()}")
+    engine = build_engine(infra.database_url)
+    try:
+        await store.claim(
+            engine,
+            generation_id=cmd.generation_id,
+            attempt=1,
+            model=cmd.model.name,
+            replicate_id=cmd.model.replicate_id,
+            input={"prompt": cmd.parameters.prompt},
+            hash="lost-answer",
+            cost_usd=0.003,
+        )
+        async with (
+            httpx.AsyncClient(
+                base_url=infra.sim_url, headers={"Authorization": f"Bearer {SIM_TOKEN}"}, timeout=10
+            ) as sim,
+            running(create_app(settings)),
+            subscribe(bus, cmd.generation_id) as events,
+        ):
+            made, extra = [
+                (
+                    await sim.post(
+                        "/v1/models/black-forest-labs/flux-schnell/predictions",
+                        json={"input": {"prompt": f"{cmd.parameters.prompt} [sim:slow=3000]"}},
+                    )
+                ).json()
+                for _ in range(2)
+            ]
+            for prediction in (made, extra):
+                await bus.publish(
+                    REPLICATE_WEBHOOK,
+                    ReplicateWebhookCommand(
+                        webhook_id=f"msg_{prediction['id']}",
+                        prediction=prediction,
+                        received_at=datetime.now(UTC),
+                        generation_id=cmd.generation_id,
+                        attempt=1,
+                    ),
+                )
+            started = await events.next(timeout=15)
+            assert (started.status, started.prediction_id) == (PredictionStatus.STARTED, made["id"])
+            done = await events.next(timeout=30)
+            assert (done.status, done.prediction_id) == (PredictionStatus.SUCCEEDED, made["id"])
+            deadline = time.monotonic() + 15
+            while (await sim.get(f"/v1/predictions/{extra['id']}")).json()["status"] != "canceled":
+                assert time.monotonic() < deadline, "the duplicate was not canceled"
+                await asyncio.sleep(0.1)
+    finally:
+        await engine.dispose()

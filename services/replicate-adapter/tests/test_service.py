@@ -14,7 +14,6 @@ from picture.common.contracts import (
     CancelPredictionCommand,
     ErrorKind,
     GenerationParameters,
-    ModelSpec,
     PredictCommand,
     PredictionStatus,
 )
@@ -23,18 +22,9 @@ from picture.common.messaging import Bus
 from picture.replicate_adapter.app import create_app
 from picture.replicate_adapter.settings import AdapterSettings
 
-from .conftest import SIM_TOKEN, Infra, running, subscribe
+from .conftest import SIM_TOKEN, Infra, running, seed_model, subscribe
 
-FLUX = ModelSpec(
-    name="flux-schnell",
-    display_name="FLUX.1 [schnell]",
-    replicate_id="black-forest-labs/flux-schnell",
-    default_steps=4,
-    max_steps=4,
-    default_guidance_scale=3.5,
-    supported_aspect_ratios=("1:1", "16:9", "9:16"),
-    cost_per_generation=0.003,
-)
+FLUX = seed_model("flux-schnell")
 
 
 def command(prompt: str, **params: Any) -> PredictCommand:

@@ -21,8 +21,9 @@ ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 
 def _create(api: httpx.Client, prompt: str, **extra: Any) -> dict[str, Any]:
+    """A prediction of a model without a recorded schema (the simulator's generic checks)."""
     response = api.post(
-        "/v1/models/black-forest-labs/flux-schnell/predictions",
+        "/v1/models/acme/sketch/predictions",
         json={"input": {"prompt": prompt, "width": 256, "height": 256, **extra}},
     )
     assert response.status_code == 201, response.text
@@ -106,7 +107,7 @@ def test_prediction_shape(api: httpx.Client, wait_terminal: Waiter, sim: Simulat
     created = _create(api, "shape")
     assert re.fullmatch(r"[a-z2-7]{26}", created["id"])
     assert created["status"] == "starting"
-    assert created["model"] == "black-forest-labs/flux-schnell"
+    assert created["model"] == "acme/sketch"
     assert created["version"] == "hidden"
     assert created["source"] == "api"
     assert created["data_removed"] is False
@@ -264,7 +265,7 @@ def test_recraft_size_and_imagen_png(api: httpx.Client) -> None:
     assert Image.open(io.BytesIO(_download(recraft["output"]).content)).size == (1365, 1024)
     imagen = api.post(
         "/v1/models/google/imagen-4-fast/predictions",
-        json={"input": {"prompt": "p", "aspect_ratio": "9:16", "output_format": "webp"}},
+        json={"input": {"prompt": "p", "aspect_ratio": "9:16", "output_format": "png"}},
         headers={"Prefer": "wait"},
     ).json()
     image = Image.open(io.BytesIO(_download(imagen["output"]).content))
@@ -274,7 +275,7 @@ def test_recraft_size_and_imagen_png(api: httpx.Client) -> None:
 def test_recraft_svg(api: httpx.Client) -> None:
     body = api.post(
         "/v1/models/recraft-ai/recraft-v3-svg/predictions",
-        json={"input": {"prompt": "a <logo> & icon", "width": 512, "height": 512, "seed": 3}},
+        json={"input": {"prompt": "a <logo> & icon", "size": "1024x1365"}},
         headers={"Prefer": "wait"},
     ).json()
     assert isinstance(body["output"], str)
@@ -283,7 +284,7 @@ def test_recraft_svg(api: httpx.Client) -> None:
     assert download.headers["content-type"].startswith("image/svg+xml")
     root = ET.fromstring(download.content)  # noqa: S314 - our own output
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
-    assert root.get("width") == "512"
+    assert (root.get("width"), root.get("height")) == ("1024", "1365")
     assert "a <logo> & icon" in "".join(root.itertext())
 
 
@@ -338,3 +339,18 @@ def test_stream_url_and_events(api: httpx.Client) -> None:
     final = api.get(f"/v1/predictions/{created['id']}").json()
     assert f"event: output\ndata: {final['output'][0]}\n" in response.text
     assert response.text.rstrip().endswith("event: done\ndata: {}")
+
+
+def test_a_mistyped_top_level_property_is_refused_as_replicate_refuses_it(api: httpx.Client) -> None:
+    response = api.post("/v1/models/acme/sketch/predictions", json={"inptu": {"prompt": "x"}})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["title"] == "Input validation failed"
+    assert body["invalid_fields"] == [
+        {"type": "required", "field": "", "description": "input is required"},
+        {
+            "type": "additional_property_not_allowed",
+            "field": "",
+            "description": "Additional property inptu is not allowed",
+        },
+    ]

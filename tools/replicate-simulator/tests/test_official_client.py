@@ -133,3 +133,53 @@ def test_webhook_secret_and_missing_prediction(client: Client) -> None:
     with pytest.raises(ReplicateError) as info:
         client.predictions.get("doesnotexist")
     assert info.value.status == 404
+
+
+@pytest.mark.parametrize(
+    ("model", "given", "detail"),
+    [
+        (
+            "black-forest-labs/flux-schnell",
+            {"prompt": "p", "num_inference_steps": 8},
+            "- input.num_inference_steps: Must be less than or equal to 4\n",
+        ),
+        (
+            "bytedance/sdxl-lightning-4step:5599ed30703defd1d160a25a63321b4dec97101d98b4674bcc56e41f62f35637",
+            {"prompt": "p", "width": 2048, "scheduler": "euler"},
+            "- input.width: Must be less than or equal to 1280\n- input.scheduler: scheduler must be one of"
+            ' the following: "DDIM", "DPMSolverMultistep", "HeunDiscrete", "KarrasDPM",'
+            ' "K_EULER_ANCESTRAL", "K_EULER", "PNDM", "DPM++2MSDE"\n',
+        ),
+        (
+            "ideogram-ai/ideogram-v3-turbo",
+            {"prompt": "p", "style_type": "auto"},
+            '- input.style_type: style_type must be one of the following: "None", "Auto", "General",'
+            ' "Realistic", "Design"\n',
+        ),
+        ("bytedance/seedream-3", {"guidance_scale": "high"}, None),
+    ],
+)
+def test_invalid_inputs_are_answered_as_replicate_answers_them(
+    client: Client, model: str, given: dict[str, Any], detail: str | None
+) -> None:
+    with pytest.raises(ReplicateError) as raised:
+        client.run(model, input=given)
+    error = raised.value
+    assert (error.status, error.title) == (422, "Input validation failed")
+    if detail is not None:
+        assert error.detail == detail
+    else:  # two errors at once: both listed
+        assert error.detail == (
+            "- input.prompt: prompt is required\n"
+            "- input.guidance_scale: Invalid type. Expected: number, given: string\n"
+        )
+
+
+def test_fields_a_model_does_not_have_are_ignored_and_kept_in_the_input(client: Client) -> None:
+    prediction = client.predictions.create(
+        model="black-forest-labs/flux-schnell", input={"prompt": "p", "guidance": 3.5, "width": 640}
+    )
+    prediction.wait()
+    assert prediction.status == "succeeded"
+    assert prediction.input == {"prompt": "p", "guidance": 3.5, "width": 640}
+    assert _image(prediction.output[0]).size == (1024, 1024)  # width is not an input of schnell

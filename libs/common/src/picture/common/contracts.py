@@ -192,6 +192,14 @@ class ModelSpec(BaseModel):
     default_strength: float | None = None
     strength_min: float = 0.0
     strength_max: float = 1.0
+    # What the model's Replicate input takes: steps, guidance (within its range), a strength
+    # with the source image, seeds up to max_seed.
+    supports_steps: bool = True
+    supports_guidance: bool = True
+    guidance_min: float = 0.0
+    guidance_max: float = 50.0
+    supports_strength: bool = True
+    max_seed: int = 2**32 - 1
     supports_negative_prompt: bool = False
     supports_seed: bool = True
     supports_img2img: bool = False
@@ -721,6 +729,10 @@ class ReplicateWebhookCommand(Message):
     webhook_id: str
     prediction: dict[str, Any]
     received_at: datetime
+    # The attempt named in the webhook URL's query (the adapter puts it there when creating):
+    # Replicate calls back that exact URL, so this says whose prediction it is.
+    generation_id: uuid.UUID | None = None
+    attempt: int | None = None
 
 
 class CostTotalsRequest(Message):

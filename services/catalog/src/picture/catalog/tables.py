@@ -47,6 +47,13 @@ models = Table(
     Column("default_strength", Float),
     Column("strength_min", Float, nullable=False, server_default="0"),
     Column("strength_max", Float, nullable=False, server_default="1"),
+    # What the model's Replicate input takes (revision 0008).
+    Column("supports_steps", Boolean, nullable=False, server_default="true"),
+    Column("supports_guidance", Boolean, nullable=False, server_default="true"),
+    Column("guidance_min", Float, nullable=False, server_default="0"),
+    Column("guidance_max", Float, nullable=False, server_default="50"),
+    Column("supports_strength", Boolean, nullable=False, server_default="true"),
+    Column("max_seed", BigInteger, nullable=False, server_default=str(2**32 - 1)),
     Column("supports_negative_prompt", Boolean, nullable=False),
     Column("supports_seed", Boolean, nullable=False),
     Column("supports_img2img", Boolean, nullable=False),

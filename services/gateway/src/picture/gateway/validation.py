@@ -22,32 +22,50 @@ def apply_model(model: ModelSpec, body: GenerationCreate) -> GenerationParameter
             "height",
             f"height must be between {model.min_height} and {model.max_height} for {model.name}",
         )
-    if body.steps is not None and body.steps > model.max_steps:
-        raise InvalidField("steps", f"steps must be at most {model.max_steps} for {model.name}")
+    if body.steps is not None:
+        if not model.supports_steps:
+            raise InvalidField("steps", f"{model.name} does not take a number of steps")
+        if body.steps > model.max_steps:
+            raise InvalidField("steps", f"steps must be at most {model.max_steps} for {model.name}")
+    if body.guidance_scale is not None:
+        if not model.supports_guidance:
+            raise InvalidField("guidance_scale", f"{model.name} does not take a guidance scale")
+        if not model.guidance_min <= body.guidance_scale <= model.guidance_max:
+            raise InvalidField(
+                "guidance_scale",
+                f"guidance_scale must be between {model.guidance_min:g} and {model.guidance_max:g}"
+                f" for {model.name}",
+            )
     if body.negative_prompt is not None and not model.supports_negative_prompt:
         raise InvalidField("negative_prompt", f"{model.name} does not support a negative prompt")
-    if body.seed is not None and not model.supports_seed:
-        raise InvalidField("seed", f"{model.name} does not support a seed")
+    if body.seed is not None:
+        if not model.supports_seed:
+            raise InvalidField("seed", f"{model.name} does not support a seed")
+        if body.seed > model.max_seed:
+            raise InvalidField("seed", f"seed must be at most {model.max_seed} for {model.name}")
     if body.source_image_id is not None and not model.supports_img2img:
         raise InvalidField("source_image_id", f"{model.name} does not take a source image")
     if body.strength is not None:
         if body.source_image_id is None:
             raise InvalidField("strength", "strength needs a source_image_id")
+        if not model.supports_strength:
+            raise InvalidField("strength", f"{model.name} does not take a strength")
         if not model.strength_min <= body.strength <= model.strength_max:
             raise InvalidField(
                 "strength",
                 f"strength must be between {model.strength_min} and {model.strength_max} for {model.name}",
             )
+    # A default is filled in only for what the model takes (the adapter refuses the rest).
+    steps = body.steps if body.steps is not None else model.default_steps
+    guidance = body.guidance_scale if body.guidance_scale is not None else model.default_guidance_scale
     strength = body.strength if body.strength is not None else model.default_strength
     return GenerationParameters(
         prompt=body.prompt,
         negative_prompt=body.negative_prompt,
         width=width,
         height=height,
-        steps=body.steps if body.steps is not None else model.default_steps,
-        guidance_scale=body.guidance_scale
-        if body.guidance_scale is not None
-        else model.default_guidance_scale,
+        steps=steps if model.supports_steps else None,
+        guidance_scale=guidance if model.supports_guidance else None,
         seed=body.seed,
-        strength=strength if body.source_image_id is not None else None,
+        strength=strength if body.source_image_id is not None and model.supports_strength else None,
     )

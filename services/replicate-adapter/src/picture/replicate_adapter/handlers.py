@@ -8,8 +8,9 @@ Predict is idempotent per (generation, attempt):
    prediction id means a redelivery or a duplicate: "started" is published again (same
    message id) and the prediction is followed, nothing is created;
 3. the create request; a transient error is retried by redelivery with a growing delay (a
-   create that may have reached Replicate is reconciled against the list of recent
-   predictions by request hash before creating again); a permanent one is reported;
+   create that may have reached Replicate is reconciled before creating again: the listed
+   prediction of the same request created while our create was in flight, and no other
+   attempt's, see :mod:`.reconcile`); a permanent one is reported;
 4. prediction id and status are stored, "started" is published, the poller follows it.
 
 On the command's last delivery the consumer's poison hook reports a transient failure, so the
@@ -20,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -58,14 +60,30 @@ from picture.replicate_adapter.outcomes import (
     terminal_id,
 )
 from picture.replicate_adapter.poller import Poller
+from picture.replicate_adapter.reconcile import Candidate, Contested, NotFound, Window, choose
 from picture.replicate_adapter.replicate import Prediction, ReplicateClient
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY = 60.0
+RECONCILE_SKEW = timedelta(seconds=5)  # our clock against Replicate's
 MAX_RETRY_AFTER = 30.0
 # A webhook can overtake the create's answer: its row has no prediction id yet.
 WEBHOOK_EARLY_DELAY = 1.0
+
+
+def _same_request(row: store.PredictionRow, prediction: Prediction) -> bool:
+    """The listed prediction was made from the request this attempt sends (model and input)."""
+    raw = prediction.raw
+    if raw.get("model") not in (None, row.replicate_id) or not isinstance(raw.get("input"), dict):
+        return False
+    version = raw.get("version") if raw.get("version") not in ("", None, "hidden") else None
+    sent = raw["input"]
+    hashes = {
+        store.request_hash(row.replicate_id, None, sent),
+        store.request_hash(row.replicate_id, version, sent),
+    }
+    return row.request_hash in hashes
 
 
 def retry_delay(
@@ -94,7 +112,9 @@ class Adapter:
         create_lease_seconds: float = 60.0,
         max_retry_after: float = MAX_RETRY_AFTER,
         allow_http_sources: bool = False,
+        reconcile_skew: timedelta = RECONCILE_SKEW,
     ) -> None:
+        self.reconcile_skew = reconcile_skew
         self.allow_http_sources = allow_http_sources
         self.create_lease_seconds = create_lease_seconds
         self.max_retry_after = max_retry_after
@@ -221,7 +241,7 @@ class Adapter:
         try:
             prediction = None
             if leased.status == store.CREATE_UNCERTAIN:
-                prediction = await self._reconcile(leased)
+                prediction = await self._reconcile(leased, delivery.num_delivered)
             if prediction is None:
                 cancel_after = None
                 if cmd.deadline is not None:
@@ -258,16 +278,22 @@ class Adapter:
         cancel_after: float | None,
     ) -> Prediction | None:
         cmd = delivery.message
+        await store.create_sending(self.engine, cmd.generation_id, cmd.attempt)
         try:
             return await self.client.create_prediction(
-                cmd.model, model_input, cancel_after_seconds=cancel_after
+                cmd.model,
+                model_input,
+                cancel_after_seconds=cancel_after,
+                webhook_marker={"generation_id": str(cmd.generation_id), "attempt": str(cmd.attempt)},
             )
         except TransientReplicateError as exc:
             if exc.maybe_created:
                 await store.set_status(self.engine, cmd.generation_id, cmd.attempt, store.CREATE_UNCERTAIN)
+            await store.create_settled(self.engine, cmd.generation_id, cmd.attempt)
             delay = retry_delay(delivery.num_delivered, exc.retry_after, max_retry_after=self.max_retry_after)
             raise Retry(f"create failed: {exc.message}", delay) from exc
         except PermanentReplicateError as exc:
+            await store.create_settled(self.engine, cmd.generation_id, cmd.attempt)
             log.warning(
                 "generation %s/%d: Replicate refused the prediction: %s",
                 cmd.generation_id,
@@ -277,29 +303,51 @@ class Adapter:
             await self._fail(cmd, REJECTED, exc.message)
             return None
 
-    async def _reconcile(self, row: store.PredictionRow) -> Prediction | None:
-        """After a create that may have reached Replicate: find it among the recent
-        predictions (same model and request hash, created after our row)."""
-        owner_model = row.replicate_id
+    async def _reconcile(self, row: store.PredictionRow, num_delivered: int) -> Prediction | None:
+        """After a create that may have reached Replicate: our prediction among those listed
+        since our first create was sent (same model and request, created while one of our
+        creates was in flight, not another attempt's; see :mod:`.reconcile`). None: nothing
+        was created, creating is safe."""
+        own = Window(row.create_sent_at or row.created_at, row.create_settled_at)
+        since = own.start - self.reconcile_skew
+        found: dict[str, Prediction] = {}
+        candidates: list[Candidate] = []
         try:
-            async for prediction in self.client.list_predictions():
-                raw = prediction.raw
-                if raw.get("model") not in (None, owner_model):
+            async for prediction in self.client.list_predictions(created_after=since):
+                created = prediction.created_at
+                if created is None:
                     continue
-                sent = raw.get("input")
-                if not isinstance(sent, dict):
-                    continue
-                version = raw.get("version") if raw.get("version") not in ("", None) else None
-                candidates = {
-                    store.request_hash(owner_model, None, sent),
-                    store.request_hash(owner_model, version, sent),
-                }
-                if row.request_hash in candidates:
-                    log.info("reconciled uncertain create of %s: %s", row.generation_id, prediction.id)
-                    return prediction
+                if created < since:
+                    break  # newest first: the rest is older than our attempt
+                if _same_request(row, prediction):
+                    found[prediction.id] = prediction
+                    candidates.append(Candidate(prediction.id, created))
         except ReplicateError as exc:
             raise Retry(f"reconciling an uncertain create failed: {exc.message}", 2.0) from exc
-        return None
+        claimed = await store.claimed(self.engine, list(found))
+        rivals = [
+            Window(r.create_sent_at or r.created_at, r.create_settled_at)
+            for r in await store.open_creates(self.engine, row)
+        ]
+        decision = choose(own, candidates, claimed, rivals, self.reconcile_skew)
+        if isinstance(decision, NotFound):
+            return None
+        if isinstance(decision, Contested):
+            # Growing waits: the other attempt's create may take its whole timeout to settle.
+            raise Retry(
+                f"predictions {', '.join(decision.prediction_ids)} may be another attempt's",
+                max(2.0, retry_delay(num_delivered)),
+            )
+        for extra in decision.extra:  # ours too: a create that went through twice
+            log.warning(
+                "generation %s/%d: canceling duplicate prediction %s", row.generation_id, row.attempt, extra
+            )
+            try:
+                await self.client.cancel_prediction(extra, model=row.model)
+            except ReplicateError as exc:
+                log.warning("cancel of duplicate %s failed: %s", extra, exc.message)
+        log.info("reconciled uncertain create of %s: %s", row.generation_id, decision.prediction_id)
+        return found[decision.prediction_id]
 
     async def on_poison(self, delivery: Delivery[Any], exc: BaseException) -> None:
         """Last delivery failed: a predict without a prediction is reported as failed
@@ -327,6 +375,10 @@ class Adapter:
             log.warning("webhook %s carries no prediction object", cmd.webhook_id)
             return
         row = await store.by_prediction_id(self.engine, prediction.id)
+        if row is None and cmd.generation_id is not None and cmd.attempt is not None:
+            row = await self._webhook_of_attempt(cmd.generation_id, cmd.attempt, prediction)
+            if row is None:
+                return
         if row is None:
             if delivery.num_delivered < 5:
                 # The create's answer may not be stored yet: look again shortly.
@@ -343,6 +395,38 @@ class Adapter:
         else:
             WEBHOOKS.labels("update").inc()
             await self.poller.update(row, prediction.status)
+
+    async def _webhook_of_attempt(
+        self, generation_id: uuid.UUID, attempt: int, prediction: Prediction
+    ) -> store.PredictionRow | None:
+        """A webhook whose URL names our attempt, for a prediction the attempt has not recorded:
+        the answer of its create was lost (or is late), so adopt it; if the attempt already has
+        another prediction (or finished without one), this one is an extra of ours: cancel it.
+        None: handled here."""
+        row = await store.adopt(self.engine, generation_id, attempt, prediction.id, prediction.status)
+        if row is not None:
+            log.info(
+                "generation %s/%d: prediction %s adopted from its webhook",
+                generation_id,
+                attempt,
+                prediction.id,
+            )
+            WEBHOOKS.labels("adopted").inc()
+            await self._publish_started(row)
+            self._follow(row)
+            return row
+        current = await store.get(self.engine, generation_id, attempt)
+        if current is not None and current.prediction_id != prediction.id and not prediction.is_terminal:
+            log.warning(
+                "generation %s/%d: canceling duplicate prediction %s", generation_id, attempt, prediction.id
+            )
+            try:
+                await self.client.cancel_prediction(prediction.id, model=current.model)
+            except PermanentReplicateError as exc:
+                log.warning("cancel of duplicate %s refused: %s", prediction.id, exc.message)
+            except TransientReplicateError as exc:
+                raise Retry(f"cancel of duplicate failed: {exc.message}", exc.retry_after) from exc
+        return None
 
     # ------------------------------------------------------------------ cost
 

@@ -18,8 +18,12 @@ Rules every model shares (defects of the old product, fixed here):
   a signed object URL) only for a model with ``supports_img2img`` whose builder knows how to
   send it; ``strength`` (0..1) only with a source, mapped per model as the old product did:
   flux-dev/flux-krea-dev ``image`` + ``prompt_strength = 1 - strength``, sdxl ``image`` +
-  ``prompt_strength = strength``, sdxl-lightning ``image`` + ``strength``, seedream-4
-  ``image_input: [source]`` (no strength). No strength given: the model's own default.
+  ``prompt_strength = strength``, seedream-4 ``image_input: [source]`` (no strength). No
+  strength given: the model's own default.
+
+Each builder sends only fields of its model's Replicate input schema (recorded with the
+simulator, tools/replicate-simulator/.../schemas; docs/adr/0012): Replicate ignores unknown
+fields silently, so a wrong name would be a parameter lost without an error.
 """
 
 from __future__ import annotations
@@ -92,6 +96,11 @@ def _sized(r: Resolved) -> Input:
     return {"width": r.params.width, "height": r.params.height}
 
 
+def _custom_size(r: Resolved) -> Input:
+    """Models whose exact width and height apply only with ``aspect_ratio: custom``."""
+    return {"aspect_ratio": "custom", **_sized(r)}
+
+
 def _steps(r: Resolved, key: str = "num_inference_steps") -> Input:
     return {key: r.steps} if r.steps is not None else {}
 
@@ -100,7 +109,22 @@ def _guidance(r: Resolved, key: str = "guidance_scale") -> Input:
     return {key: r.guidance} if r.guidance is not None else {}
 
 
+def _nearest_size(width: int, height: int, sizes: Sequence[str]) -> str:
+    """The listed ``WxH`` size whose shape is closest to width:height (log distance)."""
+    target = math.log(width / height)
+
+    def distance(size: str) -> float:
+        w, _, h = size.partition("x")
+        return abs(math.log(int(w) / int(h)) - target)
+
+    return min(sizes, key=distance)
+
+
 def _flux_schnell(model: ModelSpec, r: Resolved) -> Input:
+    return {"aspect_ratio": _aspect_ratio(model, r.params), **_steps(r), "num_outputs": 1, **WEBP_90}
+
+
+def _flux_dev(model: ModelSpec, r: Resolved) -> Input:
     return {
         "aspect_ratio": _aspect_ratio(model, r.params),
         **_steps(r),
@@ -110,78 +134,52 @@ def _flux_schnell(model: ModelSpec, r: Resolved) -> Input:
     }
 
 
-def _flux_dev(model: ModelSpec, r: Resolved) -> Input:
-    return {**_sized(r), **_steps(r), **_guidance(r), "num_outputs": 1, **WEBP_90}
-
-
 def _flux_pro(model: ModelSpec, r: Resolved) -> Input:
-    return {"aspect_ratio": _aspect_ratio(model, r.params), "safety_tolerance": 2, **WEBP_90}
+    return {**_custom_size(r), "safety_tolerance": 2, **WEBP_90}
 
 
 def _sdxl(model: ModelSpec, r: Resolved) -> Input:
+    # No output format input: SDXL answers PNG (media converts it).
     return {
         **_sized(r),
         **_steps(r),
         **_guidance(r),
         "refine": "expert_ensemble_refiner",
         "high_noise_frac": 0.8,
-        **WEBP_90,
     }
 
 
 def _sdxl_lightning(model: ModelSpec, r: Resolved) -> Input:
-    return {
-        **_sized(r),
-        **_steps(r),
-        "guidance_scale": 0,
-        "disable_safety_checker": False,
-        **WEBP_90,
-    }
+    return {**_sized(r), **_steps(r), **_guidance(r), "disable_safety_checker": False}
 
 
 def _ideogram(model: ModelSpec, r: Resolved) -> Input:
-    return {"aspect_ratio": _aspect_ratio(model, r.params), "style_type": "auto"}
+    return {"aspect_ratio": _aspect_ratio(model, r.params), "style_type": "Auto"}
 
 
 def _imagen(model: ModelSpec, r: Resolved) -> Input:
-    return {
-        "aspect_ratio": _aspect_ratio(model, r.params),
-        "safety_tolerance": 2,
-        "output_format": "png",
-    }
+    return {"aspect_ratio": _aspect_ratio(model, r.params), "output_format": "png"}
 
 
 def _recraft(model: ModelSpec, r: Resolved) -> Input:
-    return {"size": f"{r.params.width}x{r.params.height}", "style": "realistic_image"}
+    size = _nearest_size(r.params.width, r.params.height, RECRAFT_SIZES)
+    return {"size": size, "style": "realistic_image"}
 
 
 def _recraft_svg(model: ModelSpec, r: Resolved) -> Input:
-    return {**_sized(r), "output_format": "svg", "style": "vector_illustration"}
+    return {"size": _nearest_size(r.params.width, r.params.height, RECRAFT_SIZES), "style": "any"}
 
 
 def _sd35(model: ModelSpec, r: Resolved) -> Input:
-    return {
-        "aspect_ratio": _aspect_ratio(model, r.params),
-        **_guidance(r, "cfg"),
-        **_steps(r, "steps"),
-        **WEBP_90,
-    }
+    return {"aspect_ratio": _aspect_ratio(model, r.params), **_guidance(r, "cfg"), "output_format": "webp"}
 
 
 def _seedream3(model: ModelSpec, r: Resolved) -> Input:
-    return {**_sized(r), **_steps(r), **_guidance(r)}
+    return {**_custom_size(r), **_guidance(r)}
 
 
 def _seedream4(model: ModelSpec, r: Resolved) -> Input:
-    w, h = r.params.width, r.params.height
-    size = "1K" if max(w, h) <= 1024 else "4K" if max(w, h) >= 4096 else "2K"
-    return {
-        "size": size,
-        "width": w,
-        "height": h,
-        "max_images": 1,
-        "aspect_ratio": _aspect_ratio(model, r.params),
-    }
+    return {"size": "custom", **_sized(r), "max_images": 1}
 
 
 def _qwen(model: ModelSpec, r: Resolved) -> Input:
@@ -211,27 +209,41 @@ def _image_prompt_strength(source: str, strength: float | None) -> Input:
     return {"image": source, **({"prompt_strength": strength} if strength is not None else {})}
 
 
-def _image_strength(source: str, strength: float | None) -> Input:
-    return {"image": source, **({"strength": strength} if strength is not None else {})}
-
-
 def _image_input_list(source: str, strength: float | None) -> Input:
     return {"image_input": [source]}
 
 
 GENERIC = ModelInput(_generic)
 MAX_SOURCE_CHARS = 15_000_000  # a data URI of ~11 MB of image bytes
+# Recraft's sizes (its size input is one of these).
+RECRAFT_SIZES = (
+    "1024x1024",
+    "1365x1024",
+    "1024x1365",
+    "1536x1024",
+    "1024x1536",
+    "1820x1024",
+    "1024x1820",
+    "1024x2048",
+    "2048x1024",
+    "1434x1024",
+    "1024x1434",
+    "1024x1280",
+    "1280x1024",
+    "1024x1707",
+    "1707x1024",
+)
 
-#: Builders by exact model name (ModelSpec.name).
+#: Builders by exact model name (ModelSpec.name), after each model's Replicate input schema.
 BUILDERS: dict[str, ModelInput] = {
-    "flux-schnell": ModelInput(_flux_schnell, fallback_ratios=FLUX_RATIOS),
-    "flux-dev": ModelInput(_flux_dev, img2img=_image_prompt_strength_inverted),
-    "flux-krea-dev": ModelInput(_flux_dev, img2img=_image_prompt_strength_inverted),
-    "flux-1.1-pro": ModelInput(
-        _flux_pro, takes_steps=False, takes_guidance=False, fallback_ratios=FLUX_RATIOS
+    "flux-schnell": ModelInput(_flux_schnell, takes_guidance=False, fallback_ratios=FLUX_RATIOS),
+    "flux-dev": ModelInput(_flux_dev, fallback_ratios=FLUX_RATIOS, img2img=_image_prompt_strength_inverted),
+    "flux-krea-dev": ModelInput(
+        _flux_dev, fallback_ratios=FLUX_RATIOS, img2img=_image_prompt_strength_inverted
     ),
+    "flux-1.1-pro": ModelInput(_flux_pro, takes_steps=False, takes_guidance=False),
     "sdxl": ModelInput(_sdxl, img2img=_image_prompt_strength),
-    "sdxl-lightning": ModelInput(_sdxl_lightning, takes_guidance=False, img2img=_image_strength),
+    "sdxl-lightning": ModelInput(_sdxl_lightning),
     "ideogram-v3-turbo": ModelInput(
         _ideogram,
         takes_steps=False,
@@ -246,13 +258,16 @@ BUILDERS: dict[str, ModelInput] = {
     ),
     "recraft-v3": ModelInput(_recraft, takes_steps=False, takes_guidance=False),
     "recraft-v3-svg": ModelInput(_recraft_svg, takes_steps=False, takes_guidance=False),
-    "stable-diffusion-3.5": ModelInput(_sd35, fallback_ratios=FLUX_RATIOS),
-    "seedream-3": ModelInput(_seedream3),
+    "stable-diffusion-3.5": ModelInput(
+        _sd35,
+        takes_steps=False,
+        fallback_ratios=("1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "9:16", "9:21"),
+    ),
+    "seedream-3": ModelInput(_seedream3, takes_steps=False),
     "seedream-4": ModelInput(
         _seedream4,
         takes_steps=False,
         takes_guidance=False,
-        fallback_ratios=("1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3", "21:9"),
         img2img=_image_input_list,
         takes_strength=False,
     ),
@@ -277,19 +292,25 @@ def _check_bounds(
             f"height must be between {model.min_height} and {model.max_height} for {model.name}",
         )
     if p.steps is not None:
-        if not builder.takes_steps:
+        if not (builder.takes_steps and model.supports_steps):
             raise UnsupportedParameter("steps", model.name)
         if not 1 <= p.steps <= model.max_steps:
             raise InputError("steps", f"steps must be between 1 and {model.max_steps} for {model.name}")
     if p.guidance_scale is not None:
-        if not builder.takes_guidance:
+        if not (builder.takes_guidance and model.supports_guidance):
             raise UnsupportedParameter("guidance_scale", model.name)
-        if p.guidance_scale < 0 or not math.isfinite(p.guidance_scale):
-            raise InputError("guidance_scale", "guidance_scale must be a number >= 0")
+        low, high = model.guidance_min, model.guidance_max
+        if not (math.isfinite(p.guidance_scale) and low <= p.guidance_scale <= high):
+            raise InputError(
+                "guidance_scale", f"guidance_scale must be between {low:g} and {high:g} for {model.name}"
+            )
     if _given(p.negative_prompt) and not model.supports_negative_prompt:
         raise UnsupportedParameter("negative_prompt", model.name)
-    if p.seed is not None and not model.supports_seed:
-        raise UnsupportedParameter("seed", model.name)
+    if p.seed is not None:
+        if not model.supports_seed:
+            raise UnsupportedParameter("seed", model.name)
+        if not 0 <= p.seed <= model.max_seed:
+            raise InputError("seed", f"seed must be between 0 and {model.max_seed} for {model.name}")
     _check_img2img(model, p, builder, allow_http_source)
 
 
@@ -312,7 +333,7 @@ def _check_img2img(
             "source_image_url", "source_image_url must be a data:image/...;base64 URI or an https URL"
         )
     if p.strength is not None:
-        if not builder.takes_strength:
+        if not (builder.takes_strength and model.supports_strength):
             raise UnsupportedParameter("strength", model.name)
         if not (0.0 <= p.strength <= 1.0) or not math.isfinite(p.strength):
             raise InputError("strength", "strength must be between 0 and 1")

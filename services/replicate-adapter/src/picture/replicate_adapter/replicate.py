@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -126,6 +127,14 @@ class Prediction:
     def output_urls(self) -> tuple[str, ...]:
         return normalize_output(self.output)
 
+    @property
+    def created_at(self) -> datetime | None:
+        value = self.raw.get("created_at")
+        try:
+            return datetime.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            return None
+
 
 def _retry_after(response: httpx.Response, detail: str) -> float | None:
     header = response.headers.get("retry-after")
@@ -194,10 +203,13 @@ class ReplicateClient:
         input: dict[str, Any],
         *,
         cancel_after_seconds: float | None = None,
+        webhook_marker: dict[str, str] | None = None,
     ) -> Prediction:
         """POST the prediction: the official-model endpoint when the model has no version,
         else /v1/predictions with the version. Not idempotent at Replicate: a timeout after
-        sending raises :class:`TransientReplicateError` with ``maybe_created``."""
+        sending raises :class:`TransientReplicateError` with ``maybe_created``.
+        ``webhook_marker`` goes into the webhook URL's query: Replicate calls back that exact
+        URL, so its webhooks say which attempt a prediction belongs to."""
         headers = {}
         if cancel_after_seconds is not None:
             headers["Cancel-After"] = f"{max(1, int(cancel_after_seconds))}s"
@@ -209,7 +221,9 @@ class ReplicateClient:
             path = "/v1/predictions"
             body = {"version": model.version, "input": input}
         if self.webhook_url:
-            body["webhook"] = self.webhook_url
+            query = urlencode(webhook_marker or {})
+            sep = "&" if "?" in self.webhook_url else "?"
+            body["webhook"] = f"{self.webhook_url}{sep}{query}" if query else self.webhook_url
             body["webhook_events_filter"] = ["start", "completed"]
         response = await self._call("create", model.name, "POST", path, json=body, headers=headers)
         return Prediction.from_json(response.json())
@@ -222,17 +236,25 @@ class ReplicateClient:
         response = await self._call("cancel", model, "POST", f"/v1/predictions/{prediction_id}/cancel")
         return Prediction.from_json(response.json())
 
-    async def list_predictions(self, *, max_pages: int = 3) -> AsyncIterator[Prediction]:
-        """Recent predictions, newest first (used to reconcile an uncertain create)."""
-        url: str | None = "/v1/predictions"
-        pages = 0
-        while url and pages < max_pages:
+    async def list_predictions(
+        self, *, created_after: datetime | None = None, max_pages: int = 100
+    ) -> AsyncIterator[Prediction]:
+        """Predictions newest first, those created at or after ``created_after`` when given
+        (used to reconcile an uncertain create; the caller stops once they are older). More
+        than ``max_pages`` pages: :class:`TransientReplicateError` (never a partial answer)."""
+        url = "/v1/predictions"
+        if created_after is not None:
+            url += "?" + urlencode({"created_after": created_after.isoformat()})
+        for _ in range(max_pages):
             response = await self._call("list", "unknown", "GET", url)
             body = response.json()
             for item in body.get("results") or ():
                 yield Prediction.from_json(item)
-            url = body.get("next")
-            pages += 1
+            following = body.get("next")
+            if not isinstance(following, str) or not following:
+                return
+            url = following
+        raise TransientReplicateError(f"more than {max_pages} pages of predictions to look through")
 
     async def _send(
         self,

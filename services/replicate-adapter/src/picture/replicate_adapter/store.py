@@ -58,6 +58,8 @@ class PredictionRow:
     user_id: uuid.UUID | None = None
     completed_via: str | None = None
     trace_context: dict[str, str] | None = None
+    create_sent_at: datetime | None = None
+    create_settled_at: datetime | None = None
 
     @classmethod
     def from_mapping(cls, m: RowMapping) -> PredictionRow:
@@ -80,6 +82,8 @@ class PredictionRow:
             user_id=m["user_id"],
             completed_via=m["completed_via"],
             trace_context=m["trace_context"],
+            create_sent_at=m["create_sent_at"],
+            create_settled_at=m["create_settled_at"],
         )
 
 
@@ -158,6 +162,45 @@ async def lease(
     return PredictionRow.from_mapping(row) if row else None
 
 
+async def create_sending(engine: AsyncEngine, generation_id: uuid.UUID, attempt: int) -> None:
+    """A create request is about to be sent: the attempt's window opens (or reopens)."""
+    async with autocommit(engine).connect() as conn:
+        await conn.execute(
+            update(t)
+            .where(_key(generation_id, attempt))
+            .values(create_sent_at=func.coalesce(t.c.create_sent_at, func.now()), create_settled_at=None)
+        )
+
+
+async def create_settled(engine: AsyncEngine, generation_id: uuid.UUID, attempt: int) -> None:
+    """The create request ended (answered or failed): nothing of it can appear later."""
+    async with autocommit(engine).connect() as conn:
+        await conn.execute(update(t).where(_key(generation_id, attempt)).values(create_settled_at=func.now()))
+
+
+async def open_creates(engine: AsyncEngine, row: PredictionRow) -> list[PredictionRow]:
+    """Other attempts with the same request whose creates may have made a prediction they
+    have not recorded (rivals of ``row`` for an unclaimed prediction)."""
+    query = select(t).where(
+        (t.c.request_hash == row.request_hash)
+        & t.c.prediction_id.is_(None)
+        & t.c.create_sent_at.is_not(None)
+        & ~_key(row.generation_id, row.attempt)
+    )
+    async with autocommit(engine).connect() as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    return [PredictionRow.from_mapping(r) for r in rows]
+
+
+async def claimed(engine: AsyncEngine, prediction_ids: list[str]) -> set[str]:
+    """Those of ``prediction_ids`` that an attempt already recorded as its own."""
+    if not prediction_ids:
+        return set()
+    query = select(t.c.prediction_id).where(t.c.prediction_id.in_(prediction_ids))
+    async with autocommit(engine).connect() as conn:
+        return set((await conn.execute(query)).scalars().all())
+
+
 async def release(engine: AsyncEngine, generation_id: uuid.UUID, attempt: int) -> None:
     """Give the create lease back (the create failed; a redelivery will try again)."""
     async with autocommit(engine).connect() as conn:
@@ -178,6 +221,7 @@ async def set_created(
                         prediction_id=prediction_id,
                         status=status[:32],
                         lease_until=None,
+                        create_settled_at=func.coalesce(t.c.create_settled_at, func.now()),
                         updated_at=func.now(),
                     )
                     .returning(t)
@@ -187,6 +231,27 @@ async def set_created(
             .one()
         )
     return PredictionRow.from_mapping(row)
+
+
+async def adopt(
+    engine: AsyncEngine, generation_id: uuid.UUID, attempt: int, prediction_id: str, status: str
+) -> PredictionRow | None:
+    """Record ``prediction_id`` as the attempt's unless it has one (or finished); the row, or
+    None when nothing changed."""
+    async with autocommit(engine).connect() as conn:
+        row = (
+            (
+                await conn.execute(
+                    update(t)
+                    .where(_key(generation_id, attempt) & t.c.prediction_id.is_(None) & ~t.c.terminal)
+                    .values(prediction_id=prediction_id, status=status[:32], updated_at=func.now())
+                    .returning(t)
+                )
+            )
+            .mappings()
+            .first()
+        )
+    return PredictionRow.from_mapping(row) if row else None
 
 
 async def set_status(engine: AsyncEngine, generation_id: uuid.UUID, attempt: int, status: str) -> None:

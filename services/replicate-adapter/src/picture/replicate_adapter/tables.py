@@ -53,6 +53,11 @@ predictions = Table(
     Column("completed_at", DateTime(timezone=True)),
     # How the terminal status was learned: webhook or poll (None: never ran at Replicate).
     Column("completed_via", String(16)),
+    # When the first create request of this attempt was sent, and when the last one ended
+    # (answered or failed; None while one is in flight): Replicate created any prediction of
+    # this attempt in between (reconcile, revision 0004).
+    Column("create_sent_at", DateTime(timezone=True)),
+    Column("create_settled_at", DateTime(timezone=True)),
     # W3C trace context of the predict command: the terminal event continues its trace, from
     # any replica (a webhook) and after a restart (observability, issue #8).
     Column("trace_context", JSONB),

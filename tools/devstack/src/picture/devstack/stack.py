@@ -265,6 +265,8 @@ class Stack:
             env.update(
                 PICTURE_SIMULATOR_PORT=str(self.ports.simulator),
                 PICTURE_SIMULATOR_WEBHOOK_SECRET=self.secrets["PICTURE_REPLICATE_WEBHOOK_SECRET"],
+                # Like the real Replicate, it keeps its predictions and files when we restart.
+                PICTURE_SIMULATOR_DATA_DIR=str(self.var_dir / "simulator"),
             )
         env.update(self.extra_env.get(service, {}))
         return env

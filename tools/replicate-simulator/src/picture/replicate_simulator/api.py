@@ -7,7 +7,9 @@ import contextlib
 import hashlib
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -19,6 +21,7 @@ from picture.replicate_simulator.models import (
     ModelPredictionRequest,
     VersionPredictionRequest,
 )
+from picture.replicate_simulator.schemas import model_of_version
 from picture.replicate_simulator.state import SimulatorState, get_state
 from picture.replicate_simulator.store import Prediction
 
@@ -104,7 +107,7 @@ async def create_prediction(
     """Create a prediction of a version (``owner/name:id`` or a bare version id)."""
     model, sep, version = body.version.rpartition(":")
     if not sep or "/" not in model:
-        model, version = "unknown/unknown", body.version
+        model, version = model_of_version(body.version) or "unknown/unknown", body.version
     return await _create(
         state, model=model, version=version, body=body, prefer=prefer, cancel_after=cancel_after
     )
@@ -152,11 +155,22 @@ async def create_deployment_prediction(
 
 
 @router.get("/predictions")
-async def list_predictions(state: State, cursor: str | None = None) -> dict[str, Any]:
-    """Newest-first, cursor-paged list of predictions."""
+async def list_predictions(
+    state: State,
+    cursor: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> dict[str, Any]:
+    """Newest-first, cursor-paged list of predictions (``created_after`` inclusive and
+    ``created_before`` exclusive, ISO 8601, as Replicate filters them)."""
     state.stats.lists += 1
-    page = state.store.page(cursor)
-    base = f"{state.settings.base_url}/v1/predictions?cursor="
+    bounds = {"created_after": created_after, "created_before": created_before}
+    for name, moment in bounds.items():
+        if moment is not None and moment.tzinfo is None:
+            bounds[name] = moment.replace(tzinfo=UTC)
+    page = state.store.page(cursor, bounds["created_after"], bounds["created_before"])
+    kept = urlencode({k: v.isoformat() for k, v in bounds.items() if v is not None})
+    base = f"{state.settings.base_url}/v1/predictions?{kept + '&' if kept else ''}cursor="
     return {
         "previous": base + page.previous_cursor if page.previous_cursor else None,
         "next": base + page.next_cursor if page.next_cursor else None,

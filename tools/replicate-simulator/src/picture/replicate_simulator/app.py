@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from picture.replicate_simulator import api, control
 from picture.replicate_simulator.errors import install_error_handlers
 from picture.replicate_simulator.files import FileStore
+from picture.replicate_simulator.journal import PredictionJournal
 from picture.replicate_simulator.runtime import RuntimeControl, Stats
 from picture.replicate_simulator.settings import SimulatorSettings
 from picture.replicate_simulator.state import SimulatorState
@@ -47,7 +48,8 @@ def create_app(settings: SimulatorSettings | None = None) -> FastAPI:
                 on_result=on_webhook_result,
                 dropped=lambda: control_state.config.drop_webhooks,
             )
-            files = FileStore(resolved.output_ttl_seconds, resolved.max_files)
+            data_dir = resolved.data_dir
+            files = FileStore(resolved.output_ttl_seconds, resolved.max_files, data_dir)
             store = PredictionStore(
                 base_url=resolved.base_url,
                 control=control_state,
@@ -58,7 +60,11 @@ def create_app(settings: SimulatorSettings | None = None) -> FastAPI:
                 max_predictions=resolved.max_predictions,
                 retention_seconds=resolved.output_ttl_seconds,
                 run_timeout_seconds=resolved.run_timeout_seconds,
+                journal=PredictionJournal(data_dir) if data_dir is not None else None,
             )
+            resumed = store.resume()
+            if resumed:
+                logger.info("resumed %d predictions that were in flight", resumed)
             app.state.simulator = SimulatorState(resolved, control_state, stats, files, store)
             logger.info("replicate simulator ready at %s", resolved.base_url)
             try:

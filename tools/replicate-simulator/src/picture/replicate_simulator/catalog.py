@@ -1,29 +1,21 @@
-"""How each model's input becomes an image request: sizes, formats, output shape, markers."""
+"""How a prediction's input becomes an image request: validation against the model's recorded
+schema (see :mod:`picture.replicate_simulator.schemas`), sizes, formats, output shape, markers."""
 
 from __future__ import annotations
 
+import logging
+import math
 import random
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from picture.replicate_simulator.errors import ProblemError
+from picture.replicate_simulator.errors import ProblemError, input_validation_error
+from picture.replicate_simulator.schemas import ModelSchema, schema_for, validate
+
+logger = logging.getLogger(__name__)
 
 ImageFormat = Literal["webp", "png", "jpg", "svg"]
-
-#: Models whose real counterpart returns one URL string instead of a list.
-SINGLE_OUTPUT_MODELS: frozenset[str] = frozenset(
-    {
-        "black-forest-labs/flux-1.1-pro",
-        "ideogram-ai/ideogram-v3-turbo",
-        "google/imagen-4-fast",
-        "recraft-ai/recraft-v3",
-        "recraft-ai/recraft-v3-svg",
-        "stability-ai/stable-diffusion-3.5",
-    }
-)
-SVG_MODELS: frozenset[str] = frozenset({"recraft-ai/recraft-v3-svg"})
-PNG_MODELS: frozenset[str] = frozenset({"google/imagen-4-fast"})
 
 #: Flux aspect-ratio sizes.
 ASPECT_SIZES: dict[str, tuple[int, int]] = {
@@ -134,8 +126,79 @@ def _size(inp: dict[str, Any]) -> tuple[int, int]:
     return (width or base[0], height or base[1])
 
 
+def _ratio_size(ratio: str, megapixels: float = 1.0) -> tuple[int, int] | None:
+    """About ``megapixels`` at ``W:H`` (sides multiples of 16); None when not a ratio."""
+    if ratio in ASPECT_SIZES and megapixels == 1.0:
+        return ASPECT_SIZES[ratio]
+    w, sep, h = ratio.partition(":")
+    try:
+        value = float(w) / float(h) if sep else 0.0
+    except (ValueError, ZeroDivisionError):
+        return None
+    if value <= 0:
+        return None
+    area = megapixels * 1024 * 1024
+    return (round(math.sqrt(area * value) / 16) * 16, round(math.sqrt(area / value) / 16) * 16)
+
+
+def _schema_size(schema: ModelSchema, inp: dict[str, Any]) -> tuple[int, int]:
+    """The size the real model would draw: exact width/height where they apply (a model
+    without ratio or size inputs, or ``custom``), else its size or aspect ratio."""
+    props = schema.properties
+
+    def given(name: str) -> Any:
+        return inp.get(name, schema.default(name))
+
+    aspect, size = given("aspect_ratio"), given("size")
+    custom = "custom" in (aspect, size) or ("aspect_ratio" not in props and "size" not in props)
+    if custom and "width" in props and "height" in props:
+        return (int(given("width") or 1024), int(given("height") or 1024))
+    if isinstance(size, str) and (match := _SIZE_RE.match(size)):
+        return (int(match.group(1)), int(match.group(2)))
+    side = {"1K": 1024, "2K": 2048, "4K": 4096}.get(str(size))
+    megapixels = float(given("megapixels") or 1) if "megapixels" in props else 1.0
+    if isinstance(aspect, str) and (sized := _ratio_size(aspect, megapixels)) is not None:
+        if side is None:
+            return sized
+        scale = side / max(sized)
+        return (round(sized[0] * scale), round(sized[1] * scale))
+    return (side or 1024, side or 1024)
+
+
+def _schema_spec(schema: ModelSchema, inp: dict[str, Any], rng: random.Random) -> RenderSpec:
+    errors = validate(schema, inp)
+    if errors:
+        raise input_validation_error(errors)
+    ignored = schema.unknown_fields(inp)
+    if ignored:
+        # Replicate ignores them without a word; the log shows what a mapping lost.
+        logger.warning("%s ignores input fields %s", schema.model, ", ".join(ignored))
+    prompt = str(inp.get("prompt", schema.default("prompt") or ""))
+    seed = inp.get("seed")
+    fmt = _FORMATS.get(str(inp.get("output_format", schema.default("output_format") or "")).lower())
+    count = inp.get("num_outputs", inp.get("max_images", 1))
+    width, height = _schema_size(schema, inp)
+    return RenderSpec(
+        model=schema.model,
+        prompt=prompt,
+        seed=int(seed) if seed is not None else rng.randint(0, 2**32 - 1),
+        width=width,
+        height=height,
+        fmt=fmt or _FORMATS[schema.output_format],
+        quality=int(inp.get("output_quality", schema.default("output_quality") or 80)),
+        num_outputs=1 if schema.output_shape == "single" else int(count),
+        single_output=schema.output_shape == "single",
+    )
+
+
 def build_spec(model: str, inp: dict[str, Any], rng: random.Random) -> RenderSpec:
-    """Validate ``inp`` for ``model`` and derive the render spec (random seed if absent)."""
+    """Validate ``inp`` for ``model`` and derive the render spec (random seed if absent).
+
+    A model with a recorded schema is validated as Replicate validates it; any other model
+    gets the lenient generic checks below."""
+    schema = schema_for(model)
+    if schema is not None:
+        return _schema_spec(schema, inp, rng)
     prompt = inp.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ProblemError(422, "input.prompt: prompt is required")
@@ -155,21 +218,15 @@ def build_spec(model: str, inp: dict[str, Any], rng: random.Random) -> RenderSpe
     requested = inp.get("output_format", "webp")
     if not isinstance(requested, str) or requested.lower() not in _FORMATS:
         raise ProblemError(422, f"input.output_format: must be one of {', '.join(_FORMATS)}")
-    fmt = _FORMATS[requested.lower()]
-    if model in SVG_MODELS:
-        fmt = "svg"
-    elif model in PNG_MODELS:
-        fmt = "png"
     width, height = _size(inp)
-    single = model in SINGLE_OUTPUT_MODELS
     return RenderSpec(
         model=model,
         prompt=prompt,
         seed=seed,
         width=width,
         height=height,
-        fmt=fmt,
+        fmt=_FORMATS[requested.lower()],
         quality=quality,
-        num_outputs=1 if single else num_outputs,
-        single_output=single,
+        num_outputs=num_outputs,
+        single_output=False,
     )

@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from picture.replicate_simulator.schemas import InvalidField
+
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 _TYPE_BASE = "https://replicate.com/docs/reference/http#"
 
@@ -29,13 +31,21 @@ _TITLES = {
 
 
 class ProblemError(Exception):
-    """An error answered as ``application/problem+json``."""
+    """An error answered as ``application/problem+json``; ``invalid_fields`` (Replicate's list
+    of ``{type, field, description}``) is added to the body when given."""
 
-    def __init__(self, status: int, detail: str, title: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        title: str | None = None,
+        invalid_fields: list[dict[str, str]] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.title = title or _TITLES.get(status, "Error")
+        self.invalid_fields = invalid_fields
 
 
 def problem_response(
@@ -44,6 +54,7 @@ def problem_response(
     instance: str,
     title: str | None = None,
     headers: dict[str, str] | None = None,
+    invalid_fields: list[dict[str, str]] | None = None,
 ) -> JSONResponse:
     """Build a problem-details response."""
     resolved_title = title or _TITLES.get(status, "Error")
@@ -54,15 +65,35 @@ def problem_response(
         "detail": detail,
         "instance": instance,
     }
+    if invalid_fields is not None:
+        body["invalid_fields"] = invalid_fields
     return JSONResponse(body, status_code=status, media_type=PROBLEM_CONTENT_TYPE, headers=headers)
 
 
-def _format_validation(exc: RequestValidationError) -> str:
-    parts = []
+def input_validation_error(errors: list[InvalidField]) -> ProblemError:
+    """Replicate's 422 for a request or an input that does not match its schema."""
+    detail = "".join(f"- {e.field}: {e.description}\n" if e.field else f"- {e.description}\n" for e in errors)
+    return ProblemError(422, detail, invalid_fields=[e.as_dict() for e in errors])
+
+
+def _body_errors(exc: RequestValidationError) -> list[InvalidField]:
+    """The request body's errors as Replicate names them (a missing or unknown top-level
+    property has an empty ``field``)."""
+    found = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else str(err.get("msg")))
-    return "; ".join(parts) or "Invalid request body"
+        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+        kind = err.get("type", "invalid")
+        if kind == "extra_forbidden" and len(loc) == 1:
+            found.append(
+                InvalidField(
+                    "additional_property_not_allowed", "", f"Additional property {loc[0]} is not allowed"
+                )
+            )
+        elif kind == "missing" and len(loc) == 1:
+            found.append(InvalidField("required", "", f"{loc[0]} is required"))
+        else:
+            found.append(InvalidField(str(kind), ".".join(loc), str(err.get("msg", "invalid"))))
+    return found
 
 
 class RateLimitedError(Exception):
@@ -85,12 +116,14 @@ async def _rate_limited_handler(request: Request, exc: Exception) -> JSONRespons
 
 async def _problem_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
-    return problem_response(exc.status, exc.detail, request.url.path, exc.title)
+    return problem_response(
+        exc.status, exc.detail, request.url.path, exc.title, invalid_fields=exc.invalid_fields
+    )
 
 
 async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return problem_response(422, _format_validation(exc), request.url.path)
+    return await _problem_handler(request, input_validation_error(_body_errors(exc)))
 
 
 async def _http_handler(request: Request, exc: Exception) -> JSONResponse:

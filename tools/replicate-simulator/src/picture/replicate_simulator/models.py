@@ -11,9 +11,11 @@ ALL_WEBHOOK_EVENTS: frozenset[str] = frozenset({"start", "output", "logs", "comp
 
 
 class ModelPredictionRequest(BaseModel):
-    """Body of ``POST /v1/models/{owner}/{name}/predictions`` and the deployments endpoint."""
+    """Body of ``POST /v1/models/{owner}/{name}/predictions`` and the deployments endpoint.
+    Unknown top-level properties are refused, as Replicate refuses them (unknown *input*
+    fields are not: the model's schema decides, see :mod:`.schemas`)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     input: dict[str, Any]
     webhook: str | None = None

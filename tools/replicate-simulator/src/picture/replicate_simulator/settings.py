@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
+from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +39,8 @@ class SimulatorSettings(BaseSettings):
     webhook_max_attempts: int = Field(default=5, ge=1)
     webhook_backoff_seconds: float = Field(default=0.5, ge=0)
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Predictions and output files are kept here and resumed after a restart (None: memory only).
+    data_dir: Path | None = None
 
     @field_validator("webhook_secret")
     @classmethod

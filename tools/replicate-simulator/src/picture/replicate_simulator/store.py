@@ -1,4 +1,5 @@
-"""In-memory predictions and the lifecycle engine that drives them.
+"""Predictions (in memory, and on disk with a data folder) and the lifecycle engine that drives
+them.
 
 Each prediction is one lightweight asyncio task: ``starting`` (start delay, pause gate),
 ``processing`` (progress logs), then ``succeeded`` (images rendered now, in a worker thread),
@@ -14,8 +15,8 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from picture.replicate_simulator import images
@@ -30,6 +31,7 @@ from picture.replicate_simulator.catalog import (
 )
 from picture.replicate_simulator.errors import ProblemError
 from picture.replicate_simulator.files import FileStore
+from picture.replicate_simulator.journal import PredictionJournal
 from picture.replicate_simulator.models import ALL_WEBHOOK_EVENTS
 from picture.replicate_simulator.runtime import RuntimeControl, Stats
 from picture.replicate_simulator.webhooks import WebhookDispatcher
@@ -50,6 +52,14 @@ def _iso(moment: datetime | None) -> str | None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _parse(text: str | None) -> datetime | None:
+    return None if text is None else datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+async def _sleep_until(moment: datetime) -> None:
+    await asyncio.sleep(max(0.0, (moment - _now()).total_seconds()))
 
 
 @dataclass(slots=True, eq=False)
@@ -80,12 +90,73 @@ class Prediction:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     deadline: asyncio.TimerHandle | None = None
+    deadline_at: datetime | None = None
+    progress_steps: int = 0
     last_progress_event: float = 0.0
 
     @property
     def terminal(self) -> bool:
         """Whether the prediction reached a final status."""
         return self.status in TERMINAL_STATUSES
+
+    def to_record(self) -> dict[str, Any]:
+        """Everything needed to resume this prediction after a restart (the journal's file)."""
+        return {
+            "id": self.id,
+            "seq": self.seq,
+            "model": self.model,
+            "version": self.version,
+            "input": self.input,
+            "spec": asdict(self.spec),
+            "fail_error": self.fail_error,
+            "run_seconds": self.run_seconds,
+            "start_delay_seconds": self.start_delay_seconds,
+            "webhook": self.webhook,
+            "events": sorted(self.events),
+            "stream": self.stream,
+            "deployment": self.deployment,
+            "created_at": _iso(self.created_at),
+            "status": self.status,
+            "output": self.output,
+            "logs": self.logs,
+            "error": self.error,
+            "started_at": _iso(self.started_at),
+            "completed_at": _iso(self.completed_at),
+            "deadline_at": _iso(self.deadline_at),
+            "progress_steps": self.progress_steps,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Prediction:
+        spec = RenderSpec(**record["spec"])
+        prediction = cls(
+            id=record["id"],
+            seq=int(record["seq"]),
+            model=record["model"],
+            version=record["version"],
+            input=record["input"],
+            spec=spec,
+            markers=parse_markers(spec.prompt),
+            fail_error=record["fail_error"],
+            run_seconds=float(record["run_seconds"]),
+            start_delay_seconds=float(record["start_delay_seconds"]),
+            webhook=record["webhook"],
+            events=frozenset(record["events"]),
+            stream=bool(record["stream"]),
+            deployment=record["deployment"],
+            created_at=_parse(record["created_at"]) or _now(),
+            status=record["status"],
+            output=record["output"],
+            logs=record["logs"],
+            error=record["error"],
+            started_at=_parse(record["started_at"]),
+            completed_at=_parse(record["completed_at"]),
+            deadline_at=_parse(record["deadline_at"]),
+            progress_steps=int(record["progress_steps"]),
+        )
+        if prediction.terminal:
+            prediction.done.set()
+        return prediction
 
     def to_json(self, base_url: str) -> dict[str, Any]:
         """The prediction as the Replicate API returns it."""
@@ -157,7 +228,9 @@ class PredictionStore:
         max_predictions: int,
         retention_seconds: float,
         run_timeout_seconds: float,
+        journal: PredictionJournal | None = None,
     ) -> None:
+        self._journal = journal
         self._base_url = base_url
         self._control = control
         self._stats = stats
@@ -170,6 +243,26 @@ class PredictionStore:
         self._run_timeout = run_timeout_seconds
         self._predictions: OrderedDict[str, Prediction] = OrderedDict()
         self._seq = 0
+
+    def resume(self) -> int:
+        """Load the journal (lifespan start): finished predictions are listed again, the
+        others continue their timeline from ``created_at``. Returns how many resumed."""
+        if self._journal is None:
+            return 0
+        loop = asyncio.get_running_loop()
+        resumed = 0
+        for record in self._journal.load():
+            prediction = Prediction.from_record(record)
+            self._predictions[prediction.id] = prediction
+            self._seq = max(self._seq, prediction.seq)
+            if prediction.terminal:
+                continue
+            if prediction.deadline_at is not None:
+                delay = max(0.0, (prediction.deadline_at - _now()).total_seconds())
+                prediction.deadline = loop.call_later(delay, self._on_deadline, prediction)
+            prediction.task = loop.create_task(self._run(prediction), name=f"prediction-{prediction.id}")
+            resumed += 1
+        return resumed
 
     # -- queries -------------------------------------------------------------------------
 
@@ -188,9 +281,20 @@ class PredictionStore:
             body.update(data_removed=True, input={}, output=None, logs="")
         return body
 
-    def page(self, cursor: str | None) -> Page:
-        """Newest-first page of at most 100 predictions."""
-        items = list(self._predictions.values())
+    def page(
+        self,
+        cursor: str | None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> Page:
+        """Newest-first page of at most 100 predictions, of those created at or after
+        ``created_after`` and before ``created_before`` when given."""
+        items = [
+            p
+            for p in self._predictions.values()
+            if (created_after is None or p.created_at >= created_after)
+            and (created_before is None or p.created_at < created_before)
+        ]
         if cursor is None:
             chosen = items[-PAGE_SIZE:]
         else:
@@ -275,6 +379,7 @@ class PredictionStore:
         self._evict()
         loop = asyncio.get_running_loop()
         if cancel_after is not None:
+            prediction.deadline_at = prediction.created_at + timedelta(seconds=cancel_after)
             prediction.deadline = loop.call_later(cancel_after, self._on_deadline, prediction)
         prediction.task = loop.create_task(self._run(prediction), name=f"prediction-{prediction.id}")
         self._stats.creates += 1
@@ -302,11 +407,23 @@ class PredictionStore:
             return
         for prediction_id in [p.id for p in self._predictions.values() if p.terminal]:
             del self._predictions[prediction_id]
+            if self._journal is not None:
+                self._journal.delete(prediction_id)
             if len(self._predictions) <= self._max:
                 return
 
     async def reset(self) -> None:
         """Cancel everything and forget all predictions (control API)."""
+        await self.aclose()
+        self._predictions.clear()
+        if self._journal is not None:
+            self._journal.clear()
+        self._rng = random.Random(self._seed)
+        self._seq = 0
+
+    async def aclose(self) -> None:
+        """Stop all lifecycle tasks and deadlines (lifespan shutdown); the journal keeps the
+        predictions for the next start."""
         tasks = [p.task for p in self._predictions.values() if p.task is not None]
         for prediction in self._predictions.values():
             if prediction.deadline is not None:
@@ -314,25 +431,21 @@ class PredictionStore:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._predictions.clear()
-        self._rng = random.Random(self._seed)
-        self._seq = 0
-
-    async def aclose(self) -> None:
-        """Stop all lifecycle tasks (lifespan shutdown)."""
-        await self.reset()
 
     # -- lifecycle -----------------------------------------------------------------------
 
     async def _run(self, prediction: Prediction) -> None:
+        # Absolute times from created_at: a prediction resumed after a restart keeps its timeline.
         try:
-            await asyncio.sleep(prediction.start_delay_seconds)
+            await _sleep_until(prediction.created_at + timedelta(seconds=prediction.start_delay_seconds))
             await self._control.wait_unpaused()
-            prediction.status = "processing"
-            prediction.started_at = _now()
-            prediction.logs = f"Using seed: {prediction.spec.seed}\n"
-            self._emit(prediction, "logs")
-            async with asyncio.timeout(self._run_timeout):
+            if prediction.started_at is None:
+                prediction.status = "processing"
+                prediction.started_at = _now()
+                prediction.logs = f"Using seed: {prediction.spec.seed}\n"
+                self._emit(prediction, "logs")
+            elapsed = (_now() - prediction.started_at).total_seconds()
+            async with asyncio.timeout(max(0.0, self._run_timeout - elapsed)):
                 await self._process(prediction)
         except TimeoutError:
             self._finish(prediction, "failed", error="Prediction timed out")
@@ -345,11 +458,14 @@ class PredictionStore:
     async def _process(self, prediction: Prediction) -> None:
         if prediction.markers.hang:
             await asyncio.Future()
-        for step in range(1, _PROGRESS_STEPS + 1):
-            await asyncio.sleep(prediction.run_seconds / _PROGRESS_STEPS)
+        assert prediction.started_at is not None
+        for step in range(prediction.progress_steps + 1, _PROGRESS_STEPS + 1):
+            offset = prediction.run_seconds * step / _PROGRESS_STEPS
+            await _sleep_until(prediction.started_at + timedelta(seconds=offset))
             percent = step * 100 // _PROGRESS_STEPS
             bar = "#" * (step * 10 // _PROGRESS_STEPS)
             prediction.logs += f"{percent:3d}%|{bar:<10}| {step}/{_PROGRESS_STEPS}\n"
+            prediction.progress_steps = step
             self._emit(prediction, "logs")
         if prediction.fail_error is not None:
             self._finish(prediction, "failed", error=prediction.fail_error)
@@ -384,6 +500,9 @@ class PredictionStore:
         self._emit(prediction, "completed")
 
     def _emit(self, prediction: Prediction, event: str) -> None:
+        """Record a change (journal) and send its webhook event if asked for."""
+        if self._journal is not None:
+            self._journal.save(prediction.id, prediction.to_record())
         if prediction.webhook is None or event not in prediction.events:
             return
         if event in {"logs", "output"}:

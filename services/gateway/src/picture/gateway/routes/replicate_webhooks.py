@@ -7,7 +7,8 @@ Replicate signs each delivery per Standard Webhooks (https://www.standardwebhook
 matches (constant-time), the timestamp is within five minutes of now, and its id was not seen
 before (ids are remembered in ``gateway.replicate_webhooks``; a timestamp older than the window
 is refused anyway, so ids are forgotten after an hour). The prediction JSON then goes to the
-replicate adapter as ``picture.cmd.adapter.webhook``; the answer (204) does not wait for it.
+replicate adapter as ``picture.cmd.adapter.webhook``, with the attempt the adapter put in the
+URL's query (``generation_id``, ``attempt``); the answer (204) does not wait for it.
 
 Refusals: 400 missing headers or a body that is not a JSON object, 401 bad signature or stale
 timestamp, 409 replayed id, 413 body too large, 503 webhooks not configured or NATS down
@@ -24,7 +25,9 @@ import json
 import logging
 import random
 import time
+import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import Column, DateTime, String, Table, delete, func, text
@@ -135,6 +138,16 @@ async def _forget(engine: AsyncEngine, webhook_id: str) -> None:
         await conn.execute(delete(replicate_webhooks).where(replicate_webhooks.c.webhook_id == webhook_id))
 
 
+def _attempt(request: Request) -> dict[str, Any]:
+    """The attempt named in the URL's query (generation_id, attempt), when both are valid."""
+    try:
+        generation_id = uuid.UUID(request.query_params.get("generation_id", ""))
+        attempt = int(request.query_params.get("attempt", ""))
+    except ValueError:
+        return {}
+    return {"generation_id": generation_id, "attempt": attempt} if attempt > 0 else {}
+
+
 @router.post(
     "/replicate",
     status_code=204,
@@ -171,7 +184,10 @@ async def replicate_webhook(request: Request, settings: SettingsDep, engine: Eng
         await bus.publish(
             REPLICATE_WEBHOOK,
             ReplicateWebhookCommand(
-                webhook_id=webhook_id, prediction=prediction, received_at=datetime.now(UTC)
+                webhook_id=webhook_id,
+                prediction=prediction,
+                received_at=datetime.now(UTC),
+                **_attempt(request),
             ),
             message_id=derived_id("replicate.webhook", webhook_id),
         )
