@@ -25,6 +25,14 @@ from picture.devstack.stack import ManagedProcess, Ports, Stack
 from picture.devstack.tokens import mint_token
 
 TERMINAL = {"completed", "failed", "cancelled"}
+# Generous gateway limits so that suites are not throttled; the limit tests set per-user limits
+# in gateway.users (issue #5).
+GENEROUS_GATEWAY_LIMITS = {
+    "PICTURE_HOURLY_LIMIT": "500",
+    "PICTURE_DAILY_LIMIT": "2000",
+    "PICTURE_MAX_CONCURRENT": "50",
+    "PICTURE_RATE_LIMIT_PER_MINUTE": "6000",
+}
 
 
 @pytest.fixture(scope="session")
@@ -37,13 +45,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         secrets,
         pg_fsync=False,
         extra_env={
-            # Generous defaults so other suites are not throttled; the limit tests set per-user
-            # limits in gateway.users (issue #5).
             "gateway": {
-                "PICTURE_HOURLY_LIMIT": "500",
-                "PICTURE_DAILY_LIMIT": "2000",
-                "PICTURE_MAX_CONCURRENT": "50",
-                "PICTURE_RATE_LIMIT_PER_MINUTE": "6000",
+                **GENEROUS_GATEWAY_LIMITS,
                 "PICTURE_SSE_HEARTBEAT_SECONDS": "1",
                 "PICTURE_WEBHOOK_SIGNING_SECRET": (
                     "whsec_dGVzdC13ZWJob29rLXNpZ25pbmctc2VjcmV0LTAxMjM0NTY3ODk="

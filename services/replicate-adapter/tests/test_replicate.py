@@ -195,6 +195,18 @@ async def test_permanent_errors_carry_the_detail(status: int) -> None:
     assert "Invalid input: prompt is required" in info.value.message
 
 
+@pytest.mark.parametrize(
+    ("extra", "seconds"),
+    [
+        ({"created_at": "2025-01-01T10:00:00.5Z", "completed_at": "2025-01-01T10:00:12.75Z"}, 12.25),
+        ({"created_at": "2025-01-01T10:00:00Z", "completed_at": None, "metrics": {"predict_time": 3.5}}, 3.5),
+        ({"created_at": "2025-01-01T10:00:00Z"}, None),
+    ],
+)
+def test_run_seconds_is_replicate_created_to_completed(extra: dict[str, Any], seconds: float | None) -> None:
+    assert Prediction.from_json(body("succeeded") | extra).run_seconds == seconds
+
+
 async def test_the_bulkhead_caps_calls_in_flight() -> None:
     """A slow Replicate: 20 calls at once, never more than max_concurrency in flight; the rest
     wait their turn and all complete."""

@@ -110,6 +110,16 @@ class Prediction:
         )
 
     @property
+    def run_seconds(self) -> float | None:
+        """Created to completed by Replicate's own clock (None while running or unknown)."""
+        try:
+            created = datetime.fromisoformat(str(self.raw["created_at"]))
+            completed = datetime.fromisoformat(str(self.raw["completed_at"]))
+            return max(0.0, (completed - created).total_seconds())
+        except (KeyError, ValueError, TypeError):
+            return self.predict_time
+
+    @property
     def is_terminal(self) -> bool:
         """Known terminal statuses and anything unrecognised (never wait on it forever)."""
         return self.status not in ACTIVE_STATUSES
