@@ -21,6 +21,7 @@ from types import FrameType
 
 import httpx
 
+from picture.devstack.infra import reachable_data_dir
 from picture.devstack.nats_exporter import serve as serve_nats_metrics
 from picture.devstack.observe import Observer
 from picture.devstack.secrets import ensure_dev_env
@@ -82,6 +83,9 @@ def run() -> int:
     lock.write(str(os.getpid()))
     lock.flush()
 
+    pg_data = reachable_data_dir(VAR_DIR / "pg")
+    if pg_data.is_symlink():
+        print(f"PostgreSQL keeps its data in {pg_data.resolve()} (linked from {pg_data})", flush=True)
     secrets = ensure_dev_env(VAR_DIR / "dev.env")
     stack = Stack(VAR_DIR, _ports(), secrets, replicate_token=os.environ.get("REPLICATE_API_TOKEN") or None)
 
