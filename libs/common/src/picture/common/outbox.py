@@ -107,20 +107,27 @@ _COMMITTING: contextvars.ContextVar[tuple[Table, list[OutboxMessage]] | None] = 
 )
 
 
+def _current_trace_context() -> dict[str, str]:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
 def outbox_message(
     channel: Channel[M],
     message: M,
     *,
     delay_seconds: float = 0.0,
     trace_context: dict[str, str] | None = None,
+    message_id: uuid.UUID | None = None,
     **tokens: object,
 ) -> OutboxMessage:
     """Wrap ``message`` for :func:`enqueue_all`, in ``trace_context`` (W3C headers kept from
     the request the message continues) or else the current trace context, captured now."""
     if trace_context is None:
-        trace_context = {}
-        propagate.inject(trace_context)
-    return OutboxMessage(channel.subject(**tokens), Envelope.wrap(message), trace_context, delay_seconds)
+        trace_context = _current_trace_context()
+    envelope = Envelope.wrap(message, id=message_id)
+    return OutboxMessage(channel.subject(**tokens), envelope, trace_context, delay_seconds)
 
 
 async def enqueue_all(conn: AsyncConnection, outbox: Table, messages: Sequence[OutboxMessage]) -> None:
@@ -158,7 +165,8 @@ async def enqueue(
     **tokens: object,
 ) -> Envelope:
     """Add a message to ``outbox`` inside the caller's transaction."""
-    pending = outbox_message(channel, message, delay_seconds=delay_seconds, trace_context=None, **tokens)
+    subject = channel.subject(**tokens)
+    pending = OutboxMessage(subject, Envelope.wrap(message), _current_trace_context(), delay_seconds)
     await enqueue_all(conn, outbox, [pending])
     return pending.envelope
 
@@ -208,8 +216,13 @@ class OutboxRelay:
         finally:
             _COMMITTING.reset(token)
         if committing:  # reached only after a commit
-            self._committed.extend(committing)
-            self._committed_ready.set()
+            self.committed(committing)
+
+    def committed(self, messages: Sequence[OutboxMessage]) -> None:
+        """Publish now the messages whose rows a commit has just written (made through
+        :meth:`transaction`, or one statement that inserted the rows itself)."""
+        self._committed.extend(messages)
+        self._committed_ready.set()
 
     async def run(self) -> None:
         """The fast way and the poll, until cancelled."""
