@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from picture.catalog.library import decode_cursor, encode_cursor, normalize_tag
+from picture.catalog.cursors import decode_cursor, encode_cursor
+from picture.catalog.tags import normalize_tag
 from picture.common.contracts import QueryErrorCode
 from picture.common.messaging import QueryFailed
 
