@@ -92,45 +92,20 @@ async def insert_image(
 # ------------------------------------------------------------------------------------ views
 
 
+# A view's fields are the image columns of the same names; a detail adds the tags and the
+# author (from profiles). Read by name, so a view and its columns cannot drift apart.
+_NOT_COLUMNS = ("tags", "author_username", "author_avatar_url")
+_DETAIL_FIELDS = tuple(name for name in c.ImageDetail.model_fields if name not in _NOT_COLUMNS)
+
+
 def image_view(row: Any) -> c.ImageView:
-    return c.ImageView(
-        id=row.id,
-        generation_id=row.generation_id,
-        user_id=row.user_id,
-        width=row.width,
-        height=row.height,
-        format=row.format,
-        file_size=row.file_size,
-        content_key=row.content_key,
-        thumbnail_key=row.thumbnail_key,
-        is_public=row.is_public,
-        created_at=row.created_at,
-    )
+    return c.ImageView.model_validate(row, from_attributes=True)
 
 
 def image_detail(row: Any, tag_names: tuple[str, ...]) -> c.ImageDetail:
     """``row``: of :func:`detail_select` (the image and its author's profile)."""
     return c.ImageDetail(
-        id=row.id,
-        user_id=row.user_id,
-        generation_id=row.generation_id,
-        width=row.width,
-        height=row.height,
-        format=row.format,
-        file_size=row.file_size,
-        content_key=row.content_key,
-        thumbnail_key=row.thumbnail_key,
-        prompt=row.prompt,
-        negative_prompt=row.negative_prompt,
-        model=row.model,
-        seed=row.seed,
-        is_public=row.is_public,
-        is_favorite=row.is_favorite,
-        rating=row.rating,
-        download_count=row.download_count,
-        like_count=row.like_count,
-        archived_at=row.archived_at,
-        created_at=row.created_at,
+        **{name: getattr(row, name) for name in _DETAIL_FIELDS},
         tags=tag_names,
         author_username=row.username,
         author_avatar_url=row.avatar_url,

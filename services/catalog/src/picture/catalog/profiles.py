@@ -17,14 +17,7 @@ from picture.common.messaging import QueryFailed
 
 
 def profile_view(row: Any) -> c.ProfileView:
-    return c.ProfileView(
-        id=row.id,
-        email=row.email,
-        username=row.username,
-        avatar_url=row.avatar_url,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return c.ProfileView.model_validate(row, from_attributes=True)
 
 
 async def _ensure(conn: AsyncConnection, user_id: uuid.UUID, email: str | None) -> None:

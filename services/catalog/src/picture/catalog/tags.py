@@ -29,7 +29,7 @@ def normalize_tag(name: str) -> str:
 
 
 def tag_view(row: Any) -> c.TagView:
-    return c.TagView(name=row.name, color=row.color, created_at=row.created_at)
+    return c.TagView.model_validate(row, from_attributes=True)
 
 
 async def _ensure_tag(conn: AsyncConnection, name: str, color: str) -> Any:

@@ -22,18 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def template_view(row: Any) -> c.TemplateView:
-    return c.TemplateView(
-        id=row.id,
-        user_id=row.user_id,
-        name=row.name,
-        prompt=row.prompt,
-        negative_prompt=row.negative_prompt,
-        category=row.category,
-        is_public=row.is_public,
-        use_count=row.use_count,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return c.TemplateView.model_validate(row, from_attributes=True)
 
 
 def _usable_by(user_id: uuid.UUID) -> ColumnElement[bool]:
