@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from picture.catalog.tables import images
 from picture.common.migrations import upgrade
 from picture.devstack.infra import PostgresServer
-from picture.devstack.ports import free_port
+from picture.devstack.servers import running_postgres
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -25,13 +25,8 @@ AddImage = Callable[..., Awaitable[uuid.UUID]]
 
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    root = tmp_path_factory.mktemp("pg")
-    server = PostgresServer(root / "data", free_port(), root / "pg.log", fsync=False)
-    server.start()
-    try:
+    with running_postgres(tmp_path_factory.mktemp("pg")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

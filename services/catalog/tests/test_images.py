@@ -17,7 +17,7 @@ from picture.catalog.tables import outbox
 from picture.common import contracts as c
 from picture.common.messaging import Bus, QueryFailed, Reject
 from picture.devstack.infra import NatsServer
-from picture.devstack.ports import free_port
+from picture.devstack.servers import running_nats
 from services.catalog.tests.conftest import AddImage
 
 
@@ -81,13 +81,8 @@ async def test_an_upload_without_an_original_or_with_another_users_id_is_refused
 
 @pytest.fixture(scope="module")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    root = tmp_path_factory.mktemp("nats")
-    server = NatsServer(root / "store", free_port(), free_port(), root / "nats.log")
-    server.start()
-    try:
+    with running_nats(tmp_path_factory.mktemp("nats")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

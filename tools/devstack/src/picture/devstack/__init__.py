@@ -5,6 +5,8 @@
 - ``stack``: the whole system as child processes: migrations, simulator, the five services.
 - ``secrets``: development secrets generated once into ``var/dev.env``.
 - ``tokens``: Supabase-shaped HS256 access tokens for development.
+- ``servers``: NATS or PostgreSQL alone for a ``with`` block (the packages' test fixtures).
+- ``waiting``: :func:`~waiting.eventually`, waiting for a condition instead of a fixed sleep.
 - ``__main__``: ``picture-devstack run | token | migrate``, used by ``make run`` / ``make token``.
 
 Tests import :mod:`picture.devstack.infra` and :mod:`picture.devstack.stack` for fixtures, so
