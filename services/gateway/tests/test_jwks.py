@@ -27,6 +27,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from pydantic import SecretStr
 
 from picture.devstack.tokens import DEV_ISSUER
+from picture.gateway import auth
 from picture.gateway.auth import TokenVerifier
 from picture.gateway.errors import Unauthenticated, Unavailable
 from picture.gateway.settings import GatewaySettings
@@ -247,12 +248,29 @@ async def test_a_rotated_key_is_picked_up_on_first_sight(keys: Keys, jwks: tuple
     await verifier.aclose()
 
 
-async def test_warm_cache_survives_the_endpoint_going_down(keys: Keys, jwks: tuple[Jwks, str]) -> None:
+class ShiftedClock:
+    """The ``time`` module as the verifier sees it, with a monotonic clock the test moves on."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.ahead
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+async def test_warm_cache_survives_the_endpoint_going_down(
+    keys: Keys, jwks: tuple[Jwks, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     state, url = jwks
-    verifier = _verifier(url, min_refresh=0.0, cache=0.01)  # every call wants a refresh
+    clock = ShiftedClock()
+    monkeypatch.setattr(auth, "time", clock)
+    verifier = _verifier(url, min_refresh=0.0, cache=60.0)
     await verifier.verify(es256(keys))
     state.up = False
-    time.sleep(0.02)  # let the cache go stale: the refresh is attempted and fails
+    clock.ahead += 61  # the cache is stale: the refresh is attempted and fails
     assert (await verifier.verify(rs256(keys))).user_id
     assert state.hits >= 2
     with pytest.raises(Unauthenticated, match="unknown signing key"):
