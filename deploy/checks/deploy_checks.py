@@ -3,14 +3,16 @@
 Usage::
 
     python deploy/checks/deploy_checks.py dashboards deploy/grafana/dashboards
-    python deploy/checks/deploy_checks.py rules deploy/prometheus/rules docs/runbooks
+    python deploy/checks/deploy_checks.py rules deploy/prometheus/rules docs/runbooks \
+        deploy/grafana/dashboards
     python deploy/checks/deploy_checks.py compose docker-compose.yml deploy/schemas/compose-spec.json
     python deploy/checks/deploy_checks.py split RENDERED.yaml OUT_DIR
 
 ``dashboards``: every JSON parses, dashboard uids and (per dashboard) panel ids are unique, every
 target has a datasource and a PromQL expression that parses with promql_parser (Grafana variables
 are substituted first). ``rules``: every alert has severity, summary, description and a runbook_url
-whose file exists under docs/runbooks, and every expression parses. ``compose``: the compose file
+whose file exists under docs/runbooks and names at least one dashboard panel that exists
+(``Panel: **<dashboard title> > <panel title>**``), and every expression parses. ``compose``: the compose file
 validates against the vendored compose-spec JSON schema. ``split``: writes each rendered manifest
 to its own file for kubernetes-validate, leaving out custom resources whose schemas it does not
 bundle (KEDA ScaledObject; tests/deploy checks those fields instead).
@@ -34,6 +36,7 @@ CRD_GROUPS = ("keda.sh/",)
 RUNBOOK_PREFIX = "https://github.com/picture-dev/picture/blob/main/docs/runbooks/"
 _RANGE_VARS = re.compile(r"\$__(rate_interval|interval|range)\b|\$\{__(rate_interval|interval|range)\}")
 _VARS = re.compile(r"\$\{?[A-Za-z_]\w*\}?")
+_RUNBOOK_PANEL = re.compile(r"^Panel: \*\*(?P<dashboard>[^*]+?) > (?P<panel>[^*]+?)\*\*", re.MULTILINE)
 
 
 def promql_with_grafana_vars(expr: str) -> str:
@@ -110,9 +113,33 @@ def check_dashboards(directory: Path) -> list[str]:
     return errors
 
 
-def check_rules(rules_dir: Path, runbooks: Path) -> list[str]:
+def panel_titles(dashboards: Path) -> set[tuple[str, str]]:
+    """(dashboard title, panel title) of every panel that is not a row."""
+    titles = set()
+    for path in sorted(dashboards.glob("*.json")):
+        dash = json.loads(path.read_text())
+        for panel in _panels(dash.get("panels", [])):
+            if panel.get("type") != "row":
+                titles.add((dash.get("title", ""), panel.get("title", "")))
+    return titles
+
+
+def check_runbook_panels(name: str, runbook: Path, titles: set[tuple[str, str]]) -> list[str]:
+    named = [(m["dashboard"], m["panel"]) for m in _RUNBOOK_PANEL.finditer(runbook.read_text())]
+    if not named:
+        return [f"{runbook}: {name}: no 'Panel: **<dashboard> > <panel>**' line naming the cause's panel"]
+    return [
+        f"{runbook}: {name}: no panel {panel!r} on dashboard {dash!r}"
+        for dash, panel in named
+        if (dash, panel) not in titles
+    ]
+
+
+def check_rules(rules_dir: Path, runbooks: Path, dashboards: Path) -> list[str]:
     errors: list[str] = []
     alerts = 0
+    titles = panel_titles(dashboards)
+    checked: set[str] = set()
     for path in sorted(rules_dir.glob("*.yml")):
         for group in yaml.safe_load(path.read_text())["groups"]:
             for rule in group["rules"]:
@@ -135,6 +162,9 @@ def check_rules(rules_dir: Path, runbooks: Path) -> list[str]:
                     errors.append(f"{path}: {name}: runbook_url should be {RUNBOOK_PREFIX}{name}.md")
                 elif not (runbooks / f"{name}.md").is_file():
                     errors.append(f"{path}: {name}: {runbooks / (name + '.md')} does not exist")
+                elif name not in checked:
+                    checked.add(name)
+                    errors += check_runbook_panels(name, runbooks / f"{name}.md", titles)
     print(f"{alerts} alerting rules checked")
     return errors
 
@@ -168,7 +198,7 @@ def split_manifests(rendered: Path, out_dir: Path) -> list[str]:
 def main(argv: list[str]) -> int:
     commands = {
         "dashboards": lambda a: check_dashboards(Path(a[0])),
-        "rules": lambda a: check_rules(Path(a[0]), Path(a[1])),
+        "rules": lambda a: check_rules(Path(a[0]), Path(a[1]), Path(a[2])),
         "compose": lambda a: check_compose(Path(a[0]), Path(a[1])),
         "split": lambda a: split_manifests(Path(a[0]), Path(a[1])),
     }

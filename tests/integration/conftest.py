@@ -7,11 +7,11 @@ Nothing here touches a running `make run` (other ports, other folder).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -19,11 +19,20 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from picture.devstack.ports import free_port
 from picture.devstack.secrets import ensure_dev_env
-from picture.devstack.stack import Ports, Stack
+from picture.devstack.stack import ManagedProcess, Ports, Stack
 from picture.devstack.tokens import mint_token
 
 TERMINAL = {"completed", "failed", "cancelled"}
+# Generous gateway limits so that suites are not throttled; the limit tests set per-user limits
+# in gateway.users (issue #5).
+GENEROUS_GATEWAY_LIMITS = {
+    "PICTURE_HOURLY_LIMIT": "500",
+    "PICTURE_DAILY_LIMIT": "2000",
+    "PICTURE_MAX_CONCURRENT": "50",
+    "PICTURE_RATE_LIMIT_PER_MINUTE": "6000",
+}
 
 
 @pytest.fixture(scope="session")
@@ -36,13 +45,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         secrets,
         pg_fsync=False,
         extra_env={
-            # Generous defaults so other suites are not throttled; the limit tests set per-user
-            # limits in gateway.users (issue #5).
             "gateway": {
-                "PICTURE_HOURLY_LIMIT": "500",
-                "PICTURE_DAILY_LIMIT": "2000",
-                "PICTURE_MAX_CONCURRENT": "50",
-                "PICTURE_RATE_LIMIT_PER_MINUTE": "6000",
+                **GENEROUS_GATEWAY_LIMITS,
                 "PICTURE_SSE_HEARTBEAT_SECONDS": "1",
                 "PICTURE_WEBHOOK_SIGNING_SECRET": (
                     "whsec_dGVzdC13ZWJob29rLXNpZ25pbmctc2VjcmV0LTAxMjM0NTY3ODk="
@@ -78,6 +82,31 @@ def running_stack(system: Stack, *, migrate: bool = True) -> Iterator[Stack]:
         yield system
     finally:
         system.stop()
+
+
+def extra_gateway(stack: Stack, name: str, **env: str) -> ManagedProcess:
+    """One more gateway process on the stack (not started), with its own port and log, and
+    ``env`` on top of the stack's gateway environment."""
+    base = stack._process("gateway")
+    port = free_port()
+    return dataclasses.replace(
+        base,
+        env={**base.env, "PICTURE_HTTP_PORT": str(port), **env},
+        port=port,
+        log_file=stack.log_dir / f"{name}.log",
+    )
+
+
+@contextmanager
+def running_gateway(stack: Stack, name: str, **env: str) -> Iterator[ManagedProcess]:
+    """:func:`extra_gateway`, started and ready; stopped on exit."""
+    process = extra_gateway(stack, name, **env)
+    process.start()
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.close()
 
 
 @pytest.fixture(scope="session")
@@ -118,18 +147,8 @@ async def wait_terminal(api: httpx.AsyncClient, generation_id: str, timeout: flo
         await asyncio.sleep(0.2)
 
 
-async def clear_of_quota_window_edge(margin_seconds: float = 90.0) -> None:
-    """Quotas count in fixed UTC windows (the hour, the day). A test that fills a window must
-    not straddle its edge, or the count resets between its requests: wait for the next one."""
-    now = datetime.now(UTC)
-    left = 3600 - (now.minute * 60 + now.second + now.microsecond / 1e6)
-    if left < margin_seconds:
-        await asyncio.sleep(left + 1)
-
-
 async def set_limits(db: AsyncEngine, user_id: uuid.UUID, **limits: int | bool) -> None:
-    """Per-user limit overrides (gateway.users), clear of the quota window's edge."""
-    await clear_of_quota_window_edge()
+    """Per-user limit overrides (gateway.users)."""
     columns = ", ".join(limits)
     values = ", ".join(f":{k}" for k in limits)
     updates = ", ".join(f"{k} = excluded.{k}" for k in limits)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -121,3 +122,117 @@ async def test_malformed_json_is_422(api: httpx.AsyncClient) -> None:
         "/v1/generations", content=b"{not json", headers={"Content-Type": "application/json"}
     )
     _problem(response, 422)
+
+
+NUL = "\x00"
+SURROGATE = "\ud800"  # arrives through JSON's \ud800 escape; UTF-8 cannot encode it
+
+
+async def _written_by(db: AsyncEngine, user_id: uuid.UUID) -> dict[str, int]:
+    async with db.connect() as conn:
+        counts = (
+            await conn.execute(
+                text(
+                    "SELECT"
+                    " (SELECT count(*) FROM orchestrator.generations WHERE user_id = :u) AS generations,"
+                    " (SELECT count(*) FROM orchestrator.batches WHERE user_id = :u) AS batches,"
+                    " (SELECT count(*) FROM gateway.charges WHERE user_id = :u) AS charges,"
+                    " (SELECT count(*) FROM catalog.prompt_templates WHERE user_id = :u) AS templates,"
+                    " (SELECT count(*) FROM catalog.tags WHERE position(:marker in name) > 0) AS tags"
+                ),
+                {"u": user_id, "marker": "unstorable"},
+            )
+        ).one()
+    return dict(counts._mapping)
+
+
+BATCH = {"prompts": ["a red fox", "a blue whale"], "shared_settings": {"model": "flux-schnell"}}
+TEMPLATE = {"name": "t", "prompt": "a cat"}
+
+
+IN_BODIES = [
+    ("POST", "/v1/generations", {**GOOD, "prompt": "a {} cat"}, "body.prompt"),
+    ("POST", "/v1/generations", {**GOOD, "negative_prompt": "no {}"}, "body.negative_prompt"),
+    ("POST", "/v1/batches", {**BATCH, "prompts": ["a red fox", "a {} whale"]}, "body.prompts.1"),
+    ("POST", "/v1/batches", {**BATCH, "batch_name": "animals {}"}, "body.batch_name"),
+    (
+        "POST",
+        "/v1/batches",
+        {**BATCH, "shared_settings": {"model": "flux-schnell", "negative_prompt": "{}"}},
+        "body.shared_settings.negative_prompt",
+    ),
+    (
+        "POST",
+        "/v1/batches",
+        {"prompt": "a {} lighthouse", "count": 2, "shared_settings": {"model": "flux-schnell"}},
+        "body.prompt",
+    ),
+    ("POST", "/v1/tags", {"name": "unstorable {}"}, "body.name"),
+    ("POST", f"/v1/images/{uuid.uuid4()}/tags", {"name": "unstorable {}"}, "body.name"),
+    ("POST", "/v1/prompt-templates", {**TEMPLATE, "name": "n{}"}, "body.name"),
+    ("POST", "/v1/prompt-templates", {**TEMPLATE, "prompt": "a {} cat"}, "body.prompt"),
+    ("POST", "/v1/prompt-templates", {**TEMPLATE, "negative_prompt": "{}"}, "body.negative_prompt"),
+    ("POST", "/v1/prompt-templates", {**TEMPLATE, "category": "c{}"}, "body.category"),
+    ("PATCH", f"/v1/prompt-templates/{uuid.uuid4()}", {"prompt": "a {} dog"}, "body.prompt"),
+    ("PATCH", "/v1/me", {"username": "ada{}"}, "body.username"),
+]
+# A URL carries bytes, and undecodable ones become U+FFFD (storable): only NUL gets through.
+IN_URLS = [
+    ("GET", "/v1/explore?q=a%20{}", None, "query.q"),
+    ("GET", "/v1/images?tag={}", None, "query.tag.0"),
+    ("GET", "/v1/images?model=flux{}", None, "query.model"),
+    ("GET", "/v1/prompt-templates?category={}", None, "query.category"),
+    ("GET", "/v1/models/flux{}", None, "path.name"),
+]
+CASES = [
+    *(
+        pytest.param(*case, bad, id=f"{case[0]} {case[1]} {case[3]} {name}")
+        for case in IN_BODIES
+        for name, bad in (("nul", NUL), ("surrogate", SURROGATE))
+    ),
+    *(pytest.param(*case, NUL, id=f"{case[0]} {case[1]} {case[3]} nul") for case in IN_URLS),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "field", "bad"), CASES)
+async def test_text_postgresql_cannot_store_is_422_naming_the_field_and_nothing_is_written(
+    api: httpx.AsyncClient,
+    db: AsyncEngine,
+    user_id: uuid.UUID,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    field: str,
+    bad: str,
+) -> None:
+    def poison(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace("{}", bad)
+        if isinstance(value, list):
+            return [poison(v) for v in value]
+        if isinstance(value, dict):
+            return {k: poison(v) for k, v in value.items()}
+        return value
+
+    if body is None:
+        response = await api.request(method, path.replace("{}", "%00"))
+    else:
+        if "negative_prompt" in field:  # a model that takes one, so the text itself is what is judged
+            models = (await api.get("/v1/models")).json()["data"]
+            model = next(m["name"] for m in models if m["supports_negative_prompt"])
+            body = json.loads(json.dumps(body).replace('"flux-schnell"', json.dumps(model)))
+        # json.dumps escapes the surrogate as \ud800, as a client's JSON encoder would
+        content = json.dumps(poison(body)).encode()
+        response = await api.request(
+            method, path, content=content, headers={"Content-Type": "application/json"}
+        )
+    problem = _problem(response, 422)
+    assert problem["field"] == field, problem
+    assert problem["type"].endswith("/validation-error")
+    assert await _written_by(db, user_id) == {
+        "generations": 0,
+        "batches": 0,
+        "charges": 0,
+        "templates": 0,
+        "tags": 0,
+    }

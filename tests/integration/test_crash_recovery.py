@@ -7,16 +7,22 @@ orchestrator, the adapter and media at several points with work in flight, a NAT
 an immediate PostgreSQL stop and restart. Then every generation is terminal, no generation
 has two catalog images, a completed one has exactly its two media objects, the simulator
 created at most one prediction per attempt and the cost is recorded once. The counts are
-printed.
+printed. And a source slower than the sweeper's "downloading" limit is never downloaded twice
+at once (the simulator's file URLs go through a proxy of the test that can slow them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import select
+import socket
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -26,6 +32,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from picture.common import contracts as c
 from picture.common.messaging import Bus
+from picture.devstack.ports import free_port
 from picture.devstack.secrets import ensure_dev_env
 from picture.devstack.stack import Ports, Stack
 from picture.devstack.tokens import mint_token
@@ -34,6 +41,7 @@ from tests.integration.conftest import running_stack
 
 TERMINAL = {"completed", "failed", "cancelled"}
 TOTAL = 50
+DOWNLOAD_BUDGET = "5"
 PER_USER = 3
 SHORT = {
     "PICTURE_RETRY_DELAYS_SECONDS": "[0.2, 0.5, 1.0]",
@@ -41,6 +49,9 @@ SHORT = {
     "PICTURE_STUCK_DISPATCHED_SECONDS": "8",
     "PICTURE_STUCK_PROCESSING_SECONDS": "15",
     "PICTURE_STUCK_DOWNLOADING_SECONDS": "8",
+    # the sweeper resumes a download only after media's budget: keep both short here
+    "PICTURE_INGEST_DOWNLOAD_BUDGET_SECONDS": DOWNLOAD_BUDGET,
+    "PICTURE_STUCK_DOWNLOADING_MARGIN_SECONDS": "3",
     "PICTURE_GLOBAL_CONCURRENCY": "20",
     "PICTURE_PER_USER_CONCURRENCY": str(PER_USER),
 }
@@ -48,12 +59,83 @@ GATEWAY = {"PICTURE_MAX_CONCURRENT": "100", "PICTURE_HOURLY_LIMIT": "1000", "PIC
 USERS = 5
 
 
+@dataclass
+class SlowDelivery:
+    """A proxy to the simulator's file downloads that can hold each for ``delay`` seconds
+    (until the client gives up), counting the downloads of each file in flight."""
+
+    upstream: str = ""
+    delay: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    in_flight: Counter[str] = field(default_factory=Counter)
+    most_in_flight: Counter[str] = field(default_factory=Counter)
+    downloads: Counter[str] = field(default_factory=Counter)
+
+    def serve(self, port: int) -> ThreadingHTTPServer:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path
+                with proxy.lock:
+                    proxy.downloads[path] += 1
+                    proxy.in_flight[path] += 1
+                    proxy.most_in_flight[path] = max(proxy.most_in_flight[path], proxy.in_flight[path])
+                try:
+                    if self._held(proxy.delay):
+                        return  # the client gave up
+                    upstream = httpx.get(proxy.upstream + path, timeout=30)
+                    self.send_response(upstream.status_code)
+                    self.send_header("content-type", upstream.headers.get("content-type", ""))
+                    self.send_header("content-length", str(len(upstream.content)))
+                    self.end_headers()
+                    self.wfile.write(upstream.content)
+                except (httpx.HTTPError, OSError):
+                    return
+                finally:
+                    with proxy.lock:
+                        proxy.in_flight[path] -= 1
+
+            def _held(self, seconds: float) -> bool:
+                """Wait ``seconds``; True as soon as the client closes the connection."""
+                deadline = time.monotonic() + seconds
+                while time.monotonic() < deadline:
+                    readable, _, _ = select.select([self.connection], [], [], 0.05)
+                    if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                        return True
+                return False
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+
 @pytest.fixture(scope="module")
-def crash_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def slow_delivery() -> Iterator[tuple[SlowDelivery, int]]:
+    proxy = SlowDelivery()
+    port = free_port()
+    server = proxy.serve(port)
+    try:
+        yield proxy, port
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def crash_stack(
+    tmp_path_factory: pytest.TempPathFactory, slow_delivery: tuple[SlowDelivery, int]
+) -> Iterator[Stack]:
     var_dir = tmp_path_factory.mktemp("crash")
+    ports = Ports.free()
+    proxy, proxy_port = slow_delivery
+    proxy.upstream = f"http://127.0.0.1:{ports.simulator}"
     system = Stack(
         var_dir,
-        Ports.free(),
+        ports,
         ensure_dev_env(var_dir / "dev.env"),
         # Durable commits: with synchronous_commit off, an immediate stop loses acknowledged
         # transactions, which no consumer can be idempotent against (production runs with it on).
@@ -62,8 +144,10 @@ def crash_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "replicate-simulator": {
                 "PICTURE_SIMULATOR_LATENCY_MS": "300",
                 "PICTURE_SIMULATOR_START_DELAY_MS": "50",
+                "PICTURE_SIMULATOR_PUBLIC_URL": f"http://127.0.0.1:{proxy_port}",  # files via the proxy
             },
             "orchestrator": SHORT,
+            "media": {"PICTURE_INGEST_DOWNLOAD_BUDGET_SECONDS": DOWNLOAD_BUDGET},
             "gateway": GATEWAY,
         },
     )
@@ -456,6 +540,32 @@ async def test_fifty_generations_survive_crashes_without_loss_or_duplicates(cras
         assert created[gid] <= g.attempt, (gid, created[gid], g.attempt)
         assert simulated[g.prompt] <= g.attempt, (gid, simulated[g.prompt], g.attempt)
     assert max(per_attempt.values()) == 1
+
+
+async def test_a_download_slower_than_the_sweepers_limit_never_runs_twice_at_once(
+    crash_stack: Stack, slow_delivery: tuple[SlowDelivery, int]
+) -> None:
+    """The source takes longer than the "downloading" limit (8 s): the sweeper does not resume
+    the generation while media is still downloading, because media gives up at its download
+    budget (5 s) first; each later attempt starts after the one before ended."""
+    proxy, _ = slow_delivery
+    proxy.delay = 12.0
+    seen = set(proxy.downloads)
+    try:
+        async with _client(crash_stack, uuid.uuid4()) as api:
+            response = await api.post(
+                "/v1/generations", json={"model": "flux-schnell", "prompt": "a slow cat"}
+            )
+            assert response.status_code == 202, response.text
+            view = await _wait_terminal(api, response.json()["id"], timeout=120)
+    finally:
+        proxy.delay = 0.0
+    files = [path for path in proxy.downloads if path not in seen and path.startswith("/delivery/")]
+    assert len(files) == 1, proxy.downloads
+    assert proxy.downloads[files[0]] >= 2, proxy.downloads  # retried, so overlap was possible
+    assert proxy.most_in_flight[files[0]] == 1, proxy.most_in_flight
+    assert view["status"] == "failed", view  # every attempt ran into the budget
+    assert "download" in (view["error_message"] or ""), view
 
 
 async def test_deadlines_fail_what_did_not_start_or_finish_in_time(crash_stack: Stack) -> None:

@@ -5,15 +5,16 @@ the anonymous tier, the store being down, idempotency, admin rights."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import nats
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,32 +22,18 @@ from picture.common import contracts as c
 from picture.devstack.ports import free_port
 from picture.devstack.stack import ManagedProcess, Stack
 from picture.devstack.tokens import mint_token
+from picture.gateway.limits import Limiter, LimitExceeded
 from picture.gateway.quota import QUOTA_CONSUMER
-from tests.integration.conftest import set_limits, wait_terminal
+from picture.gateway.settings import GatewaySettings
+from tests.integration.conftest import extra_gateway, running_gateway, set_limits, wait_terminal
 
 GOOD = {"model": "flux-schnell", "prompt": "a cat", "width": 512, "height": 512}
 
 
-def _extra_gateway(stack: Stack, name: str, **env: str) -> ManagedProcess:
-    base = stack._process("gateway")
-    port = free_port()
-    return dataclasses.replace(
-        base,
-        env={**base.env, "PICTURE_HTTP_PORT": str(port), **env},
-        port=port,
-        log_file=stack.log_dir / f"{name}.log",
-    )
-
-
 @pytest.fixture(scope="module")
 def second_gateway(stack: Stack) -> Iterator[ManagedProcess]:
-    process = _extra_gateway(stack, "gateway-2")
-    process.start()
-    try:
-        process.wait_ready()
+    with running_gateway(stack, "gateway-2") as process:
         yield process
-    finally:
-        process.close()
 
 
 def _assert_429(response: httpx.Response, reason: str) -> None:
@@ -257,7 +244,7 @@ async def test_a_user_metadata_claim_does_not_make_an_admin(stack: Stack) -> Non
 
 async def test_limits_store_down_is_503_not_500(stack: Stack, token: str) -> None:
     dead = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/picture"
-    process = _extra_gateway(stack, "gateway-nodb", PICTURE_DATABASE_URL=dead)
+    process = extra_gateway(stack, "gateway-nodb", PICTURE_DATABASE_URL=dead)
     process.start()
     try:
         deadline = time.monotonic() + 60
@@ -282,3 +269,103 @@ async def test_limits_store_down_is_503_not_500(stack: Stack, token: str) -> Non
             assert (await client.get("/v1/models")).status_code == 200
     finally:
         process.close()
+
+
+@pytest.fixture(scope="module")
+def short_lease_gateway(stack: Stack) -> Iterator[ManagedProcess]:
+    with running_gateway(stack, "gateway-short-lease", PICTURE_LEASE_SECONDS="3") as process:
+        yield process
+
+
+async def test_a_lost_concurrency_lease_expires_by_itself(
+    short_lease_gateway: ManagedProcess, db: AsyncEngine, user_id: uuid.UUID, token: str
+) -> None:
+    """A generation whose terminal event never comes (it hangs) holds its concurrency slot only
+    until the lease expires; then the user may submit again."""
+    await set_limits(db, user_id, max_concurrent=1)
+    async with httpx.AsyncClient(
+        base_url=short_lease_gateway.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ) as client:
+        hanging = await client.post("/v1/generations", json={**GOOD, "prompt": "[sim:hang] forever"})
+        assert hanging.status_code == 202, hanging.text
+        taken_at = time.monotonic()
+        try:
+            _assert_429(await client.post("/v1/generations", json=GOOD), "concurrent")
+            body = await wait_limits(client, lambda b: b["active_generations"] == 0, timeout=20)
+            freed_after = time.monotonic() - taken_at
+            assert body["can_generate"] is True
+            view = (await client.get(f"/v1/generations/{hanging.json()['id']}")).json()
+            assert view["status"] not in ("completed", "failed", "cancelled")  # still hanging: no event came
+            assert freed_after >= 2.5, freed_after  # the lease, not a release, freed it
+            assert (await client.post("/v1/generations", json=GOOD)).status_code == 202
+        finally:
+            await client.post(f"/v1/generations/{hanging.json()['id']}/cancel")
+
+
+async def test_the_request_rate_allows_no_burst_across_a_minute_edge(db: AsyncEngine) -> None:
+    """5 requests a minute: 10 requests within 2 s straddling a minute boundary (a clock of
+    the test's own, so no waiting for a real one) get 5 answers, not 10, and the refused ones
+    are told truthfully when the next request will be allowed."""
+    limiter = Limiter(db, GatewaySettings(jwt_secret=SecretStr("x" * 40), rate_limit_per_minute=5))
+    edge = datetime(2031, 1, 1, 12, 1, tzinfo=UTC)
+    now = edge - timedelta(seconds=1)
+    limiter.clock = lambda: now
+    user = uuid.uuid4()
+    allowed: list[datetime] = []
+    refusals: list[dict[str, str]] = []
+    for i in range(10):
+        now = edge + timedelta(seconds=-1 + 0.2 * i)
+        try:
+            await limiter.hit(user, is_anonymous=False)
+            allowed.append(now)
+        except LimitExceeded as refused:
+            refusals.append(refused.headers or {})
+    assert len(allowed) == 5, allowed
+    assert {h["RateLimit-Policy"] for h in refusals} == {'"requests";q=5;w=60'}
+    # the five were spent at once: the next one is due a fifth of a minute after the first
+    retry_after = [int(h["Retry-After"]) for h in refusals]
+    assert all(10 <= seconds <= 12 for seconds in retry_after), retry_after
+
+
+@pytest.mark.parametrize("quota", ["hourly", "daily"])
+async def test_a_quota_allows_no_burst_across_its_window_edge(
+    api: httpx.AsyncClient, db: AsyncEngine, user_id: uuid.UUID, quota: str
+) -> None:
+    """The quota was spent in the last second of the previous hour (day); a minute later it is
+    still spent: no new window gives a second quota at once. The 429 says when a unit comes
+    back, and GET /v1/me/limits agrees."""
+    unit = "hour" if quota == "hourly" else "day"
+    limits_of = {
+        "hourly": {"hourly_limit": 5, "daily_limit": 100},
+        "daily": {"hourly_limit": 100, "daily_limit": 5},
+    }
+    await set_limits(db, user_id, max_concurrent=100, **limits_of[quota])
+    for _ in range(5):
+        assert (await api.post("/v1/generations", json=GOOD)).status_code == 202
+    async with db.begin() as conn:
+        spent_at = (
+            (
+                await conn.execute(
+                    text(
+                        "UPDATE gateway.charges "
+                        f"SET charged_at = date_trunc('{unit}', now(), 'UTC') - interval '1 second' "
+                        "WHERE user_id = :u RETURNING charged_at"
+                    ),
+                    {"u": user_id},
+                )
+            )
+            .scalars()
+            .first()
+        )
+    statuses = [(await api.post("/v1/generations", json=GOOD)) for _ in range(5)]
+    assert [r.status_code for r in statuses] == [429] * 5, [r.text for r in statuses]
+    comes_back = spent_at + timedelta(hours=1 if quota == "hourly" else 24)
+    for response in statuses:
+        _assert_429(response, quota)
+        expected = (comes_back - datetime.now(UTC)).total_seconds()
+        assert abs(int(response.headers["retry-after"]) - expected) < 10, (response.headers, expected)
+    body = await limits(api)
+    assert body[f"{quota}_used"] == 5
+    assert body["can_generate"] is False
+    assert body["limit_reason"] == quota
+    assert abs((datetime.fromisoformat(body[f"{quota}_reset_at"]) - comes_back).total_seconds()) < 1

@@ -35,6 +35,7 @@ FLOW_SERIES = {
         "picture_consumer_messages_total",
         "picture_replicate_requests_total",
         "picture_replicate_request_seconds",
+        "picture_replicate_prediction_seconds",
         "picture_replicate_predictions_total",
         "picture_replicate_cost_usd_total",
         "picture_replicate_breaker_state",

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.integration.conftest import clear_of_quota_window_edge, wait_terminal
+from tests.integration.conftest import wait_terminal
 
 SHARED = {"model": "flux-schnell", "width": 512, "height": 512}
 DONE = {"completed", "partial", "failed"}
@@ -38,7 +38,6 @@ async def _wait_hourly_used(api: httpx.AsyncClient, expected: int, timeout: floa
 async def test_a_batch_with_one_failing_prompt_ends_partial_and_its_retry_completes(
     api: httpx.AsyncClient,
 ) -> None:
-    await clear_of_quota_window_edge(margin_seconds=150)  # hourly counts are compared below
     response = await api.post(
         "/v1/batches",
         json={

@@ -89,3 +89,46 @@ async def test_query_without_responder_is_unavailable(bus: Bus) -> None:
     with pytest.raises(QueryFailed) as raised:
         await bus.request(c.GET_IMAGE, c.GetImageRequest(image_id=uuid.uuid4(), viewer_id=None), timeout=1)
     assert raised.value.code is c.QueryErrorCode.UNAVAILABLE
+
+
+async def test_a_message_with_text_postgresql_cannot_store_is_refused_not_handled(bus: Bus) -> None:
+    """A NUL in any text of a message: the consumer terminates it without calling the handler
+    (and goes on with the next one); a query answers INVALID naming the field."""
+    handled: list[str | None] = []
+    done = asyncio.Event()
+    generation_id = uuid.uuid4()
+
+    async def handler(delivery: Delivery[c.PredictionEvent]) -> None:
+        handled.append(delivery.message.prediction_id)
+        if delivery.message.prediction_id == "good":
+            done.set()
+
+    await bus.start_consumer(
+        c.EVT_STREAM, f"test-{uuid.uuid4().hex[:8]}", [Route(c.PREDICTION_UPDATED, handler)]
+    )
+    for prediction_id in ("bad\x00one", "good"):
+        event = c.PredictionEvent(
+            generation_id=generation_id,
+            attempt=1,
+            prediction_id=prediction_id,
+            status=c.PredictionStatus.FAILED,
+            error=c.ErrorInfo(
+                kind=c.ErrorKind.PERMANENT, code="x", message="y", details={"a": [prediction_id]}
+            ),
+        )
+        await bus.publish(c.PREDICTION_UPDATED, event, generation_id=generation_id)
+    await asyncio.wait_for(done.wait(), 10)
+    assert handled == ["good"]
+
+    asked: list[str] = []
+
+    async def create_tag(request: c.TagRequest) -> c.TagReply:
+        asked.append(request.name)
+        raise AssertionError("not reached")
+
+    await bus.serve(c.CREATE_TAG, create_tag)
+    with pytest.raises(QueryFailed) as raised:
+        await bus.request(c.CREATE_TAG, c.TagRequest(name="a\x00b"))
+    assert (raised.value.code, raised.value.field) == (c.QueryErrorCode.INVALID, "name")
+    assert "NUL" in raised.value.message
+    assert asked == []

@@ -7,9 +7,11 @@ behaviour while it is down are observable.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import threading
 import time
@@ -40,6 +42,7 @@ class Jwks:
     keys: list[dict[str, Any]] = field(default_factory=list)
     up: bool = True
     hits: int = 0
+    delay_seconds: float = 0.0
 
 
 @dataclass
@@ -77,6 +80,7 @@ def jwks(keys: Keys) -> Iterator[tuple[Jwks, str]]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             state.hits += 1
+            time.sleep(state.delay_seconds)  # the server's own thread: a slow endpoint
             if not state.up:
                 self.send_response(503)
                 self.end_headers()
@@ -310,4 +314,90 @@ async def test_a_jwks_never_supplies_an_hmac_secret(keys: Keys, jwks: tuple[Jwks
     token = jwt.encode(claims(), hmac_secret, algorithm="HS256", headers={"kid": "hmac"})
     with pytest.raises(Unauthenticated):
         await verifier.verify(token)
+    await verifier.aclose()
+
+
+async def test_random_kids_during_a_rotation_do_not_starve_the_new_key(
+    keys: Keys, jwks: tuple[Jwks, str]
+) -> None:
+    """A flood of made-up kids while the issuer rotates: the new real key is accepted at once
+    (within one refresh interval), and the endpoint is asked a bounded number of times."""
+    state, url = jwks
+    settings = GatewaySettings(jwt_secret=SecretStr(SECRET), jwt_issuer=DEV_ISSUER, jwks_url=url)
+    verifier = TokenVerifier(settings)  # the default refresh interval
+    await verifier.verify(es256(keys))
+    stop = asyncio.Event()
+    refused = 0
+
+    async def flood(worker: int) -> None:
+        nonlocal refused
+        i = 0
+        while not stop.is_set():
+            i += 1
+            with pytest.raises(Unauthenticated, match="unknown signing key"):
+                await verifier.verify(es256(keys, kid=f"random-{worker}-{i}"))
+            refused += 1
+            await asyncio.sleep(0.005)
+
+    flooders = [asyncio.create_task(flood(w)) for w in range(8)]
+    try:
+        await asyncio.sleep(0.3)  # the flood has spent whatever refresh budget there is
+        state.keys.append(_jwk(keys.other_ec.public_key(), "ec-rotated", "ES256"))
+        token = jwt.encode(claims(), keys.other_ec, algorithm="ES256", headers={"kid": "ec-rotated"})
+        started = time.monotonic()
+        assert (await verifier.verify(token)).user_id
+        waited = time.monotonic() - started
+        assert (await verifier.verify(token)).user_id  # known now: no wait, no fetch
+    finally:
+        stop.set()
+        await asyncio.gather(*flooders)
+    assert refused >= 8
+    assert waited < 5.0
+    # however many kids, the endpoint is asked at most about once per refresh interval
+    assert state.hits <= 10, state.hits
+    await verifier.aclose()
+
+
+async def test_a_slow_jwks_endpoint_does_not_block_the_event_loop(keys: Keys, jwks: tuple[Jwks, str]) -> None:
+    """While the key set is fetched from an endpoint that takes a second, the event loop keeps
+    running other work, and concurrent first tokens share the one fetch."""
+    state, url = jwks
+    state.delay_seconds = 1.0
+    verifier = _verifier(url)
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.01)
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        started = time.monotonic()
+        users = await asyncio.gather(*(verifier.verify(es256(keys)) for _ in range(5)))
+        took = time.monotonic() - started
+    finally:
+        ticking.cancel()
+    assert len(users) == 5
+    assert took >= 1.0
+    assert state.hits == 1  # one fetch for all of them
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
+    assert len(ticks) > 30, len(ticks)  # about 100 in the second the fetch took
+    assert max(gaps) < 0.5, max(gaps)  # never stalled for the fetch
+    await verifier.aclose()
+
+
+async def test_a_kid_first_seen_while_the_endpoint_is_down_is_found_once_it_is_back(
+    keys: Keys, jwks: tuple[Jwks, str]
+) -> None:
+    state, url = jwks
+    verifier = _verifier(url, min_refresh=0.0)
+    await verifier.verify(es256(keys))
+    state.up = False
+    state.keys.append(_jwk(keys.other_ec.public_key(), "ec-2", "ES256"))
+    token = jwt.encode(claims(), keys.other_ec, algorithm="ES256", headers={"kid": "ec-2"})
+    with pytest.raises(Unauthenticated, match="unknown signing key"):
+        await verifier.verify(token)
+    state.up = True
+    assert (await verifier.verify(token)).user_id  # not remembered as unknown by a failed fetch
     await verifier.aclose()

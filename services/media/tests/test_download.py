@@ -265,3 +265,34 @@ async def test_total_time_cap() -> None:
     finally:
         await downloader.aclose()
     assert info.value.code == "download_timeout"
+
+
+async def test_every_attempt_of_a_download_ends_within_the_budget() -> None:
+    """Each attempt is cut by the per-attempt timeout and retried, but all of them together
+    end at the ingest's download budget: the orchestrator's sweeper waits longer than that."""
+    import asyncio
+    import time
+
+    from picture.media.handlers import download_with_retries
+
+    attempts = 0
+
+    async def hangs(request: httpx.Request) -> httpx.Response:
+        nonlocal attempts
+        attempts += 1
+        await asyncio.sleep(10)
+        return httpx.Response(200, content=b"late")
+
+    policy = DownloadPolicy(allowed_hosts=frozenset({HOST}), timeout_seconds=0.3)
+    downloader = _downloader(hangs, policy)
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransientMediaError) as info:
+            await download_with_retries(
+                downloader, "https://replicate.delivery/a.png", (0.05, 0.05, 0.05, 0.05), budget_seconds=0.5
+            )
+    finally:
+        await downloader.aclose()
+    assert info.value.code == "download_timeout"
+    assert time.monotonic() - started < 0.9
+    assert attempts == 2  # 0.3 s, a pause, then the second is cut at the budget

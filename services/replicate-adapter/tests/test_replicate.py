@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -192,3 +193,48 @@ async def test_permanent_errors_carry_the_detail(status: int) -> None:
         await client(handler).create_prediction(OFFICIAL, {"prompt": "x"})
     assert info.value.status == status
     assert "Invalid input: prompt is required" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("extra", "seconds"),
+    [
+        ({"created_at": "2025-01-01T10:00:00.5Z", "completed_at": "2025-01-01T10:00:12.75Z"}, 12.25),
+        ({"created_at": "2025-01-01T10:00:00Z", "completed_at": None, "metrics": {"predict_time": 3.5}}, 3.5),
+        ({"created_at": "2025-01-01T10:00:00Z"}, None),
+    ],
+)
+def test_run_seconds_is_replicate_created_to_completed(extra: dict[str, Any], seconds: float | None) -> None:
+    assert Prediction.from_json(body("succeeded") | extra).run_seconds == seconds
+
+
+async def test_the_bulkhead_caps_calls_in_flight() -> None:
+    """A slow Replicate: 20 calls at once, never more than max_concurrency in flight; the rest
+    wait their turn and all complete."""
+    in_flight = 0
+    peak = 0
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            await asyncio.sleep(0.05)
+            return httpx.Response(200, json=body("processing", id=request.url.path.rsplit("/", 1)[-1]))
+        finally:
+            in_flight -= 1
+
+    http = build_http_client("http://replicate.test/", "tok", timeout=5, transport=httpx.MockTransport(slow))
+    replicate = ReplicateClient(http, max_concurrency=3)
+    try:
+        predictions = await asyncio.gather(*(replicate.get_prediction(f"p{i}") for i in range(20)))
+    finally:
+        await http.aclose()
+    assert [p.id for p in predictions] == [f"p{i}" for i in range(20)]
+    assert peak == 3
+
+
+def test_a_prediction_error_keeps_only_text_that_can_be_stored() -> None:
+    prediction = Prediction.from_json(
+        json.loads('{"id": "p1", "status": "failed", "error": "CUDA\\u0000 \\ud800 oom"}')
+    )
+    assert prediction.error == "CUDA\ufffd \ufffd oom"

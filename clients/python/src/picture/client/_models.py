@@ -269,11 +269,28 @@ class LimitsOut(BaseModel):
     active_generations: Annotated[int, Field(title="Active Generations")]
     can_generate: Annotated[bool, Field(title="Can Generate")]
     daily_limit: Annotated[int, Field(title="Daily Limit")]
-    daily_reset_at: Annotated[AwareDatetime, Field(title="Daily Reset At")]
-    daily_used: Annotated[int, Field(title="Daily Used")]
+    daily_reset_at: Annotated[
+        AwareDatetime,
+        Field(
+            description="When the oldest of them leaves the 24 hours: one more becomes possible (now when none)",
+            title="Daily Reset At",
+        ),
+    ]
+    daily_used: Annotated[
+        int,
+        Field(description="Generations charged in the last 24 hours (a rolling window)", title="Daily Used"),
+    ]
     hourly_limit: Annotated[int, Field(title="Hourly Limit")]
-    hourly_reset_at: Annotated[AwareDatetime, Field(title="Hourly Reset At")]
-    hourly_used: Annotated[int, Field(title="Hourly Used")]
+    hourly_reset_at: Annotated[
+        AwareDatetime,
+        Field(
+            description="When the oldest of them leaves the hour: one more becomes possible (now when none)",
+            title="Hourly Reset At",
+        ),
+    ]
+    hourly_used: Annotated[
+        int, Field(description="Generations charged in the last hour (a rolling window)", title="Hourly Used")
+    ]
     limit_reason: Annotated[
         str | None,
         Field(description="daily, hourly or concurrent; null when you can generate", title="Limit Reason"),

@@ -19,11 +19,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from picture.common.ids import uuid7
+from picture.common.text import Storable, UnstorableText, unstorable_path
 
 # --------------------------------------------------------------------------------------------
 # Envelope and message base
@@ -63,6 +64,18 @@ class Envelope(BaseModel):
             schema_version=message.SCHEMA_VERSION,
             data=message.model_dump(mode="json"),
         )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Envelope:
+        """Parse an envelope received from the bus. Text PostgreSQL cannot store is refused
+        (:class:`UnstorableText` naming the field): only NUL can arrive, as a ``\\u0000``
+        escape (JSON parsing refuses unpaired surrogates), so the payload is searched only then."""
+        envelope = cls.model_validate_json(raw)
+        if b"\\u0000" in raw:
+            where = unstorable_path(envelope.data)
+            if where is not None:
+                raise UnstorableText(where, "text must not contain the NUL character (U+0000)")
+        return envelope
 
     def open(self, message_type: builtins.type[M]) -> M:
         if self.type != message_type.TYPE:
@@ -1085,8 +1098,8 @@ class ModelPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    display_name: str | None = Field(default=None, min_length=1, max_length=128)
-    description: str | None = Field(default=None, max_length=2000)
+    display_name: Annotated[str, Field(min_length=1, max_length=128), Storable] | None = None
+    description: Annotated[str, Field(max_length=2000), Storable] | None = None
     is_active: bool | None = None
     is_default: bool | None = None
     sort_order: int | None = None

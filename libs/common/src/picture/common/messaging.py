@@ -54,6 +54,7 @@ from picture.common.contracts import (
     R,
     StreamSpec,
 )
+from picture.common.text import UnstorableText
 
 log = logging.getLogger(__name__)
 DRAIN_TIMEOUT_SECONDS = 3.0
@@ -94,6 +95,15 @@ class Retry(Exception):
     def __init__(self, reason: str, delay: float | None = None) -> None:
         super().__init__(reason)
         self.delay = delay
+
+
+def _invalid_field(exc: ValueError) -> str | None:
+    """The dotted path of the input a query refused, when known."""
+    if isinstance(exc, UnstorableText):
+        return exc.field
+    if isinstance(exc, ValidationError) and exc.errors():
+        return ".".join(str(part) for part in exc.errors()[0]["loc"]) or None
+    return None
 
 
 class Reject(Exception):
@@ -311,7 +321,7 @@ class Bus:
             try:
                 with tracer.start_as_current_span(f"serve {query.subject}", kind=trace.SpanKind.SERVER):
                     try:
-                        request: M = Envelope.model_validate_json(msg.data).open(query.request_type)
+                        request: M = Envelope.decode(msg.data).open(query.request_type)
                         result = await handler(request)
                         reply = QueryReply(ok=True, data=result.model_dump(mode="json"))
                     except QueryFailed as exc:
@@ -321,7 +331,9 @@ class Bus:
                         outcome = "invalid"
                         reply = QueryReply(
                             ok=False,
-                            error=QueryError(code=QueryErrorCode.INVALID, message=str(exc)[:500]),
+                            error=QueryError(
+                                code=QueryErrorCode.INVALID, message=str(exc)[:500], field=_invalid_field(exc)
+                            ),
                         )
                     except Exception:
                         outcome = "internal"
@@ -460,7 +472,7 @@ class Consumer:
         if num_delivered > 1:
             CONSUMER_REDELIVERIES.labels(self.durable).inc()
         try:
-            envelope = Envelope.model_validate_json(msg.data)
+            envelope = Envelope.decode(msg.data)
             route = self._by_type[envelope.type]
             message: Message = envelope.open(route.channel.message_type)
         except (ValidationError, ValueError, KeyError) as exc:

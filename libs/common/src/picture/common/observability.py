@@ -2,9 +2,11 @@
 
 - :func:`configure_logging`: one JSON object per line on stderr (or plain text in a terminal).
 - :func:`ops_router`: ``/healthz`` (the process is alive), ``/readyz`` (every dependency check
-  passes; 503 with the failing names otherwise), ``/metrics`` (Prometheus text format).
+  passes; 503 with the failing names otherwise), ``/metrics`` (Prometheus text format, or
+  OpenMetrics when the scraper asks for it: only OpenMetrics carries exemplars).
 - :class:`HttpMetricsMiddleware`: RED metrics for HTTP with the route template as label
-  (never the raw path, so ids do not explode cardinality). SERVER spans come from FastAPI's
+  (never the raw path, so ids do not explode cardinality); each latency observation carries
+  the request's trace id as exemplar (a panel's point leads to its trace). SERVER spans come from FastAPI's
   native telemetry (configured by :data:`FASTAPI_TELEMETRY`: W3C extraction, route-named spans,
   probes and /metrics not traced); for an app without it, this middleware makes the span.
 - :func:`configure_tracing`: an OpenTelemetry TracerProvider named after the service (exporters:
@@ -21,13 +23,14 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.telemetry import TelemetryConfig
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.exposition import choose_encoder
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
@@ -78,6 +81,23 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+def trace_exemplar(span_context: trace.SpanContext | None = None) -> dict[str, str] | None:
+    """``{"trace_id": ...}`` of ``span_context`` (default: the current span) for a histogram
+    observation, or None outside a sampled trace."""
+    context = span_context or trace.get_current_span().get_span_context()
+    if not context.is_valid or not context.trace_flags.sampled:
+        return None
+    return {"trace_id": format(context.trace_id, "032x")}
+
+
+def carrier_exemplar(carrier: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The exemplar of a trace context kept as W3C headers (work that outlived its request)."""
+    if not carrier:
+        return None
+    span_context = trace.get_current_span(propagate.extract(dict(carrier))).get_span_context()
+    return trace_exemplar(span_context) if span_context.is_valid else None
+
+
 def configure_logging(service: str, level: str = "INFO", as_json: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if as_json:
@@ -116,8 +136,9 @@ def ops_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
         return {"status": "ok"}
 
     @router.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    async def metrics(request: Request) -> Response:
+        encode, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encode(REGISTRY), headers={"Content-Type": content_type})
 
     return router
 
@@ -172,7 +193,10 @@ class HttpMetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
-            HTTP_DURATION.labels(self.service, method, template).observe(time.perf_counter() - started)
+            HTTP_DURATION.labels(self.service, method, template).observe(
+                time.perf_counter() - started,
+                trace_exemplar(span.get_span_context() if span is not None else None),
+            )
             if span is not None:
                 span.update_name(f"{method} {template}")
                 span.set_attribute("http.route", template)

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from picture.common.database import ping
+from picture.common.intake import deadline_protocol
 from picture.common.messaging import Bus
 from picture.common.migrations import upgrade
 from picture.common.observability import ReadinessCheck, configure_logging
@@ -32,7 +33,8 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         access_log=False,
         lifespan="on",
         loop="auto",  # uvloop when installed (it is a dependency on Linux)
-        http="auto",  # httptools likewise
+        # httptools (a dependency), with deadlines on headers and bodies
+        http=deadline_protocol(settings.http_header_timeout_seconds, settings.http_body_timeout_seconds),
         timeout_graceful_shutdown=10,
     )
     uvicorn.Server(config).run()

@@ -43,6 +43,10 @@ class ServiceSettings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, le=200)
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # A request's headers must arrive within this of its first byte, a declared body within
+    # the second of the headers' end; else 408 and the connection is closed (slow clients).
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_body_timeout_seconds: float = Field(default=60.0, gt=0)
     log_level: str = "INFO"
     log_json: bool = True
     # OTLP endpoint for traces (e.g. http://otel-collector:4318); empty: tracing not exported.
@@ -53,6 +57,11 @@ class ServiceSettings(BaseSettings):
     stream_replicas: int = 1
     # Seconds a NATS request/reply query may take before the caller gives up.
     query_timeout_seconds: float = 5.0
+    # Media spends at most this on the downloads of one ingest (every attempt and the pauses
+    # between them), then reports a transient failure; the orchestrator's sweeper resumes a
+    # generation stuck downloading only after it (plus a margin), so one download never runs
+    # twice at once. Set it alike for both.
+    ingest_download_budget_seconds: float = Field(default=90.0, gt=0)
 
     def require_secret(self, name: str, value: SecretStr | None) -> None:
         """Refuse a missing or placeholder secret outside development and tests."""

@@ -14,21 +14,35 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from picture.common.database import build_engine
+from picture.common.intake import BodySizeLimit
 from picture.common.messaging import Bus
 from picture.common.observability import FASTAPI_TELEMETRY, HttpMetricsMiddleware, ops_router
 from picture.common.problems import install_problem_handlers
 from picture.common.service import Resources
 from picture.common.telemetry import configure_telemetry
-from picture.gateway.auth import TokenVerifier
+from picture.gateway.auth import TokenBeforeBody, TokenVerifier
 from picture.gateway.backend import Backend
 from picture.gateway.limits import Limiter
 from picture.gateway.quota import start_background
-from picture.gateway.routes import admin, batches, events, generations, images, library, me, models
+from picture.gateway.routes import (
+    admin,
+    batches,
+    events,
+    generations,
+    images,
+    library,
+    me,
+    models,
+    replicate_webhooks,
+)
 from picture.gateway.routes.replicate_webhooks import router as replicate_webhooks_router
+from picture.gateway.routes.uploads import ENVELOPE_BYTES
 from picture.gateway.routes.uploads import router as uploads_router  # issue #6
 from picture.gateway.settings import GatewaySettings
 
 SERVICE = "gateway"
+UPLOADS_PATH = "/v1/uploads"
+REPLICATE_WEBHOOK_PATH = "/v1/webhooks/replicate"  # signed by Replicate: no access token
 
 DESCRIPTION = """
 Picture's public API. Submit a generation (`POST /v1/generations`, answered at once with 202
@@ -105,6 +119,16 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.verifier = verifier
     install_problem_handlers(app)
 
+    # innermost first: the token is checked before the size, and both before a body is read
+    app.add_middleware(
+        BodySizeLimit,
+        default_cap=settings.max_json_body_bytes,
+        caps={
+            UPLOADS_PATH: settings.max_upload_bytes + ENVELOPE_BYTES,
+            REPLICATE_WEBHOOK_PATH: replicate_webhooks.MAX_BODY_BYTES,
+        },
+    )
+    app.add_middleware(TokenBeforeBody, open_paths=frozenset({REPLICATE_WEBHOOK_PATH}))
     app.add_middleware(RequestIdMiddleware)
     if settings.cors_origins:
         app.add_middleware(

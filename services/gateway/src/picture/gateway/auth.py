@@ -11,16 +11,19 @@ are not user tokens.
 
 The JWKS is fetched with httpx (async: the event loop is never blocked), cached, refetched
 after ``jwks_cache_seconds`` or when an unknown ``kid`` arrives, at most once per
-``jwks_min_refresh_seconds`` (random kids cannot hammer the endpoint). While the endpoint is
-down, a warm cache keeps working (stale keys are used); with a cold cache the answer is 503.
+``jwks_min_refresh_seconds`` (random kids cannot hammer the endpoint, nor starve a newly
+rotated key: see :class:`KeySet`). While the endpoint is down, a warm cache keeps working
+(stale keys are used); with a cold cache the answer is 503.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -28,8 +31,12 @@ import httpx
 import jwt
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from picture.common import contracts as c
+from picture.common.intake import declares_body, request_header
+from picture.common.problems import ProblemError, problem_response
+from picture.common.text import unstorable_reason
 from picture.gateway.errors import Unauthenticated, Unavailable
 from picture.gateway.settings import GatewaySettings
 
@@ -39,6 +46,11 @@ FORBIDDEN_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c"})
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "aud", "iss"]
 ASYMMETRIC = {"ES256": "EC", "RS256": "RSA"}  # alg -> the only key type that may verify it
 MAX_JWKS_BYTES = 256 * 1024
+# A token with a kid we do not hold waits this long at most for the next JWKS fetch.
+MAX_KID_WAIT_SECONDS = 5.0
+MAX_UNKNOWN_KIDS = 10_000
+# Request state key of the principal TokenBeforeBody verified.
+VERIFIED_PRINCIPAL = "picture.verified_principal"
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,15 @@ class Principal:
 
 
 class KeySet:
-    """The JWKS of the token issuer, cached; refreshed without blocking the event loop."""
+    """The JWKS of the token issuer, cached; refreshed without blocking the event loop.
+
+    Fetches are single-flight (concurrent callers share one) and at most one per
+    ``min_refresh_seconds``. A token with a kid we do not hold waits for the next fetch (at most
+    ``MAX_KID_WAIT_SECONDS``) instead of being refused because another kid spent the last
+    one: a flood of made-up kids costs one fetch per interval, and a key the issuer has just
+    rotated in is accepted within one interval. A kid the latest fetch did not have is refused
+    at once until the next successful fetch.
+    """
 
     def __init__(
         self,
@@ -65,19 +85,21 @@ class KeySet:
         self._min_refresh = min_refresh_seconds
         self._timeout = timeout_seconds
         self._keys: dict[str, jwt.PyJWK] = {}
+        self._unknown: OrderedDict[str, None] = OrderedDict()
         self._fetched_at: float | None = None
         self._last_attempt: float | None = None
-        self._lock = asyncio.Lock()
+        self._inflight: asyncio.Task[bool] | None = None
         self._client: httpx.AsyncClient | None = None
         self.fetches = 0  # how many times the endpoint was asked (observable in tests)
 
     async def aclose(self) -> None:
+        if self._inflight is not None:
+            self._inflight.cancel()
+            with contextlib.suppress(BaseException):
+                await self._inflight
         if self._client is not None:
             await self._client.aclose()
             self._client = None
-
-    def _may_fetch(self, now: float) -> bool:
-        return self._last_attempt is None or now - self._last_attempt >= self._min_refresh
 
     async def _fetch(self) -> None:
         self._last_attempt = time.monotonic()
@@ -102,30 +124,49 @@ class KeySet:
                 continue
             keys[entry["kid"]] = key
         self._keys = keys
+        self._unknown.clear()
         self._fetched_at = time.monotonic()
 
-    async def _refresh(self) -> bool:
-        """Refetch if allowed by the rate limit. Returns False when the endpoint failed."""
-        async with self._lock:
-            if not self._may_fetch(time.monotonic()):
-                return True
+    async def _fetch_after(self, delay: float) -> bool:
+        try:
+            if delay > 0:
+                await asyncio.sleep(delay)
             try:
                 await self._fetch()
             except (httpx.HTTPError, ValueError) as exc:
                 log.warning("JWKS fetch from %s failed: %s", self.url, exc)
                 return False
-        return True
+            return True
+        finally:
+            self._inflight = None
+
+    async def _refresh(self, max_wait: float) -> bool:
+        """Join the fetch in flight, or start one (now, or when the interval since the last
+        attempt has passed if that is within ``max_wait``). False: no fetch, or it failed."""
+        if self._inflight is None:
+            delay = 0.0
+            if self._last_attempt is not None:
+                delay = self._last_attempt + self._min_refresh - time.monotonic()
+            if delay > max_wait:
+                return False
+            self._inflight = asyncio.ensure_future(self._fetch_after(delay))
+        return await asyncio.shield(self._inflight)
 
     async def key(self, kid: str) -> jwt.PyJWK:
         now = time.monotonic()
-        stale = self._fetched_at is None or now - self._fetched_at > self._cache_seconds
-        if stale or kid not in self._keys:
-            ok = await self._refresh()
+        if self._fetched_at is None or now - self._fetched_at > self._cache_seconds:
+            ok = await self._refresh(max_wait=0.0)
             if self._fetched_at is None:
                 # Cold cache and no key set: we cannot tell a good token from a bad one.
                 raise Unavailable("the token signing keys cannot be fetched right now")
             if not ok and kid in self._keys:
                 log.info("JWKS endpoint down; using the cached keys")
+        if kid not in self._keys and kid not in self._unknown:
+            fetched = await self._refresh(max_wait=MAX_KID_WAIT_SECONDS)
+            if fetched and kid not in self._keys:  # not after a failed fetch: it may be there
+                self._unknown[kid] = None
+                while len(self._unknown) > MAX_UNKNOWN_KIDS:
+                    self._unknown.popitem(last=False)
         found = self._keys.get(kid)
         if found is None:
             raise Unauthenticated("unknown signing key")
@@ -206,19 +247,55 @@ class TokenVerifier:
         return Principal(
             user_id=user_id,
             is_anonymous=claims.get("is_anonymous") is True,
-            email=email if isinstance(email, str) and email else None,
+            # a claim we cannot store is no email at all (it is only ever shown and recorded)
+            email=email if isinstance(email, str) and email and unstorable_reason(email) is None else None,
             session_id=session if isinstance(session, str) else None,
         )
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization")
+def bearer_token(header: str | None) -> str | None:
+    """The token of an Authorization header; None without one, 401 for another scheme."""
     if not header:
         return None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("use an Authorization: Bearer <token> header")
     return token.strip()
+
+
+def _bearer(request: Request) -> str | None:
+    return bearer_token(request.headers.get("authorization"))
+
+
+class TokenBeforeBody:
+    """A request that announces a body must carry a valid access token, checked before a byte
+    of the body is read (FastAPI reads a route's body before its dependencies run): an
+    unauthenticated client cannot make us receive and parse large bodies. ``open_paths`` are
+    authenticated otherwise (a signed webhook). The verified principal is kept in the
+    request's state, so the route's dependency does not verify the token again."""
+
+    def __init__(self, app: ASGIApp, *, open_paths: frozenset[str] = frozenset()) -> None:
+        self.app = app
+        self.open_paths = open_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.open_paths or not declares_body(scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        verifier: TokenVerifier = scope["app"].state.verifier
+        try:
+            token = bearer_token(request_header(scope, b"authorization"))
+            if token is None:
+                raise Unauthenticated("missing access token")
+            principal = await verifier.verify(token)
+        except ProblemError as exc:
+            response = problem_response(
+                None, exc.status, exc.slug, exc.title, exc.detail, headers=exc.headers
+            )
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})[VERIFIED_PRINCIPAL] = principal
+        await self.app(scope, receive, send)
 
 
 async def admit(request: HTTPConnection, principal: Principal) -> None:
@@ -245,8 +322,10 @@ async def admit(request: HTTPConnection, principal: Principal) -> None:
 
 
 async def authenticate(request: HTTPConnection, token: str) -> Principal:
-    verifier: TokenVerifier = request.app.state.verifier
-    principal = await verifier.verify(token)
+    principal: Principal | None = request.scope.get("state", {}).get(VERIFIED_PRINCIPAL)
+    if principal is None:
+        verifier: TokenVerifier = request.app.state.verifier
+        principal = await verifier.verify(token)
     await admit(request, principal)
     return principal
 

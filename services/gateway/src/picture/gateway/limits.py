@@ -1,16 +1,22 @@
 """Per-user limits shared by every gateway replica, kept in PostgreSQL (schema ``gateway``).
 
-- Generation quotas: hourly and daily, fixed UTC windows (``date_trunc``), counted from
-  ``gateway.charges`` (one row per accepted generation). A failed or cancelled generation is
-  refunded exactly once: ``refunded_at`` is set by a conditional UPDATE (``WHERE refunded_at IS
-  NULL``), so a redelivered event changes nothing.
+No window edges anywhere: a client never gets more than a limit in any span of the limit's
+window (gateway migration 0005 explains the algorithms).
+
+- Generation quotas: hourly and daily, over rolling windows (the last hour, the last 24
+  hours), counted from ``gateway.charges`` (one row per accepted generation). A refusal says
+  when enough charges leave the window. A failed or cancelled generation is refunded exactly
+  once: ``refunded_at`` is set by a conditional UPDATE (``WHERE refunded_at IS NULL``), so a
+  redelivered event changes nothing.
 - Concurrency: the same row is a lease (``lease_expires_at``); released on any terminal state,
   and it expires by itself if that event never comes.
 - Exact under concurrency: a reservation locks the user's row (``SELECT ... FOR UPDATE``), so
   the reservations of one user are serialized across replicas; the count and the insert
-  follow under that lock. All of it is the SQL function ``gateway.reserve`` (migration 0004):
-  one round trip per submit instead of seven.
-- Request rate: one atomic upsert per request on a one-minute counter.
+  follow under that lock. All of it is the SQL function ``gateway.reserve``: one round trip
+  per submit.
+- Request rate: GCRA, one timestamp per user (``gateway.request_rates``), one statement per
+  request. The whole limit may be spent at once, then one request per ``60 / limit`` seconds.
+- Time is PostgreSQL's ``now()`` (one clock for every replica); tests pass their own clock.
 - Store down: reservations fail closed (503 problem: nothing is accepted without a charge);
   the request-rate limiter fails open (logged): reads keep working while PostgreSQL is away.
 """
@@ -22,7 +28,7 @@ import logging
 import math
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -108,36 +114,72 @@ async def store_guard(what: str) -> AsyncIterator[None]:
 
 _COUNTS = text(
     """
+    WITH t AS (SELECT coalesce(CAST(:now AS timestamptz), now()) AS now)
     SELECT
-      count(*) FILTER (WHERE refunded_at IS NULL AND charged_at >= date_trunc('hour', now(), 'UTC'))
-        AS hourly,
-      count(*) FILTER (WHERE refunded_at IS NULL AND charged_at >= date_trunc('day', now(), 'UTC'))
-        AS daily,
-      count(*) FILTER (WHERE released_at IS NULL AND lease_expires_at > now()) AS active,
-      date_trunc('hour', now(), 'UTC') + interval '1 hour' AS hourly_reset_at,
-      date_trunc('day', now(), 'UTC') + interval '1 day' AS daily_reset_at,
-      now() AS now
-    FROM gateway.charges
-    WHERE user_id = :u
-      AND (charged_at >= date_trunc('day', now(), 'UTC')
-           OR (released_at IS NULL AND lease_expires_at > now()))
+      count(*) FILTER (WHERE refunded_at IS NULL AND charged_at > t.now - interval '1 hour') AS hourly,
+      count(*) FILTER (WHERE refunded_at IS NULL AND charged_at > t.now - interval '1 day') AS daily,
+      count(*) FILTER (WHERE released_at IS NULL AND lease_expires_at > t.now) AS active,
+      -- when the oldest charge still counted leaves its window (now, when none counts)
+      coalesce(min(charged_at) FILTER (WHERE refunded_at IS NULL AND charged_at > t.now - interval '1 hour'),
+               t.now - interval '1 hour') + interval '1 hour' AS hourly_reset_at,
+      coalesce(min(charged_at) FILTER (WHERE refunded_at IS NULL AND charged_at > t.now - interval '1 day'),
+               t.now - interval '1 day') + interval '1 day' AS daily_reset_at
+    FROM t LEFT JOIN gateway.charges c
+      ON c.user_id = :u
+     AND (c.charged_at > t.now - interval '1 day' OR (c.released_at IS NULL AND c.lease_expires_at > t.now))
+    GROUP BY t.now
     """
 )
 
 
-# One round trip: lock the user, skip ids already charged, count, charge (migration 0004).
+# One round trip: lock the user, skip ids already charged, count, charge (migration 0005).
 _RESERVE = text(
-    "SELECT outcome, charged, limit_value, reset_in "
-    "FROM gateway.reserve(:u, :e, :a, CAST(:ids AS uuid[]), :hourly, :daily, :concurrent, :lease)"
+    "SELECT outcome, charged, limit_value, reset_in FROM gateway.reserve("
+    ":u, :e, :a, CAST(:ids AS uuid[]), :hourly, :daily, :concurrent, :lease, CAST(:now AS timestamptz))"
 )
+
+# GCRA in one statement (migration 0005). excluded.tat is now + step: the update reads the
+# clock from it. ``ahead``: how far the stored tat is past now, in seconds.
+_HIT = text(
+    """
+    WITH t AS (SELECT coalesce(CAST(:now AS timestamptz), now()) AS now)
+    INSERT INTO gateway.request_rates AS r (user_id, tat, allowed)
+    SELECT :u, t.now + make_interval(secs => :step), true FROM t
+    ON CONFLICT (user_id) DO UPDATE SET
+      allowed = greatest(r.tat + make_interval(secs => :step), excluded.tat)
+                <= excluded.tat + make_interval(secs => :window - :step),
+      tat = CASE
+        WHEN greatest(r.tat + make_interval(secs => :step), excluded.tat)
+             <= excluded.tat + make_interval(secs => :window - :step)
+        THEN greatest(r.tat + make_interval(secs => :step), excluded.tat)
+        ELSE r.tat
+      END
+    RETURNING allowed, extract(epoch FROM tat - (SELECT now FROM t)) AS ahead
+    """
+)
+
+RATE_WINDOW_SECONDS = 60.0
+
+
+def database_time() -> datetime | None:
+    """The limiter's clock in production: None, so PostgreSQL's now() decides (one clock for
+    every replica). Tests pass a clock of their own to place requests in time."""
+    return None
 
 
 class Limiter:
-    def __init__(self, engine: AsyncEngine, settings: GatewaySettings) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: GatewaySettings,
+        *,
+        clock: Callable[[], datetime | None] = database_time,
+    ) -> None:
         self.engine = engine
         # single-statement writes: no BEGIN/COMMIT round trips (same pool)
         self._autocommit = autocommit(engine)
         self.settings = settings
+        self.clock = clock
         self._user_cache: OrderedDict[uuid.UUID, tuple[float, dict[str, object]]] = OrderedDict()
 
     # ------------------------------------------------------------------ tiers and users
@@ -218,39 +260,33 @@ class Limiter:
     async def hit(self, user_id: uuid.UUID, is_anonymous: bool) -> None:
         """Count one request; 429 over the per-minute limit. Fails open if the store is down."""
         tier = self.tier(is_anonymous, self.cached_user(user_id))
+        step = RATE_WINDOW_SECONDS / tier.rate_per_minute
         try:
             async with asyncio.timeout(STORE_TIMEOUT_SECONDS), self._autocommit.connect() as conn:
                 row = (
                     await conn.execute(
-                        text(
-                            "INSERT INTO gateway.rate_counters (user_id, window_start, count) "
-                            "VALUES (:u, date_trunc('minute', now()), 1) "
-                            "ON CONFLICT (user_id, window_start) "
-                            "DO UPDATE SET count = gateway.rate_counters.count + 1 "
-                            "RETURNING count AS n, "
-                            "extract(epoch FROM window_start + interval '1 minute' - now()) AS reset_in"
-                        ),
-                        {"u": user_id},
+                        _HIT, {"u": user_id, "now": self.clock(), "step": step, "window": RATE_WINDOW_SECONDS}
                     )
                 ).one()
         except STORE_ERRORS as exc:
             log.warning("request rate limiter unavailable, letting the request through: %s", exc)
             return
-        if row.n > tier.rate_per_minute:
+        if not row.allowed:
+            # refused: the tat did not move; this request fits once max(tat, now) + step - window has come
+            retry_in = max(float(row.ahead), 0.0) + step - RATE_WINDOW_SECONDS
             raise LimitExceeded(
                 "requests",
                 f"at most {tier.rate_per_minute} requests a minute",
                 limit=tier.rate_per_minute,
-                window=60,
-                reset_in=float(row.reset_in),
+                window=int(RATE_WINDOW_SECONDS),
+                reset_in=retry_in,
             )
 
     async def sweep(self) -> None:
-        """Drop old request counters (called periodically)."""
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                text("DELETE FROM gateway.rate_counters WHERE window_start < now() - interval '5 minutes'")
-            )
+        """Forget request rates at rest (called periodically): a tat in the past means the
+        whole limit is available, exactly as with no row."""
+        async with self._autocommit.connect() as conn:
+            await conn.execute(text("DELETE FROM gateway.request_rates WHERE tat < now()"))
 
     # ------------------------------------------------------------------ generation quotas
 
@@ -283,6 +319,7 @@ class Limiter:
                         "daily": base.daily,
                         "concurrent": base.concurrent,
                         "lease": self.settings.lease_seconds,
+                        "now": self.clock(),
                     },
                 )
             ).one()
@@ -356,7 +393,7 @@ class Limiter:
         tier = self.tier(is_anonymous, user)
         # a read: no lock, no transaction (the figures are a snapshot either way)
         async with store_guard("limits"), self._autocommit.connect() as conn:
-            counts = (await conn.execute(_COUNTS, {"u": user_id})).one()
+            counts = (await conn.execute(_COUNTS, {"u": user_id, "now": self.clock()})).one()
             total = (
                 await conn.execute(
                     text("SELECT count(*) FROM gateway.charges WHERE user_id = :u AND refunded_at IS NULL"),

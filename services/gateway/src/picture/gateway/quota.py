@@ -87,7 +87,7 @@ async def start_settlement(bus: Bus, limiter: Limiter) -> None:
 async def start_background(
     app_state: object, bus: Bus, limiter: Limiter, verifier: object
 ) -> Callable[[], Awaitable[None]]:
-    """The gateway's own background work: settlement consumer, counter sweeper.
+    """The gateway's own background work: settlement consumer, request-rate sweeper.
     Returns the function that stops it (called from the app's lifespan)."""
     setattr(app_state, "limiter", limiter)  # noqa: B010 - app.state is dynamic
     await bus.ensure_streams()
@@ -103,7 +103,7 @@ async def start_background(
             try:
                 await limiter.sweep()
             except Exception as exc:
-                log.warning("sweeping rate counters failed: %s", exc)
+                log.warning("sweeping request rates failed: %s", exc)
 
     sweeper = asyncio.ensure_future(sweep_forever())
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from picture.common.contracts import GenerationStatus, GenerationView, ImageView
+from picture.common.text import Storable
 
 MAX_SEED = 2**32 - 1
 
@@ -32,22 +34,25 @@ class GenerationCreate(BaseModel):
         },
     )
 
-    model: str = Field(
-        min_length=1,
-        max_length=64,
-        pattern=r"^[a-z0-9][a-z0-9.\-]*$",
-        description="Model name from GET /v1/models.",
-    )
-    prompt: str = Field(min_length=1, max_length=2000)
-    negative_prompt: str | None = Field(default=None, max_length=2000)
+    model: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=64,
+            pattern=r"^[a-z0-9][a-z0-9.\-]*$",
+            description="Model name from GET /v1/models.",
+        ),
+        Storable,
+    ]
+    prompt: Annotated[str, Field(min_length=1, max_length=2000), Storable]
+    negative_prompt: Annotated[str, Field(max_length=2000), Storable] | None = None
     width: int | None = Field(default=None, ge=64, le=4096, description="Defaults to the model's.")
     height: int | None = Field(default=None, ge=64, le=4096, description="Defaults to the model's.")
     steps: int | None = Field(default=None, ge=1, le=150)
     guidance_scale: float | None = Field(default=None, ge=0, le=50)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
-    webhook_url: str | None = Field(
+    webhook_url: Annotated[str, Field(max_length=2048), Storable] | None = Field(
         default=None,
-        max_length=2048,
         description="https URL, public addresses only: each status change is POSTed to it, signed "
         "(Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature) and retried with backoff.",
         examples=["https://example.com/hooks/picture"],

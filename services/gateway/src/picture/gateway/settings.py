@@ -22,6 +22,8 @@ class GatewaySettings(ServiceSettings):
     replicate_webhook_secret: SecretStr | None = None
     cors_origins: CommaList = ()
     max_prompt_length: int = Field(default=2000, ge=1)
+    # JSON request bodies larger than this are refused (413) unread; uploads have their own cap.
+    max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     model_cache_seconds: float = 30.0
 
     # ---- uploads (issue #6): streamed to the media service's internal endpoint
@@ -34,8 +36,9 @@ class GatewaySettings(ServiceSettings):
     # e.g. https://<ref>.supabase.co/auth/v1/.well-known/jwks.json; empty: HS256 only.
     jwks_url: str = ""
     jwks_cache_seconds: float = Field(default=600.0, gt=0)
-    # An unknown kid refetches the JWKS at most this often (random kids cannot hammer it).
-    jwks_min_refresh_seconds: float = Field(default=30.0, ge=0)
+    # The JWKS is fetched at most this often; a token with an unknown kid waits for the next
+    # fetch (random kids cannot hammer the endpoint, nor starve a key rotated in just now).
+    jwks_min_refresh_seconds: float = Field(default=1.0, ge=0)
     jwks_timeout_seconds: float = Field(default=3.0, gt=0)
     # Comma-separated user ids with admin rights (plus gateway.users.is_admin).
     admin_user_ids: str = ""

@@ -65,7 +65,17 @@ charges = Table(
     Index("ix_charges_user_charged", "user_id", "charged_at"),
 )
 
-# Per-user request counters, fixed one-minute windows.
+# The request rate per user, GCRA: the theoretical arrival time (see migration 0005).
+request_rates = Table(
+    "request_rates",
+    metadata,
+    Column("user_id", Uuid, primary_key=True),
+    Column("tat", DateTime(timezone=True), nullable=False),
+    Column("allowed", Boolean, nullable=False),
+)
+
+# Fixed one-minute request counters of the previous limiter: no longer written, kept until
+# no gateway of that version runs.
 rate_counters = Table(
     "rate_counters",
     metadata,

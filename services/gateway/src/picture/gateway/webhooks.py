@@ -4,7 +4,9 @@ at submission, signed the Standard Webhooks way, retried with backoff, every att
 
 Targets must be https with a host that resolves only to public addresses (no loopback,
 private, link-local, multicast or reserved ranges: SSRF). The check runs at submission and
-again before every delivery (a name may be re-pointed). Development and tests may allow http
+again before every delivery (a name may be re-pointed), and a delivery connects to the
+address it checked (:mod:`picture.common.egress`): DNS rebinding between the check and the
+POST cannot point it elsewhere. Development and tests may allow http
 and private targets (``PICTURE_WEBHOOK_ALLOW_PRIVATE_TARGETS``).
 
 Signature (https://www.standardwebhooks.com): headers ``webhook-id``, ``webhook-timestamp``,
@@ -20,9 +22,9 @@ import hmac
 import ipaddress
 import json
 import logging
-import socket
 import time
 import uuid
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -32,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from picture.common import contracts as c
 from picture.common.database import autocommit
+from picture.common.egress import IPAddress, is_public_address, pinned_request, system_resolver
 from picture.common.messaging import Bus, ConsumerOptions, Delivery, Retry, Route
 from picture.common.settings import Environment
 from picture.gateway.errors import InvalidField
@@ -61,21 +64,24 @@ def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(mac).decode()
 
 
-async def _addresses(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+async def _addresses(host: str, port: int) -> list[IPAddress]:
     try:
         return [ipaddress.ip_address(host)]
     except ValueError:
         pass
-    loop = asyncio.get_running_loop()
     try:
-        infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), 5)
+        answers = await asyncio.wait_for(system_resolver(host, port), 5)
     except (OSError, TimeoutError) as exc:
         raise UnsafeTarget(f"cannot resolve {host}") from exc
-    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    try:
+        return [ipaddress.ip_address(a.split("%")[0]) for a in answers]
+    except ValueError as exc:
+        raise UnsafeTarget(f"{host} resolves to something that is not an address") from exc
 
 
-async def check_target(url: str, settings: GatewaySettings) -> None:
-    """Raise UnsafeTarget unless ``url`` is an acceptable webhook target."""
+async def check_target(url: str, settings: GatewaySettings) -> IPAddress | None:
+    """Raise UnsafeTarget unless ``url`` is an acceptable webhook target. Returns the checked
+    address to connect to (None when private targets are allowed: connect by name)."""
     if len(url) > MAX_URL_LENGTH:
         raise UnsafeTarget("URL too long")
     parts = urlsplit(url)
@@ -90,10 +96,11 @@ async def check_target(url: str, settings: GatewaySettings) -> None:
     except ValueError as exc:
         raise UnsafeTarget("bad port") from exc
     if relaxed:
-        return
+        return None
     addresses = await _addresses(parts.hostname, port)
-    if not addresses or not all(a.is_global and not a.is_multicast for a in addresses):
+    if not addresses or not all(is_public_address(a) for a in addresses):
         raise UnsafeTarget("webhook_url must resolve to public addresses only")
+    return addresses[0]
 
 
 async def subscribe(
@@ -123,10 +130,31 @@ class Dispatcher:
         self.engine = engine
         self.settings = settings
         self.key = signing_key(settings.webhook_signing_secret)
-        self.http = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
+        self.http = httpx.AsyncClient(
+            timeout=settings.webhook_timeout_seconds,
+            follow_redirects=False,
+            trust_env=False,  # no proxies from the environment: the address check is ours
+        )
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+    async def post(self, url: str, message_id: str, payload: dict[str, Any]) -> httpx.Response:
+        """Check the target and POST the signed payload to the address that was checked."""
+        address = await check_target(url, self.settings)
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        timestamp = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "webhook-id": message_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(self.key, message_id, timestamp, body),
+            "User-Agent": "picture-webhooks/1",
+        }
+        if address is None:
+            return await self.http.post(url, content=body, headers=headers)
+        request = pinned_request(self.http, "POST", httpx.URL(url), address, content=body, headers=headers)
+        return await self.http.send(request)
 
     async def on_update(self, delivery: Delivery[c.GenerationUpdatedEvent]) -> None:
         generation = delivery.message.generation
@@ -173,20 +201,7 @@ class Dispatcher:
         status_code: int | None = None
         error: str | None = None
         try:
-            await check_target(url, self.settings)
-            body = json.dumps(payload, separators=(",", ":")).encode()
-            timestamp = int(time.time())
-            response = await self.http.post(
-                url,
-                content=body,
-                headers={
-                    "Content-Type": "application/json",
-                    "webhook-id": str(delivery_id),
-                    "webhook-timestamp": str(timestamp),
-                    "webhook-signature": sign(self.key, str(delivery_id), timestamp, body),
-                    "User-Agent": "picture-webhooks/1",
-                },
-            )
+            response = await self.post(url, str(delivery_id), payload)
             status_code = response.status_code
             if not 200 <= status_code < 300:
                 error = f"HTTP {status_code}"

@@ -93,6 +93,7 @@ def create_app(
                     thumbnail_long_side=settings.thumbnail_long_side,
                     embed_provenance=settings.embed_provenance,
                     svg_preview_long_side=settings.svg_preview_long_side,
+                    download_budget_seconds=settings.ingest_download_budget_seconds,
                 ),
             )
             app.state.uploads = UploadContext(

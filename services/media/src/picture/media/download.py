@@ -7,10 +7,10 @@ The policy (``DownloadPolicy``) is checked before any byte is sent:
 - every address the host resolves to is public (IPv4, IPv6, IPv4-mapped IPv6); with
   ``allow_insecure_loopback`` loopback addresses are accepted too.
 
-The request then goes to the checked address itself (the host name stays in the ``Host``
-header and in TLS SNI, so certificates are verified against it): a second DNS answer cannot
-swap in another address. Redirects are not followed (a 3xx is a permanent error); the body is
-streamed with a byte cap, and the whole download has a time cap.
+The request then goes to the checked address itself (:mod:`picture.common.egress`: the host
+name stays in the ``Host`` header and in TLS SNI, so certificates are verified against it): a
+second DNS answer cannot swap in another address. Redirects are not followed (a 3xx is a
+permanent error); the body is streamed with a byte cap, and the whole download has a time cap.
 """
 
 from __future__ import annotations
@@ -18,17 +18,15 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
 
+from picture.common import egress
+from picture.common.egress import IPAddress, Resolver, is_public_address, pinned_request
 from picture.media.errors import MediaError, PermanentMediaError, TransientMediaError
 from picture.media.metrics import DOWNLOAD_BYTES, DOWNLOADS
-
-Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True)
@@ -39,26 +37,6 @@ class DownloadPolicy:
     allow_insecure_private: bool = False
     max_bytes: int = 50 * 1024 * 1024
     timeout_seconds: float = 60.0
-
-
-def is_public_address(address: IPAddress) -> bool:
-    """True for a globally routable unicast address (IPv4-mapped IPv6 judged as its IPv4)."""
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return is_public_address(address.ipv4_mapped)
-        if address.sixtofour is not None or address.teredo is not None:
-            return False  # tunnels embedding another address: never needed for downloads
-        if address.is_site_local:
-            return False
-    return not (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_reserved
-        or address.is_multicast
-        or address.is_unspecified
-        or not address.is_global
-    )
 
 
 def _is_loopback(address: IPAddress) -> bool:
@@ -108,12 +86,10 @@ def check_url(url: str, policy: DownloadPolicy) -> httpx.URL:
 
 async def system_resolver(host: str, port: int) -> Sequence[str]:
     """Every address of ``host`` (A and AAAA), via the system resolver off the event loop."""
-    loop = asyncio.get_running_loop()
     try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return await egress.system_resolver(host, port)
     except socket.gaierror as exc:
         raise TransientMediaError("dns_failed", f"could not resolve {host!r}") from exc
-    return [str(info[4][0]) for info in infos]
 
 
 class Downloader:
@@ -174,14 +150,7 @@ class Downloader:
     async def _fetch(self, url: str) -> bytes:
         parsed = check_url(url, self.policy)
         address = await self.resolve(parsed)
-        pinned = parsed.copy_with(host=str(address))
-        host_header = parsed.netloc.decode("ascii")
-        request = self.client.build_request(
-            "GET",
-            pinned,
-            headers={"Host": host_header},
-            extensions={"sni_hostname": parsed.host},
-        )
+        request = pinned_request(self.client, "GET", parsed, address)
         try:
             response = await self.client.send(request, stream=True)
         except httpx.TimeoutException as exc:

@@ -70,6 +70,9 @@ class ProcessingOptions:
     thumbnail_long_side: int = 256
     # Pauses between download attempts inside one delivery: 3 attempts in all.
     retry_delays: tuple[float, ...] = (0.5, 1.0)
+    # Every attempt and pause of one ingest's download ends within this (the orchestrator's
+    # sweeper waits longer before it resumes the generation: ingest_download_budget_seconds).
+    download_budget_seconds: float = 90.0
     # Write the generation's model, prompt and seed as XMP into the stored original.
     embed_provenance: bool = True
     svg_preview_long_side: int = 1024
@@ -124,9 +127,27 @@ async def heartbeat(delivery: Delivery[Any], every: float = HEARTBEAT_SECONDS) -
 
 
 async def download_with_retries(
-    downloader: Downloader, url: str, delays: Sequence[float], delivery: Delivery[Any] | None = None
+    downloader: Downloader,
+    url: str,
+    delays: Sequence[float],
+    delivery: Delivery[Any] | None = None,
+    *,
+    budget_seconds: float = 90.0,
 ) -> bytes:
-    """Fetch ``url``; transient failures are tried again after each of ``delays``."""
+    """Fetch ``url``; transient failures are tried again after each of ``delays``, all within
+    ``budget_seconds`` (then a transient failure, like a timeout)."""
+    try:
+        async with asyncio.timeout(budget_seconds):
+            return await _download_attempts(downloader, url, delays, delivery)
+    except TimeoutError as exc:
+        raise TransientMediaError(
+            "download_timeout", f"the source could not be downloaded within {budget_seconds:g} s"
+        ) from exc
+
+
+async def _download_attempts(
+    downloader: Downloader, url: str, delays: Sequence[float], delivery: Delivery[Any] | None
+) -> bytes:
     for attempt, delay in enumerate((*delays, None), start=1):
         try:
             return await downloader.fetch(url)
@@ -264,7 +285,13 @@ async def _ingest(
 ) -> tuple[StoredObject, ...]:
     if not cmd.source_urls:
         raise PermanentMediaError("no_source", "the generation produced no output to store")
-    data = await download_with_retries(ctx.downloader, cmd.source_urls[0], ctx.options.retry_delays, delivery)
+    data = await download_with_retries(
+        ctx.downloader,
+        cmd.source_urls[0],
+        ctx.options.retry_delays,
+        delivery,
+        budget_seconds=ctx.options.download_budget_seconds,
+    )
     await delivery.in_progress()
     provenance = Provenance(model=cmd.model, prompt=cmd.prompt, seed=cmd.seed)
     processed = await process(data, cmd.max_long_side, ctx.options, provenance=provenance)

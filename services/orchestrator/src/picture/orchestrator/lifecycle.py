@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from picture.common import contracts as c
 from picture.common.contracts import ErrorInfo, GenerationStatus
 from picture.common.messaging import QueryFailed
+from picture.common.observability import carrier_exemplar
 from picture.orchestrator import messages
 from picture.orchestrator.context import Context
 from picture.orchestrator.metrics import (
@@ -143,7 +144,8 @@ async def _apply_move(conn: AsyncConnection, row: Any, move: Move, at: datetime)
         outcome = move.target.value
         GENERATIONS_FINISHED.labels(row.model, outcome).inc()
         GENERATION_DURATION.labels(row.model, outcome).observe(
-            (new_row.completed_at - new_row.created_at).total_seconds()
+            (new_row.completed_at - new_row.created_at).total_seconds(),
+            carrier_exemplar(new_row.trace_context),
         )
     return new_row
 

@@ -205,7 +205,7 @@ async def sweep_once(ctx: Context) -> int:
             {
                 "dispatched": s.stuck_dispatched_seconds,
                 "processing": s.stuck_processing_seconds,
-                "downloading": s.stuck_downloading_seconds,
+                "downloading": s.downloading_limit_seconds,
             },
         )
         for row in stuck:
@@ -233,6 +233,14 @@ async def sweep_once(ctx: Context) -> int:
 
 
 async def run_sweeper(ctx: Context) -> None:
+    s = ctx.settings
+    if s.stuck_downloading_seconds is not None and s.stuck_downloading_seconds < s.downloading_limit_seconds:
+        log.warning(
+            "stuck_downloading_seconds %g is shorter than media's download budget plus the margin: "
+            "using %g s (resuming sooner would run a download twice)",
+            s.stuck_downloading_seconds,
+            s.downloading_limit_seconds,
+        )
     while True:
         try:
             await sweep_once(ctx)

@@ -26,6 +26,16 @@ class OrchestratorSettings(ServiceSettings):
     sweep_interval_seconds: float = Field(default=10.0, gt=0)
     stuck_dispatched_seconds: float = Field(default=60.0, gt=0)
     stuck_processing_seconds: float = Field(default=300.0, gt=0)
-    stuck_downloading_seconds: float = Field(default=60.0, gt=0)
+    # Downloading: never sooner than media's download budget (ingest_download_budget_seconds)
+    # plus this margin (processing and storing the image); a shorter limit is raised to it.
+    stuck_downloading_seconds: float | None = Field(default=None, gt=0)
+    stuck_downloading_margin_seconds: float = Field(default=30.0, ge=0)
     # Dedup cache: an identical seeded request by the same user within this window reuses the image.
     dedup_window_seconds: float = Field(default=3600.0, ge=0)
+
+    @property
+    def downloading_limit_seconds(self) -> float:
+        """How long a generation may stay downloading before the sweeper resumes it: past
+        the time media may still be retrying the download."""
+        floor = self.ingest_download_budget_seconds + self.stuck_downloading_margin_seconds
+        return max(self.stuck_downloading_seconds or floor, floor)

@@ -17,6 +17,13 @@ REQUEST_SECONDS = Histogram(
     ["endpoint", "model"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+PREDICTION_SECONDS = Histogram(
+    "picture_replicate_prediction_seconds",
+    "Replicate's time for a finished prediction, created to completed (its queue, cold boot "
+    "and run), by model.",
+    ["model"],
+    buckets=(0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 45, 60, 90, 120, 300),
+)
 IN_FLIGHT = Gauge(
     "picture_replicate_predictions_in_flight",
     "Predictions this process is following until they finish.",

@@ -30,10 +30,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from picture.common.contracts import PREDICTION_UPDATED, PredictionStatus
 from picture.common.messaging import Bus
+from picture.common.observability import carrier_exemplar
 from picture.common.telemetry import capture_trace_context, trace_context_from
 from picture.replicate_adapter import store
 from picture.replicate_adapter.errors import PermanentReplicateError, TransientReplicateError
-from picture.replicate_adapter.metrics import COMPLETIONS, COST, IN_FLIGHT, OUTCOMES
+from picture.replicate_adapter.metrics import COMPLETIONS, COST, IN_FLIGHT, OUTCOMES, PREDICTION_SECONDS
 from picture.replicate_adapter.outcomes import LOST, error_code, terminal_event, terminal_id
 from picture.replicate_adapter.replicate import Prediction, ReplicateClient
 
@@ -293,6 +294,8 @@ class Poller:
         if first:
             COMPLETIONS.labels(source).inc()
             OUTCOMES.labels(entry.model, event.status.value).inc()
+            if (seconds := prediction.run_seconds) is not None:
+                PREDICTION_SECONDS.labels(entry.model).observe(seconds, carrier_exemplar(entry.trace_carrier))
             if event.status is PredictionStatus.SUCCEEDED:
                 COST.labels(entry.model).inc(entry.cost_usd)
         log.info(

@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 import httpx
 
 from picture.common.contracts import ModelSpec
+from picture.common.text import storable
 from picture.replicate_adapter.breaker import BreakerOpen, CircuitBreaker
 from picture.replicate_adapter.errors import (
     PermanentReplicateError,
@@ -103,10 +104,20 @@ class Prediction:
             id=body["id"],
             status=str(body.get("status") or "unknown"),
             output=body.get("output"),
-            error=str(error) if error not in (None, "") else None,
+            error=storable(str(error)) if error not in (None, "") else None,
             predict_time=float(predict_time) if isinstance(predict_time, int | float) else None,
             raw=body,
         )
+
+    @property
+    def run_seconds(self) -> float | None:
+        """Created to completed by Replicate's own clock (None while running or unknown)."""
+        try:
+            created = datetime.fromisoformat(str(self.raw["created_at"]))
+            completed = datetime.fromisoformat(str(self.raw["completed_at"]))
+            return max(0.0, (completed - created).total_seconds())
+        except (KeyError, ValueError, TypeError):
+            return self.predict_time
 
     @property
     def is_terminal(self) -> bool:

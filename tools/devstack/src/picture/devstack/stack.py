@@ -68,6 +68,7 @@ class ManagedProcess:
     env: dict[str, str]
     port: int
     log_file: Path
+    ready_path: str = "/readyz"
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_restart_at: float = 0.0
@@ -94,7 +95,7 @@ class ManagedProcess:
 
     def ready(self) -> bool:
         try:
-            return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
+            return httpx.get(f"{self.url}{self.ready_path}", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 

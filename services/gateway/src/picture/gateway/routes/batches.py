@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from picture.common import contracts as c
 from picture.common.ids import derived_id, uuid7
 from picture.common.messaging import QueryFailed
+from picture.common.text import Storable
 from picture.gateway import idempotency
 from picture.gateway.auth import CurrentUser
 from picture.gateway.backend import _raise
@@ -31,8 +32,8 @@ RETRYABLE = frozenset({c.GenerationStatus.FAILED, c.GenerationStatus.CANCELLED})
 class SharedSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9.\-]*$")
-    negative_prompt: str | None = Field(default=None, max_length=2000)
+    model: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9.\-]*$"), Storable]
+    negative_prompt: Annotated[str, Field(max_length=2000), Storable] | None = None
     width: int | None = Field(default=None, ge=64, le=4096)
     height: int | None = Field(default=None, ge=64, le=4096)
     steps: int | None = Field(default=None, ge=1, le=150)
@@ -58,16 +59,16 @@ class BatchCreate(BaseModel):
         },
     )
 
-    prompts: list[Annotated[str, Field(min_length=1, max_length=2000)]] | None = Field(
+    prompts: list[Annotated[str, Field(min_length=1, max_length=2000), Storable]] | None = Field(
         default=None, min_length=2, max_length=10
     )
-    prompt: str | None = Field(default=None, min_length=1, max_length=2000)
+    prompt: Annotated[str, Field(min_length=1, max_length=2000), Storable] | None = None
     seeds: list[Annotated[int, Field(ge=0, le=MAX_SEED)]] | None = Field(
         default=None, min_length=1, max_length=5
     )
     count: int | None = Field(default=None, ge=1, le=5)
     shared_settings: SharedSettings
-    batch_name: str | None = Field(default=None, max_length=200)
+    batch_name: Annotated[str, Field(max_length=200), Storable] | None = None
     reuse: bool = True
 
     @model_validator(mode="after")
@@ -151,7 +152,7 @@ async def create_batch(
     engine: EngineDep,
     settings: SettingsDep,
     charge: ChargeDep,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=255), Storable] = None,
 ) -> BatchOut:
     """With an Idempotency-Key, a replay answers with the batch the key created (its items'
     ids derive from the batch id, so nothing is charged or created twice); the same key with
@@ -205,7 +206,7 @@ async def list_batches(
     backend: BackendDep,
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=200), Storable] = None,
 ) -> BatchPage:
     try:
         reply = await backend.bus.request(

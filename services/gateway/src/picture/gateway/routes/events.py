@@ -29,6 +29,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from picture.common import contracts as c
 from picture.common.problems import Problem, ProblemError
+from picture.common.text import Storable
 from picture.gateway.auth import CurrentUser, authenticate
 from picture.gateway.deps import BackendDep, SettingsDep
 from picture.gateway.errors import InvalidField, Unavailable
@@ -106,7 +107,7 @@ async def generation_events(
     user: CurrentUser,
     backend: BackendDep,
     settings: SettingsDep,
-    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+    last_event_id: Annotated[str | None, Header(max_length=20), Storable] = None,
 ) -> Response:
     resume = _resume_point(last_event_id)
     view = await backend.generation(generation_id, user.user_id)  # 404 unless it is yours
@@ -190,7 +191,7 @@ async def batch_events(
     user: CurrentUser,
     backend: BackendDep,
     settings: SettingsDep,
-    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+    last_event_id: Annotated[str | None, Header(max_length=20), Storable] = None,
 ) -> Response:
     resume = _resume_point(last_event_id)
     batch = await backend.batch(batch_id, user.user_id)  # 404 unless it is yours

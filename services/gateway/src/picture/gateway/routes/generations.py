@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from picture.common import contracts as c
 from picture.common.messaging import QueryFailed
 from picture.common.problems import Problem
+from picture.common.text import Storable
 from picture.gateway import idempotency
 from picture.gateway.auth import CurrentUser
 from picture.gateway.backend import _raise
@@ -53,7 +54,7 @@ async def create_generation(
     settings: SettingsDep,
     response: Response,
     charge: ChargeDep,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: Annotated[str | None, Header(max_length=255), Storable] = None,
 ) -> GenerationOut:
     model = await backend.model(body.model)
     parameters = apply_model(model, body)
@@ -111,7 +112,7 @@ async def list_generations(
     status: c.GenerationStatus | None = None,
     batch_id: uuid.UUID | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=200), Storable] = None,
 ) -> GenerationPage:
     try:
         reply = await backend.bus.request(

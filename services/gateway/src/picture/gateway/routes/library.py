@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from picture.common import contracts as c
 from picture.common.messaging import QueryFailed
 from picture.common.problems import ProblemError
+from picture.common.text import Storable, StorableText
 from picture.gateway.auth import CurrentUser, MaybeUser, Principal
 from picture.gateway.deps import BackendDep, SettingsDep
 from picture.gateway.errors import InvalidField, NotFound, Unavailable
@@ -172,11 +173,11 @@ class BulkResult(BaseModel):
 class TagName(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=50)
+    name: Annotated[str, Field(min_length=1, max_length=50), Storable]
 
 
 class TagCreate(TagName):
-    color: str = Field(default="#6b7280", pattern=r"^#[0-9a-fA-F]{6}$")
+    color: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$"), Storable] = "#6b7280"
 
 
 class TagOut(BaseModel):
@@ -198,20 +199,20 @@ class LikeOut(BaseModel):
 class TemplateCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
-    prompt: str = Field(min_length=1, max_length=2000)
-    negative_prompt: str | None = Field(default=None, max_length=2000)
-    category: str | None = Field(default=None, max_length=50)
+    name: Annotated[str, Field(min_length=1, max_length=100), Storable]
+    prompt: Annotated[str, Field(min_length=1, max_length=2000), Storable]
+    negative_prompt: Annotated[str, Field(max_length=2000), Storable] | None = None
+    category: Annotated[str, Field(max_length=50), Storable] | None = None
     is_public: bool = False
 
 
 class TemplatePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    prompt: str | None = Field(default=None, min_length=1, max_length=2000)
-    negative_prompt: str | None = Field(default=None, max_length=2000)
-    category: str | None = Field(default=None, max_length=50)
+    name: Annotated[str, Field(min_length=1, max_length=100), Storable] | None = None
+    prompt: Annotated[str, Field(min_length=1, max_length=2000), Storable] | None = None
+    negative_prompt: Annotated[str, Field(max_length=2000), Storable] | None = None
+    category: Annotated[str, Field(max_length=50), Storable] | None = None
     is_public: bool | None = None
 
 
@@ -261,7 +262,9 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size (1-100).")]
-Cursor = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page.")]
+Cursor = Annotated[
+    str | None, Query(max_length=512, description="next_cursor of the previous page."), Storable
+]
 
 
 # ------------------------------------------------------------------------------------ gallery
@@ -275,9 +278,9 @@ async def list_images(
     archived: bool = False,
     favorite: bool | None = None,
     tag: Annotated[
-        list[str] | None, Query(max_length=10, description="Repeat: every tag must be on it.")
+        list[StorableText] | None, Query(max_length=10, description="Repeat: every tag must be on it.")
     ] = None,
-    model: Annotated[str | None, Query(max_length=64)] = None,
+    model: Annotated[str | None, Query(max_length=64), Storable] = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     limit: Limit = 20,
@@ -370,7 +373,7 @@ async def add_image_tag(
 @router.delete("/v1/images/{image_id}/tags/{name}", response_model=GalleryImage, summary="Untag an own image")
 async def remove_image_tag(
     image_id: uuid.UUID,
-    name: str,
+    name: StorableText,
     user: CurrentUser,
     library: LibraryDep,
     settings: SettingsDep,
@@ -408,7 +411,9 @@ async def explore(
     library: LibraryDep,
     settings: SettingsDep,
     sort: Literal["recent", "popular"] = "recent",
-    q: Annotated[str | None, Query(max_length=200, description="Full-text search in prompts.")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Full-text search in prompts."), Storable
+    ] = None,
     limit: Limit = 20,
     cursor: Cursor = None,
 ) -> ImagePage:
@@ -438,7 +443,7 @@ async def create_tag(body: TagCreate, user: CurrentUser, library: LibraryDep) ->
 
 
 @router.delete("/v1/tags/{name}", status_code=204, summary="Delete a shared tag (administrators)")
-async def delete_tag(name: str, user: AdminUser, library: LibraryDep) -> Response:
+async def delete_tag(name: StorableText, user: AdminUser, library: LibraryDep) -> Response:
     if not 1 <= len(name) <= 50:
         raise InvalidField("name", "tag names are 1-50 characters")
     await library.ask(c.DELETE_TAG, c.TagRequest(name=name), "tag")
@@ -453,7 +458,7 @@ async def list_templates(
     user: CurrentUser,
     library: LibraryDep,
     scope: Literal["all", "own", "public"] = "all",
-    category: Annotated[str | None, Query(max_length=50)] = None,
+    category: Annotated[str | None, Query(max_length=50), Storable] = None,
     limit: Limit = 20,
     cursor: Cursor = None,
 ) -> TemplatePage:
@@ -528,7 +533,7 @@ async def admin_list_models(user: AdminUser, library: LibraryDep) -> ModelAdminL
 
 @router.patch("/v1/admin/models/{name}", response_model=ModelAdminOut, summary="Activate, deactivate, edit")
 async def admin_patch_model(
-    name: str, body: c.ModelPatch, user: AdminUser, library: LibraryDep, request: Request
+    name: StorableText, body: c.ModelPatch, user: AdminUser, library: LibraryDep, request: Request
 ) -> ModelAdminOut:
     reply = await library.ask(c.UPDATE_MODEL, c.UpdateModelRequest(name=name, patch=body), "model")
     backend: Any = request.app.state.backend

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from picture.common import contracts as c
 from picture.common.messaging import QueryFailed
 from picture.common.problems import Problem
+from picture.common.text import Storable
 from picture.gateway.auth import CurrentUser
 from picture.gateway.backend import _raise
 from picture.gateway.deps import BackendDep
@@ -22,6 +24,7 @@ from picture.gateway.errors import InvalidField
 from picture.gateway.limits import Limiter
 
 router = APIRouter(prefix="/v1/me", tags=["me"])
+USERNAME = r"^[A-Za-z0-9_.\-]+$"
 
 RESPONSES: dict[int | str, dict[str, object]] = {
     401: {"model": Problem, "description": "Missing or invalid access token"},
@@ -47,7 +50,7 @@ class MeUpdate(BaseModel):
         json_schema_extra={"examples": [{"username": "ada_l", "avatar_url": "https://example.com/a.png"}]},
     )
 
-    username: str | None = Field(default=None, min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.\-]+$")
+    username: Annotated[str, Field(min_length=3, max_length=32, pattern=USERNAME), Storable] | None = None
     avatar_url: HttpUrl | None = Field(default=None, description='https URL; null keeps, "" is refused')
     clear_avatar: bool = False
 
@@ -61,10 +64,10 @@ class LimitsOut(BaseModel):
                     "limit_reason": None,
                     "daily_used": 3,
                     "daily_limit": 100,
-                    "daily_reset_at": "2026-01-02T00:00:00Z",
+                    "daily_reset_at": "2026-01-02T09:41:07Z",
                     "hourly_used": 3,
                     "hourly_limit": 20,
-                    "hourly_reset_at": "2026-01-01T13:00:00Z",
+                    "hourly_reset_at": "2026-01-01T13:12:40Z",
                     "active_generations": 1,
                     "max_concurrent": 3,
                     "total_all_time": 42,
@@ -75,12 +78,16 @@ class LimitsOut(BaseModel):
 
     can_generate: bool
     limit_reason: str | None = Field(description="daily, hourly or concurrent; null when you can generate")
-    daily_used: int
+    daily_used: int = Field(description="Generations charged in the last 24 hours (a rolling window)")
     daily_limit: int
-    daily_reset_at: datetime
-    hourly_used: int
+    daily_reset_at: datetime = Field(
+        description="When the oldest of them leaves the 24 hours: one more becomes possible (now when none)"
+    )
+    hourly_used: int = Field(description="Generations charged in the last hour (a rolling window)")
     hourly_limit: int
-    hourly_reset_at: datetime
+    hourly_reset_at: datetime = Field(
+        description="When the oldest of them leaves the hour: one more becomes possible (now when none)"
+    )
     active_generations: int
     max_concurrent: int
     total_all_time: int

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from picture.common.contracts import ModelSpec
 from picture.common.problems import Problem
+from picture.common.text import Storable
 from picture.gateway.deps import BackendDep
 from picture.gateway.errors import NotFound
 from picture.gateway.schemas import ModelList, ModelOut
@@ -43,7 +44,7 @@ def _cached(body: BaseModel, if_none_match: str | None) -> Response:
 
 @router.get("", response_model=ModelList, responses=RESPONSES, summary="Active models, the default first")
 async def list_models(
-    backend: BackendDep, if_none_match: Annotated[str | None, Header(max_length=1024)] = None
+    backend: BackendDep, if_none_match: Annotated[str | None, Header(max_length=1024), Storable] = None
 ) -> Response:
     return _cached(ModelList(data=[_out(m) for m in await backend.models()]), if_none_match)
 
@@ -55,9 +56,9 @@ async def list_models(
     summary="One model",
 )
 async def get_model(
-    name: Annotated[str, Path(max_length=64)],
+    name: Annotated[str, Path(max_length=64), Storable],
     backend: BackendDep,
-    if_none_match: Annotated[str | None, Header(max_length=1024)] = None,
+    if_none_match: Annotated[str | None, Header(max_length=1024), Storable] = None,
 ) -> Response:
     for model in await backend.models():
         if model.name == name:
