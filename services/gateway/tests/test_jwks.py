@@ -29,6 +29,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from pydantic import SecretStr
 
 from picture.devstack.tokens import DEV_ISSUER
+from picture.devstack.waiting import eventually
 from picture.gateway import auth
 from picture.gateway.auth import TokenVerifier
 from picture.gateway.errors import Unauthenticated, Unavailable
@@ -341,7 +342,8 @@ async def test_random_kids_during_a_rotation_do_not_starve_the_new_key(
 
     flooders = [asyncio.create_task(flood(w)) for w in range(8)]
     try:
-        await asyncio.sleep(0.3)  # the flood has spent whatever refresh budget there is
+        # every worker has been refused: the flood has spent whatever refresh budget there is
+        await eventually(lambda: refused >= 8, what="the flood under way")
         state.keys.append(_jwk(keys.other_ec.public_key(), "ec-rotated", "ES256"))
         token = jwt.encode(claims(), keys.other_ec, algorithm="ES256", headers={"kid": "ec-rotated"})
         started = time.monotonic()
