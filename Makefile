@@ -47,8 +47,8 @@ lint: install ## ruff
 typecheck: install ## mypy --strict on every package
 	$(VENV)/bin/mypy $(MYPY_PACKAGES)
 
-unit: install ## unit tests of every package
-	$(VENV)/bin/pytest -q libs services tools clients $(PYTEST_ARGS)
+unit: install ## unit tests of every package, and the import contract
+	$(VENV)/bin/pytest -q libs services tools clients tests/architecture $(PYTEST_ARGS)
 
 integration: install ## the real flow: NATS, PostgreSQL, simulator and services as processes
 	$(VENV)/bin/pytest -q tests/integration $(PYTEST_ARGS)
@@ -57,7 +57,7 @@ deploy-check: ## offline checks of deploy/ (kustomize, yamllint, kubernetes-vali
 	bash deploy/check.sh
 
 test: install lint typecheck deploy-check ## everything CI runs
-	$(VENV)/bin/pytest -q libs services tools clients tests/integration $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q libs services tools clients tests/architecture tests/integration $(PYTEST_ARGS)
 
 fmt: install
 	$(VENV)/bin/ruff check --fix .

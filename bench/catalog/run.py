@@ -3,7 +3,7 @@
 Starts a bench-only PostgreSQL (picture.devstack.infra) under var/bench/catalog-pg on a free
 port, migrates the catalog schema, generates the data with INSERT ... SELECT generate_series
 (once; kept for reruns), then calls the catalog's own query functions
-(picture.catalog.library) directly and reports p50/p95/p99 per query, plus
+(picture.catalog.gallery) directly and reports p50/p95/p99 per query, plus
 EXPLAIN (ANALYZE, BUFFERS) of each query's SQL as the catalog sends it.
 
     .venv/bin/python bench/catalog/run.py [--iterations 300] [--explain-out FILE]
@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from picture.catalog import library
+from picture.catalog import gallery
 from picture.common import contracts as c
 from picture.common.migrations import upgrade
 from picture.devstack.infra import PostgresServer
@@ -306,34 +306,34 @@ async def main(iterations: int, explain_out: Path | None) -> None:
         tag_pairs = [tuple(rng.sample([f"tag{t}" for t in range(1, TAGS + 1)], 2)) for _ in range(64)]
         words = [w for w in WORDS if len(w) > 3]
 
-        def gallery(i: int) -> c.ListImagesRequest:
+        def tagged(i: int) -> c.ListImagesRequest:
             return c.ListImagesRequest(user_id=users[(i * 7919) % USERS], tags=tag_pairs[i % len(tag_pairs)])
 
-        popular_first = await library.explore(engine, c.ExploreRequest(sort="popular"))
+        popular_first = await gallery.explore(engine, c.ExploreRequest(sort="popular"))
         deep_cursor = popular_first.next_cursor
 
         def search(i: int) -> c.ExploreRequest:
             return c.ExploreRequest(q=f"{words[i % len(words)]} {words[(i * 3) % len(words)]}")
 
         cases: list[tuple[str, Callable[[int], Awaitable[Any]]]] = [
-            ("gallery: own images with two tags (AND)", lambda i: library.list_images(engine, gallery(i))),
+            ("gallery: own images with two tags (AND)", lambda i: gallery.list_images(engine, tagged(i))),
             (
                 "gallery: own images, first page",
-                lambda i: library.list_images(engine, c.ListImagesRequest(user_id=users[i % USERS])),
+                lambda i: gallery.list_images(engine, c.ListImagesRequest(user_id=users[i % USERS])),
             ),
             (
                 "explore: popular, first page",
-                lambda i: library.explore(engine, c.ExploreRequest(sort="popular")),
+                lambda i: gallery.explore(engine, c.ExploreRequest(sort="popular")),
             ),
             (
                 "explore: popular, second page (cursor)",
-                lambda i: library.explore(engine, c.ExploreRequest(sort="popular", cursor=deep_cursor)),
+                lambda i: gallery.explore(engine, c.ExploreRequest(sort="popular", cursor=deep_cursor)),
             ),
-            ("explore: recent, first page", lambda i: library.explore(engine, c.ExploreRequest())),
-            ("explore: prompt search (two words), recent", lambda i: library.explore(engine, search(i))),
+            ("explore: recent, first page", lambda i: gallery.explore(engine, c.ExploreRequest())),
+            ("explore: prompt search (two words), recent", lambda i: gallery.explore(engine, search(i))),
             (
                 "explore: prompt search (one word), popular",
-                lambda i: library.explore(engine, c.ExploreRequest(sort="popular", q=words[i % len(words)])),
+                lambda i: gallery.explore(engine, c.ExploreRequest(sort="popular", q=words[i % len(words)])),
             ),
         ]
         print(

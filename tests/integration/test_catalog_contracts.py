@@ -4,10 +4,8 @@ by command), admin model edits, upload records."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -18,6 +16,7 @@ from picture.common import contracts as c
 from picture.common.messaging import Bus, QueryFailed
 from picture.devstack.stack import Stack
 from picture.devstack.tokens import mint_token
+from picture.devstack.waiting import eventually
 
 
 @pytest.fixture
@@ -26,13 +25,6 @@ async def bus(stack: Stack) -> AsyncIterator[Bus]:
     connected = await Bus.connect(stack.nats.url, "test-catalog-client", 10.0)
     yield connected
     await connected.close()
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.1)
 
 
 async def test_profiles(bus: Bus, db: AsyncEngine) -> None:
@@ -49,7 +41,7 @@ async def test_profiles(bus: Bus, db: AsyncEngine) -> None:
                 ).scalar()
             )
 
-    await until(exists, "ensure_profile did not create the profile")
+    await eventually(exists, timeout=15, what="the profile created by ensure_profile")
     profile = (await bus.request(c.GET_PROFILE, c.GetProfileRequest(user_id=user))).profile
     assert (profile.email, profile.username) == ("a@example.com", None)
     created = (await bus.request(c.GET_PROFILE, c.GetProfileRequest(user_id=rival, email="b@x.io"))).profile
@@ -148,7 +140,7 @@ async def test_prompt_templates(stack: Stack, bus: Bus) -> None:
         async def counted() -> bool:
             return bool((await mine.get(f"/v1/prompt-templates/{public_id}")).json()["use_count"] == 2)
 
-        await until(counted, "template uses not counted")
+        await eventually(counted, timeout=15, what="the template uses counted")
         assert (await mine.delete(f"/v1/prompt-templates/{public_id}")).status_code == 204
         assert (await mine.get(f"/v1/prompt-templates/{public_id}")).status_code == 404
 

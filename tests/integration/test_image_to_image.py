@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
-import time
 import uuid
 
 import httpx
+import nats
 from PIL import Image
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from picture.common import contracts as c
 from picture.devstack.stack import Stack
 from picture.devstack.tokens import mint_token
+from picture.devstack.waiting import eventually
 from tests.integration.conftest import wait_terminal
 
 
@@ -94,16 +95,17 @@ async def test_a_generation_from_a_template_counts_its_use_once(api: httpx.Async
         json={"model": "flux-schnell", "prompt": "a lighthouse", "prompt_template_id": template_id},
     )
     assert response.status_code == 202, response.text
-    deadline = time.monotonic() + 20
-    while True:
-        template = (await api.get(f"/v1/prompt-templates/{template_id}")).json()
-        if template["use_count"] == 1:
-            break
-        assert time.monotonic() < deadline, template
-        await asyncio.sleep(0.2)
+
+    async def use_count() -> int:
+        count: int = (await api.get(f"/v1/prompt-templates/{template_id}")).json()["use_count"]
+        return count
+
+    assert await eventually(use_count, timeout=20, what="the use counted") == 1
 
 
-async def test_whole_downloads_are_counted_for_popularity(api: httpx.AsyncClient, db: AsyncEngine) -> None:
+async def test_whole_downloads_are_counted_for_popularity(
+    api: httpx.AsyncClient, db: AsyncEngine, stack: Stack
+) -> None:
     image_id = await _upload(api)
     first = await api.get(f"/v1/images/{image_id}/content")
     assert first.status_code == 200
@@ -115,20 +117,20 @@ async def test_whole_downloads_are_counted_for_popularity(api: httpx.AsyncClient
     assert ranged.status_code == 206
     assert (await api.get(f"/v1/images/{image_id}/thumbnail")).status_code == 200
     assert (await api.get(f"/v1/images/{image_id}/content")).status_code == 200
-    deadline = time.monotonic() + 20
-    while True:
-        async with db.connect() as conn:
-            row = (
-                await conn.execute(
-                    text("SELECT download_count, popularity FROM catalog.images WHERE id = :id"),
-                    {"id": image_id},
-                )
-            ).one()
-        if row.download_count >= 2:
-            break
-        assert time.monotonic() < deadline, row
-        await asyncio.sleep(0.2)
-    await asyncio.sleep(1.0)  # nothing else may arrive: 304, 206 and thumbnails do not count
+    # The gateway published a command per whole download before answering: once the catalog
+    # has handled every command in the stream, any other count would have arrived.
+    assert stack.nats is not None
+    nc = await nats.connect(stack.nats.url)
+    try:
+        js = nc.jetstream()
+
+        async def catalog_caught_up() -> bool:
+            info = await js.consumer_info(c.CMD_STREAM.name, "catalog-commands")
+            return info.num_pending == 0 and info.num_ack_pending == 0
+
+        await eventually(catalog_caught_up, timeout=20, what="the catalog handling every command")
+    finally:
+        await nc.close()
     async with db.connect() as conn:
         final = (
             await conn.execute(

@@ -150,6 +150,19 @@ def until(predicate: Callable[[], Any], timeout: float, what: str, every: float 
         time.sleep(every)
 
 
+def pull_requests_waiting(stack: Stack, consumer: str) -> int:
+    """The consumer's pull requests waiting at NATS (its monitoring endpoint's /jsz)."""
+    assert stack.nats is not None
+    jsz = httpx.get(f"{stack.nats.monitor_url}/jsz", params={"accounts": "true", "consumers": "true"}).json()
+    return sum(
+        int(detail.get("num_waiting", 0))
+        for account in jsz.get("account_details") or []
+        for stream in account.get("stream_detail") or []
+        for detail in stream.get("consumer_detail") or []
+        if detail.get("name") == consumer
+    )
+
+
 def submit(user: httpx.Client, prompt: str, headers: dict[str, str] | None = None) -> str:
     response = user.post("/v1/generations", json={"model": MODEL, "prompt": prompt}, headers=headers)
     assert response.status_code == 202, response.text
@@ -388,7 +401,15 @@ def workload(live: Live) -> Workload:
         30,
         "the workload in Prometheus",
     )
-    time.sleep(4 * SCRAPE_SECONDS)  # $__rate_interval: four scrapes after the last request
+    # $__rate_interval: four scrapes of every target after the last request.
+    after = time.time()
+
+    def scraped_four_times() -> bool:
+        window = max(1, int(time.time() - after))
+        fewest = live.prometheus.query(f"min(count_over_time(up[{window}s]))")
+        return bool(fewest) and float(fewest[0]["value"][1]) >= 4
+
+    until(scraped_four_times, 30, "four scrapes after the workload")
     return run
 
 
@@ -589,7 +610,8 @@ def test_fault_drills_fire_their_alerts_and_recovery_clears_them(
         )
         media.proc.send_signal(signal.SIGSTOP)
         try:
-            time.sleep(1.5)  # its last pull request (1 s) expires: nothing fetches any more
+            # its last pull request (1 s) expires: nothing fetches any more
+            until(lambda: pull_requests_waiting(stack, "media-commands") == 0, 15, "media's pulls expired")
             waiting = [submit(user, f"a lighthouse waiting for media {n}") for n in range(2)]
             fired(watch, stalled, 60)
         finally:

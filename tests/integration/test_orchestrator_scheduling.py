@@ -3,8 +3,6 @@ is tested in test_crash_recovery.py, on a stack whose gateway admits ten at once
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,6 +16,7 @@ from picture.common import contracts as c
 from picture.common.messaging import Bus
 from picture.devstack.stack import Stack
 from picture.devstack.tokens import mint_token
+from picture.devstack.waiting import eventually
 from tests.integration.conftest import wait_terminal
 
 
@@ -27,17 +26,6 @@ async def bus(stack: Stack) -> AsyncIterator[Bus]:
     connected = await Bus.connect(stack.nats.url, "orchestrator-tests")
     yield connected
     await connected.close()
-
-
-async def _wait(condition: Any, timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached after {timeout}s")
-        await asyncio.sleep(0.1)
 
 
 async def test_cancel_a_running_generation_cancels_the_prediction(
@@ -52,7 +40,7 @@ async def test_cancel_a_running_generation_cancels_the_prediction(
         body = (await api.get(f"/v1/generations/{generation_id}")).json()
         return bool(body["status"] == "processing")
 
-    await _wait(processing, what="processing")
+    await eventually(processing, timeout=30, interval=0.1, what="processing")
     cancelled = await api.post(f"/v1/generations/{generation_id}/cancel")
     assert cancelled.status_code == 200, cancelled.text
     body = cancelled.json()
@@ -74,7 +62,9 @@ async def test_cancel_a_running_generation_cancels_the_prediction(
             ).scalar_one_or_none()
         return status == "canceled"
 
-    await _wait(canceled_at_replicate, what="prediction canceled at the simulator")
+    await eventually(
+        canceled_at_replicate, timeout=30, interval=0.1, what="prediction canceled at the simulator"
+    )
     # The adapter's "canceled" report arrives after the terminal state and changes nothing.
     final = (await api.get(f"/v1/generations/{generation_id}")).json()
     assert final["status"] == "cancelled"

@@ -6,16 +6,13 @@ import pytest
 
 from picture.common.messaging import Bus
 from picture.devstack.infra import NatsServer
-from picture.devstack.ports import free_port
+from picture.devstack.servers import running_nats
 
 
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    folder = tmp_path_factory.mktemp("nats")
-    server = NatsServer(folder / "store", free_port(), free_port(), folder / "nats.log")
-    server.start()
-    yield server
-    server.stop()
+    with running_nats(tmp_path_factory.mktemp("nats")) as server:
+        yield server
 
 
 @pytest.fixture

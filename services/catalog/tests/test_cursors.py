@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from picture.catalog.library import decode_cursor, encode_cursor, normalize_tag
+from picture.catalog.cursors import decode_cursor, encode_cursor
 from picture.common.contracts import QueryErrorCode
 from picture.common.messaging import QueryFailed
 
@@ -41,10 +41,3 @@ def test_popular_cursor_wants_an_integer() -> None:
         decode_cursor(
             encode_cursor(True, "2026-01-01T00:00:00+00:00", str(uuid.uuid4())), (int, datetime, uuid.UUID)
         )
-
-
-def test_tag_names_are_lowercased_and_trimmed() -> None:
-    assert normalize_tag("  Golden   Hour ") == "golden hour"
-    with pytest.raises(QueryFailed) as failed:
-        normalize_tag("   ")
-    assert failed.value.field == "name"

@@ -29,6 +29,8 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from pydantic import SecretStr
 
 from picture.devstack.tokens import DEV_ISSUER
+from picture.devstack.waiting import eventually
+from picture.gateway import auth
 from picture.gateway.auth import TokenVerifier
 from picture.gateway.errors import Unauthenticated, Unavailable
 from picture.gateway.settings import GatewaySettings
@@ -251,12 +253,29 @@ async def test_a_rotated_key_is_picked_up_on_first_sight(keys: Keys, jwks: tuple
     await verifier.aclose()
 
 
-async def test_warm_cache_survives_the_endpoint_going_down(keys: Keys, jwks: tuple[Jwks, str]) -> None:
+class ShiftedClock:
+    """The ``time`` module as the verifier sees it, with a monotonic clock the test moves on."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.ahead
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+async def test_warm_cache_survives_the_endpoint_going_down(
+    keys: Keys, jwks: tuple[Jwks, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     state, url = jwks
-    verifier = _verifier(url, min_refresh=0.0, cache=0.01)  # every call wants a refresh
+    clock = ShiftedClock()
+    monkeypatch.setattr(auth, "time", clock)
+    verifier = _verifier(url, min_refresh=0.0, cache=60.0)
     await verifier.verify(es256(keys))
     state.up = False
-    time.sleep(0.02)  # let the cache go stale: the refresh is attempted and fails
+    clock.ahead += 61  # the cache is stale: the refresh is attempted and fails
     assert (await verifier.verify(rs256(keys))).user_id
     assert state.hits >= 2
     with pytest.raises(Unauthenticated, match="unknown signing key"):
@@ -323,7 +342,8 @@ async def test_random_kids_during_a_rotation_do_not_starve_the_new_key(
 
     flooders = [asyncio.create_task(flood(w)) for w in range(8)]
     try:
-        await asyncio.sleep(0.3)  # the flood has spent whatever refresh budget there is
+        # every worker has been refused: the flood has spent whatever refresh budget there is
+        await eventually(lambda: refused >= 8, what="the flood under way")
         state.keys.append(_jwk(keys.other_ec.public_key(), "ec-rotated", "ES256"))
         token = jwt.encode(claims(), keys.other_ec, algorithm="ES256", headers={"kid": "ec-rotated"})
         started = time.monotonic()

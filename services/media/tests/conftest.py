@@ -14,6 +14,7 @@ from moto.server import ThreadedMotoServer
 from picture.common.migrations import upgrade
 from picture.devstack.infra import NatsServer, PostgresServer
 from picture.devstack.ports import free_port
+from picture.devstack.servers import running_nats, running_postgres
 from picture.media.storage import open_s3_client
 
 S3_BUCKET = "picture-test"
@@ -21,24 +22,14 @@ S3_BUCKET = "picture-test"
 
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    root = tmp_path_factory.mktemp("nats")
-    server = NatsServer(root / "store", free_port(), free_port(), root / "nats.log")
-    server.start()
-    try:
+    with running_nats(tmp_path_factory.mktemp("nats")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    root = tmp_path_factory.mktemp("pg")
-    server = PostgresServer(root / "data", free_port(), root / "pg.log", fsync=False)
-    server.start()
-    try:
+    with running_postgres(tmp_path_factory.mktemp("pg")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

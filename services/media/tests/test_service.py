@@ -27,6 +27,7 @@ from picture.common.ids import derived_id
 from picture.common.messaging import Bus, QueryFailed
 from picture.devstack.infra import NatsServer
 from picture.devstack.ports import free_port
+from picture.devstack.waiting import eventually
 from picture.media.app import create_app
 from picture.media.handlers import ProcessingOptions
 from picture.media.settings import MediaSettings
@@ -127,9 +128,7 @@ async def media(
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(20):
-        while not server.started:
-            await asyncio.sleep(0.05)
+    await eventually(lambda: server.started, timeout=20, what="media serving")
     bus = await Bus.connect(nats_server.url, "media-tests")
     events: asyncio.Queue[tuple[str, c.Envelope]] = asyncio.Queue()
     nc = await nats.connect(nats_server.url)
@@ -312,9 +311,7 @@ async def test_delete_objects_removes_files_and_rows(media: RunningMedia, source
     delete = c.DeleteObjectsCommand(keys=(*keys, "../bad", f"{uuid.uuid4()}/gone.webp"))
     await media.bus.publish(c.DELETE_OBJECTS, delete)
     await media.bus.publish(c.DELETE_OBJECTS, c.DeleteObjectsCommand(keys=keys))  # again: no-op
-    async with asyncio.timeout(10):
-        while any((root / k).exists() for k in keys):
-            await asyncio.sleep(0.05)
+    await eventually(lambda: not any((root / k).exists() for k in keys), what="the files deleted")
 
     async def resolvable() -> bool:
         try:
@@ -325,9 +322,10 @@ async def test_delete_objects_removes_files_and_rows(media: RunningMedia, source
             return False
         return True
 
-    async with asyncio.timeout(10):
-        while await resolvable():
-            await asyncio.sleep(0.05)
+    async def unresolvable() -> bool:
+        return not await resolvable()
+
+    await eventually(unresolvable, what="the rows deleted")
 
 
 async def test_generation_provenance_and_blurhash(media: RunningMedia, source_server: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from picture.common import contracts as c
+from picture.devstack.waiting import eventually
 from picture.orchestrator.intake import GenerationWriter, NewGeneration, request_hash
 
 MODEL = c.ModelSpec(name="m", display_name="M", replicate_id="o/m")
@@ -54,9 +55,9 @@ class RecordingWriter(GenerationWriter):
 async def test_writes_arriving_during_a_commit_go_together_in_the_next() -> None:
     writer = RecordingWriter()
     first = asyncio.ensure_future(writer.write(new("a")))
-    await asyncio.sleep(0)  # "a" is being committed
+    await eventually(lambda: writer.groups == [["a"]], what='"a" being committed')
     others = [asyncio.ensure_future(writer.write(new(p))) for p in ("b", "c", "d")]
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop (a yield, not a wait): b, c and d queue up
     writer.gate.set()
     assert await first == "view of a"
     assert await asyncio.gather(*others) == ["view of b", "view of c", "view of d"]
@@ -77,7 +78,7 @@ async def test_a_caller_that_gave_up_does_not_break_the_others() -> None:
     writer = RecordingWriter()
     impatient = asyncio.ensure_future(writer.write(new("a")))
     patient = asyncio.ensure_future(writer.write(new("b")))
-    await asyncio.sleep(0)
+    await eventually(lambda: writer.groups == [["a", "b"]], what="both writes being committed")
     impatient.cancel()  # a query timeout: the write still happens, the answer goes nowhere
     writer.gate.set()
     assert await patient == "view of b"

@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
@@ -20,6 +18,7 @@ from picture.common.contracts import (
 )
 from picture.common.database import build_engine
 from picture.common.messaging import Bus
+from picture.devstack.waiting import eventually
 from picture.replicate_adapter import store
 from picture.replicate_adapter.app import create_app
 from picture.replicate_adapter.breaker import BreakerOpen, CircuitBreaker, State
@@ -42,13 +41,6 @@ async def control(infra: Infra) -> AsyncIterator[httpx.AsyncClient]:
 async def requests_seen(control: httpx.AsyncClient) -> int:
     count: int = (await control.get("/_control/stats")).raise_for_status().json()["requests"]
     return count
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -78,7 +70,7 @@ async def test_breaker_opens_at_threshold_and_sends_nothing_while_open(
     assert await requests_seen(control) == before + 4  # zero calls while open
 
     # Half-open after open_seconds: two probes; a 404 is an answer, so Replicate is up.
-    await wait_for(lambda: client.breaker.state is State.HALF_OPEN)
+    await eventually(lambda: client.breaker.state is State.HALF_OPEN, timeout=5, interval=0.02)
     for _ in range(2):
         with pytest.raises(PermanentReplicateError):
             await client.get_prediction("does-not-exist")
@@ -93,7 +85,7 @@ async def test_a_failing_half_open_probe_opens_again(
     for _ in range(4):
         with pytest.raises(TransientReplicateError):
             await client.get_prediction("anything")
-    await wait_for(lambda: client.breaker.state is State.HALF_OPEN)
+    await eventually(lambda: client.breaker.state is State.HALF_OPEN, timeout=5, interval=0.02)
     before = await requests_seen(control)
     with pytest.raises(TransientReplicateError) as probe:
         await client.get_prediction("anything")  # the fifth forced 500
@@ -178,10 +170,8 @@ async def test_reconcile_adopts_only_its_own_of_two_identical_requests(
         subscribe(bus, second.generation_id) as b_events,
     ):
         await bus.publish(PREDICT, first)
-        deadline = time.monotonic() + 10
-        while not await sim_predictions(infra, marker):  # A's prediction exists, its answer held
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.05)
+        # A's prediction exists, its answer held
+        await eventually(lambda: sim_predictions(infra, marker), what="A's prediction at the simulator")
         await bus.publish(PREDICT, second)
         b_started = await b_events.next(timeout=20)
         a_started = await a_events.next(timeout=20)
@@ -244,9 +234,10 @@ async def test_a_webhook_naming_the_attempt_settles_a_create_whose_answer_was_lo
             assert (started.status, started.prediction_id) == (PredictionStatus.STARTED, made["id"])
             done = await events.next(timeout=30)
             assert (done.status, done.prediction_id) == (PredictionStatus.SUCCEEDED, made["id"])
-            deadline = time.monotonic() + 15
-            while (await sim.get(f"/v1/predictions/{extra['id']}")).json()["status"] != "canceled":
-                assert time.monotonic() < deadline, "the duplicate was not canceled"
-                await asyncio.sleep(0.1)
+
+            async def duplicate_canceled() -> bool:
+                return bool((await sim.get(f"/v1/predictions/{extra['id']}")).json()["status"] == "canceled")
+
+            await eventually(duplicate_canceled, timeout=15, what="the duplicate canceled")
     finally:
         await engine.dispose()

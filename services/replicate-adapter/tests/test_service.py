@@ -7,11 +7,14 @@ import uuid
 from typing import Any
 
 import httpx
+from nats.js.errors import NotFoundError
 
 from picture.common.contracts import (
     CANCEL_PREDICTION,
+    CMD_STREAM,
     PREDICT,
     CancelPredictionCommand,
+    Envelope,
     ErrorKind,
     GenerationParameters,
     PredictCommand,
@@ -19,6 +22,7 @@ from picture.common.contracts import (
 )
 from picture.common.ids import derived_id
 from picture.common.messaging import Bus
+from picture.devstack.waiting import eventually
 from picture.replicate_adapter.app import create_app
 from picture.replicate_adapter.settings import AdapterSettings
 
@@ -49,6 +53,24 @@ async def sim_predictions(infra: Infra, marker: str) -> list[dict[str, Any]]:
             found += [p for p in page["results"] if marker in str(p.get("input", {}).get("prompt"))]
             url = page.get("next")
     return found
+
+
+async def publish_command(bus: Bus, cmd: PredictCommand) -> int:
+    """Publish as :meth:`Bus.publish` does; the stream sequence, to see when it is handled."""
+    envelope = Envelope.wrap(cmd)
+    ack = await bus.js.publish(
+        PREDICT.subject(), envelope.model_dump_json().encode(), headers={"Nats-Msg-Id": str(envelope.id)}
+    )
+    return ack.seq
+
+
+async def acknowledged(bus: Bus, seq: int) -> bool:
+    """Whether the command stream dropped message ``seq`` (a work queue: acknowledged)."""
+    try:
+        await bus.js.get_msg(CMD_STREAM.name, seq)
+    except NotFoundError:
+        return True
+    return False
 
 
 async def test_flux_schnell_succeeds_with_a_real_image(
@@ -118,13 +140,17 @@ async def test_duplicate_command_creates_one_prediction(
     marker = str(uuid.uuid4())
     cmd = command(f"a fox {marker} [sim:slow=600]")
     async with running(create_app(settings)), subscribe(bus, cmd.generation_id) as events:
-        await bus.publish(PREDICT, cmd)  # two envelopes, two message ids: both delivered
-        await bus.publish(PREDICT, cmd)
+        # two envelopes, two message ids: both delivered
+        sequences = [await publish_command(bus, cmd), await publish_command(bus, cmd)]
         statuses = [(await events.next()).status for _ in range(3)]
         # the second "started" has the same message id: JetStream drops it, so 2 or 3 events
         while statuses[-1] is not PredictionStatus.SUCCEEDED:
             statuses.append((await events.next()).status)
-        await asyncio.sleep(0.3)
+
+        async def both_commands_handled() -> bool:
+            return all([await acknowledged(bus, seq) for seq in sequences])
+
+        await eventually(both_commands_handled, what="the adapter acknowledging both commands")
     assert PredictionStatus.SUCCEEDED in statuses
     assert len(await sim_predictions(infra, marker)) == 1
 
@@ -137,6 +163,7 @@ async def test_restart_resumes_polling(settings: AdapterSettings, bus: Bus) -> N
             started = await events.next()
             assert started.status is PredictionStatus.STARTED
         # The app is down while the prediction runs; a new process picks it up from the table.
+        # Nothing may be reported meanwhile: a window of silence, so a sleep is the check.
         await asyncio.sleep(0.3)
         assert events.queue.empty()
         async with running(create_app(settings)):

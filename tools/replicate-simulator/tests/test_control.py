@@ -11,6 +11,7 @@ import pytest
 from replicate.client import Client
 from replicate.exceptions import ReplicateError
 
+from picture.devstack.waiting import eventually_sync
 from picture.replicate_simulator.server import running_simulator
 from picture.replicate_simulator.settings import SimulatorSettings
 
@@ -83,7 +84,7 @@ def test_force_timeout_still_creates(api: httpx.Client, control: Control) -> Non
 def test_paused_stays_starting(api: httpx.Client, control: Control, wait_terminal: Waiter) -> None:
     control(paused=True)
     created = api.post("/v1/predictions", json={"version": "v", "input": {"prompt": "p"}}).json()
-    time.sleep(0.5)
+    time.sleep(0.5)  # nothing may move it on for a while: a window of silence, so a sleep is the check
     assert api.get(f"/v1/predictions/{created['id']}").json()["status"] == "starting"
     control(paused=False)
     assert wait_terminal(created["id"])["status"] == "succeeded"
@@ -118,8 +119,12 @@ def test_output_url_expires(fast_settings: Callable[..., SimulatorSettings]) -> 
         url = body["output"][0]
         assert httpx.get(url).status_code == 200
         assert httpx.get(url.replace("/out-0.webp", "/out-1.webp")).status_code == 404
-        time.sleep(0.7)
-        expired = httpx.get(url)
+
+        def expired_output() -> httpx.Response | None:
+            response = httpx.get(url)
+            return response if response.status_code == 404 else None
+
+        expired = eventually_sync(expired_output, timeout=5, what="the output's expiry after 0.5 s")
         assert expired.status_code == 404
         assert expired.headers["content-type"] == "application/problem+json"
         removed = httpx.get(body["urls"]["get"], headers={"Authorization": "Bearer t"}).json()

@@ -13,12 +13,13 @@ from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from picture.catalog import handlers, library, queries
+from picture.catalog import gallery, images, likes, models, profiles, tags, templates
 from picture.catalog.outbox import OutboxRelay, outbox
 from picture.catalog.settings import CatalogSettings
 from picture.common import contracts as c
+from picture.common.contracts import M
 from picture.common.database import build_engine
-from picture.common.messaging import Bus, ConsumerOptions, QueryFailed, Route
+from picture.common.messaging import Bus, ConsumerOptions, Delivery, QueryFailed, Route
 from picture.common.observability import FASTAPI_TELEMETRY, HttpMetricsMiddleware, ops_router
 from picture.common.problems import install_problem_handlers
 from picture.common.service import Resources
@@ -26,26 +27,29 @@ from picture.common.telemetry import configure_telemetry
 
 SERVICE = "catalog"
 
-# Queries answered by one library function each: (query, function(engine, request) -> reply).
-LIBRARY_QUERIES: tuple[tuple[c.Query[Any, Any], Callable[[AsyncEngine, Any], Awaitable[Any]]], ...] = (
-    (c.LIST_IMAGES, library.list_images),
-    (c.EXPLORE, library.explore),
-    (c.GET_IMAGE_DETAIL, library.get_image_detail),
-    (c.UPDATE_IMAGE, library.update_image),
-    (c.IMAGE_TAG, library.image_tag),
-    (c.LIKE_IMAGE, library.like),
-    (c.LIST_TAGS, library.list_tags),
-    (c.CREATE_TAG, library.create_tag),
-    (c.DELETE_TAG, library.delete_tag),
-    (c.GET_PROFILE, library.get_profile),
-    (c.UPDATE_PROFILE, library.update_profile),
-    (c.LIST_TEMPLATES, library.list_templates),
-    (c.CREATE_TEMPLATE, library.create_template),
-    (c.GET_TEMPLATE, library.get_template),
-    (c.UPDATE_TEMPLATE, library.update_template),
-    (c.DELETE_TEMPLATE, library.delete_template),
-    (c.UPDATE_MODEL, library.update_model),
-    (c.RECORD_UPLOAD, library.record_upload),
+# Queries answered by one function each: (query, function(engine, request) -> reply).
+QUERIES: tuple[tuple[c.Query[Any, Any], Callable[[AsyncEngine, Any], Awaitable[Any]]], ...] = (
+    (c.GET_MODEL, models.get_model),
+    (c.LIST_MODELS, models.list_models),
+    (c.UPDATE_MODEL, models.update_model),
+    (c.GET_IMAGE, images.get_image),
+    (c.GET_IMAGE_DETAIL, images.get_image_detail),
+    (c.UPDATE_IMAGE, images.update_image),
+    (c.RECORD_UPLOAD, images.record_upload),
+    (c.LIST_IMAGES, gallery.list_images),
+    (c.EXPLORE, gallery.explore),
+    (c.LIKE_IMAGE, likes.like),
+    (c.LIST_TAGS, tags.list_tags),
+    (c.CREATE_TAG, tags.create_tag),
+    (c.DELETE_TAG, tags.delete_tag),
+    (c.IMAGE_TAG, tags.image_tag),
+    (c.GET_PROFILE, profiles.get_profile),
+    (c.UPDATE_PROFILE, profiles.update_profile),
+    (c.LIST_TEMPLATES, templates.list_templates),
+    (c.CREATE_TEMPLATE, templates.create_template),
+    (c.GET_TEMPLATE, templates.get_template),
+    (c.UPDATE_TEMPLATE, templates.update_template),
+    (c.DELETE_TEMPLATE, templates.delete_template),
 )
 
 
@@ -61,6 +65,15 @@ async def _invalid_data_as_invalid(
         raise QueryFailed(
             c.QueryErrorCode.INVALID, "the input holds characters that cannot be stored"
         ) from exc
+
+
+def _command(handle: Callable[[M], Awaitable[None]]) -> Callable[[Delivery[M]], Awaitable[None]]:
+    """A consumer route's handler from a function of the command alone."""
+
+    async def on_delivery(delivery: Delivery[M]) -> None:
+        await handle(delivery.message)
+
+    return on_delivery
 
 
 def create_app(settings: CatalogSettings) -> FastAPI:
@@ -79,36 +92,24 @@ def create_app(settings: CatalogSettings) -> FastAPI:
         try:
             await bus.ensure_streams()
 
-            async def get_model(req: c.GetModelRequest) -> c.ModelReply:
-                return c.ModelReply(model=await queries.get_model(engine, req.name))
-
-            async def list_models(req: c.ListModelsRequest) -> c.ModelListReply:
-                return c.ModelListReply(models=await queries.list_models(engine, req.include_inactive))
-
-            async def get_image(req: c.GetImageRequest) -> c.ImageReply:
-                return c.ImageReply(image=await queries.get_image(engine, req.image_id, req.viewer_id))
-
             async def bulk_images(req: c.BulkImagesRequest) -> c.BulkImagesReply:
-                reply, queued = await library.bulk_images(engine, req)
+                reply, queued = await images.bulk_images(engine, req)
                 if queued:
                     relay.notify()
                 return reply
 
-            await bus.serve(c.GET_MODEL, get_model)
-            await bus.serve(c.LIST_MODELS, list_models)
-            await bus.serve(c.GET_IMAGE, get_image)
             await bus.serve(c.BULK_IMAGES, bulk_images)
-            for query, function in LIBRARY_QUERIES:
+            for query, function in QUERIES:
                 await bus.serve(query, partial(_invalid_data_as_invalid, function, engine))
             relay_task = asyncio.create_task(relay.run())
             await bus.start_consumer(
                 c.CMD_STREAM,
                 "catalog-commands",
                 [
-                    Route(c.RECORD_IMAGE, partial(handlers.record_image, engine, bus)),
-                    Route(c.ENSURE_PROFILE, partial(handlers.ensure_profile, engine)),
-                    Route(c.TEMPLATE_USED, partial(handlers.template_used, engine)),
-                    Route(c.IMAGE_DOWNLOADED, partial(handlers.image_downloaded, engine)),
+                    Route(c.RECORD_IMAGE, _command(partial(images.record_image, engine, bus))),
+                    Route(c.ENSURE_PROFILE, _command(partial(profiles.ensure_profile, engine))),
+                    Route(c.TEMPLATE_USED, _command(partial(templates.template_used, engine))),
+                    Route(c.IMAGE_DOWNLOADED, _command(partial(images.count_download, engine))),
                 ],
                 options=ConsumerOptions(ack_wait_seconds=30, max_deliver=20),
             )

@@ -47,7 +47,7 @@ models = Table(
     Column("default_strength", Float),
     Column("strength_min", Float, nullable=False, server_default="0"),
     Column("strength_max", Float, nullable=False, server_default="1"),
-    # What the model's Replicate input takes (revision 0008).
+    # What the model's Replicate input takes.
     Column("supports_steps", Boolean, nullable=False, server_default="true"),
     Column("supports_guidance", Boolean, nullable=False, server_default="true"),
     Column("guidance_min", Float, nullable=False, server_default="0"),

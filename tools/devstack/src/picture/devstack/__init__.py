@@ -7,6 +7,8 @@
 - ``tokens``: Supabase-shaped HS256 access tokens for development.
 - ``observe``: a real Prometheus scraping a stack (``make observe``, the live observability check).
 - ``nats_exporter``: NATS's monitoring endpoint as the metrics prometheus-nats-exporter serves.
+- ``servers``: NATS or PostgreSQL alone for a ``with`` block (the packages' test fixtures).
+- ``waiting``: :func:`~waiting.eventually`, waiting for a condition instead of a fixed sleep.
 - ``__main__``: ``picture-devstack run | token | observe | nats-exporter``, used by ``make run``,
   ``make token`` and ``make observe``.
 
