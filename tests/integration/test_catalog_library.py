@@ -241,7 +241,10 @@ async def test_delete_asks_media_to_delete_the_objects(db: AsyncEngine, client: 
         async with db.connect() as conn:
             row = (
                 await conn.execute(
-                    text("SELECT envelope, published_at FROM catalog.outbox WHERE envelope::text LIKE :k"),
+                    text(
+                        "SELECT convert_from(payload, 'UTF8')::jsonb AS envelope, published_at"
+                        " FROM catalog.outbox WHERE convert_from(payload, 'UTF8') LIKE :k"
+                    ),
                     {"k": f"%{key}%"},
                 )
             ).one()

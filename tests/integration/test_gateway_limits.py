@@ -23,7 +23,7 @@ from picture.devstack.ports import free_port
 from picture.devstack.stack import ManagedProcess, Stack
 from picture.devstack.tokens import mint_token
 from picture.gateway.limits import Limiter, LimitExceeded
-from picture.gateway.quota import QUOTA_CONSUMER
+from picture.gateway.quota import GENERATION_EVENTS_CONSUMER
 from picture.gateway.settings import GatewaySettings
 from tests.integration.conftest import extra_gateway, running_gateway, set_limits, wait_terminal
 
@@ -150,7 +150,8 @@ async def test_refund_is_exactly_once_when_the_event_is_redelivered(
         replay = c.Envelope.wrap(envelope.open(c.GenerationUpdatedEvent))
         ack = await js.publish(last.subject or "", replay.model_dump_json().encode())
         deadline = time.monotonic() + 20
-        while (await js.consumer_info(c.EVT_STREAM.name, QUOTA_CONSUMER)).ack_floor.stream_seq < ack.seq:
+        consumer = GENERATION_EVENTS_CONSUMER
+        while (await js.consumer_info(c.EVT_STREAM.name, consumer)).ack_floor.stream_seq < ack.seq:
             assert time.monotonic() < deadline, "the quota consumer did not handle the replay"
             await asyncio.sleep(0.1)
     finally:

@@ -119,8 +119,8 @@ async def test_one_generation_is_one_trace_across_all_services(
 
     # Every hop of the flow is in the tree.
     expected = {
-        ("gateway", "CLIENT", "request picture.q.orchestrator.create_generation"),
-        ("orchestrator", "SERVER", "serve picture.q.orchestrator.create_generation"),
+        ("gateway", "PRODUCER", "publish orchestrator.create"),  # the gateway's outbox
+        ("orchestrator", "CONSUMER", "process orchestrator.create"),
         ("orchestrator", "PRODUCER", "publish adapter.predict"),  # outbox relay
         ("replicate-adapter", "CONSUMER", "process adapter.predict"),
         ("replicate-adapter", "PRODUCER", "publish prediction.updated"),  # started, then terminal (poller)

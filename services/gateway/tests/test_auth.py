@@ -87,3 +87,44 @@ async def test_rejections(verifier: TokenVerifier, token_factory: Any, reason: s
         await verifier.verify(token_factory())
     assert reason in (raised.value.detail or "")
     assert raised.value.status == 401
+
+
+async def test_a_verified_token_is_taken_on_trust_until_the_cache_time(
+    verifier: TokenVerifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = mint_token(SECRET, uuid.uuid4())
+    decodes = 0
+    real_decode = jwt.decode
+
+    def counting_decode(*args: Any, **kwargs: Any) -> Any:
+        nonlocal decodes
+        decodes += 1
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    first = await verifier.verify(token)
+    assert await verifier.verify(token) == first
+    assert decodes == 1
+    later = time.time() + verifier.verified.ttl_seconds + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert await verifier.verify(token) == first
+    assert decodes == 2  # the cache time passed: verified again
+
+
+async def test_a_cached_token_stops_counting_when_it_expires(
+    verifier: TokenVerifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = int(time.time())
+    token = jwt.encode(claims(exp=now + 5), SECRET)
+    principal = await verifier.verify(token)
+    assert verifier.verified.get(token) == principal
+    monkeypatch.setattr(time, "time", lambda: now + 6)  # past exp, well inside the cache time
+    assert verifier.verified.get(token) is None  # the next request verifies it in full
+
+
+async def test_a_refused_token_is_not_remembered(verifier: TokenVerifier) -> None:
+    token = jwt.encode(claims(), "wrong-secret-wrong-secret-wrong-secret!")
+    for _ in range(2):
+        with pytest.raises(Unauthenticated):
+            await verifier.verify(token)
+    assert verifier.verified.get(token) is None

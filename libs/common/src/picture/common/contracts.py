@@ -300,6 +300,9 @@ class GenerationView(BaseModel):
     batch_id: uuid.UUID | None = None
     batch_index: int | None = None
     priority: int = 0
+    # Grows with every change the orchestrator announces: a reader keeps the highest it has
+    # seen, so a late or redelivered event never turns a view back. 0: accepted, not yet queued.
+    version: int = 0
 
 
 class StatusChange(BaseModel):
@@ -470,8 +473,11 @@ class QueryReply(BaseModel):
     error: QueryError | None = None
 
 
-class CreateGenerationRequest(Message):
-    TYPE: ClassVar[str] = "orchestrator.create_generation"
+class CreateGenerationCommand(Message):
+    """A generation the gateway accepted (quota charged, id given to the client): the
+    orchestrator writes it and queues it. Idempotent by ``generation_id``."""
+
+    TYPE: ClassVar[str] = "orchestrator.create"
 
     generation_id: uuid.UUID
     user_id: uuid.UUID
@@ -479,6 +485,10 @@ class CreateGenerationRequest(Message):
     parameters: GenerationParameters
     reuse: bool = True  # an identical seeded request recently completed may reuse its image
     priority: int = 0  # higher is dispatched first
+    accepted_at: datetime  # the generation's creation time, as the client was told
+
+
+CREATE_GENERATION = Channel("picture.cmd.orchestrator.create", CreateGenerationCommand)
 
 
 class GetGenerationRequest(Message):
@@ -551,9 +561,6 @@ class ResolvedObject(Message):
     etag: str
 
 
-CREATE_GENERATION = Query(
-    "picture.q.orchestrator.create_generation", CreateGenerationRequest, GenerationReply
-)
 GET_GENERATION = Query("picture.q.orchestrator.get_generation", GetGenerationRequest, GenerationReply)
 GET_MODEL = Query("picture.q.catalog.get_model", GetModelRequest, ModelReply)
 LIST_MODELS = Query("picture.q.catalog.list_models", ListModelsRequest, ModelListReply)

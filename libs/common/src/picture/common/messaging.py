@@ -263,15 +263,15 @@ class Bus:
         return envelope.id
 
     async def publish_envelope(self, subject: str, envelope: Envelope) -> None:
-        with tracer.start_as_current_span(f"publish {envelope.type}", kind=trace.SpanKind.PRODUCER) as span:
+        await self.publish_payload(subject, envelope.id, envelope.type, envelope.model_dump_json().encode())
+
+    async def publish_payload(self, subject: str, message_id: uuid.UUID, type_: str, payload: bytes) -> None:
+        """Publish an envelope already serialised (``payload``), e.g. an outbox row."""
+        with tracer.start_as_current_span(f"publish {type_}", kind=trace.SpanKind.PRODUCER) as span:
             span.set_attribute("messaging.system", "nats")
             span.set_attribute("messaging.destination.name", subject)
-            span.set_attribute("messaging.message.id", str(envelope.id))
-            await self.js.publish(
-                subject,
-                envelope.model_dump_json().encode(),
-                headers=_trace_headers({"Nats-Msg-Id": str(envelope.id)}),
-            )
+            span.set_attribute("messaging.message.id", str(message_id))
+            await self.js.publish(subject, payload, headers=_trace_headers({"Nats-Msg-Id": str(message_id)}))
 
     # ---------------------------------------------------------------- queries
 

@@ -96,10 +96,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         res.engine, res.bus = engine, bus
         http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
         app.state.engine = engine
-        app.state.backend = Backend(bus, settings.model_cache_seconds)
         app.state.http = http
-        # gateway limits, refunds (issue #5)
         stop_own = await start_background(app.state, bus, Limiter(engine, settings), verifier)
+        app.state.backend = Backend(bus, settings.model_cache_seconds, app.state.views)
         try:
             yield
         finally:

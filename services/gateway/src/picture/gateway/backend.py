@@ -14,6 +14,7 @@ from picture.common import contracts as c
 from picture.common.ids import derived_id
 from picture.common.messaging import Bus, QueryFailed
 from picture.gateway.errors import Conflict, InvalidField, NotFound, Unavailable
+from picture.gateway.read_model import GenerationViews
 
 
 def _raise(exc: QueryFailed, what: str) -> NoReturn:
@@ -32,8 +33,9 @@ SOURCE_URL_SECONDS = 24 * 3600
 
 
 class Backend:
-    def __init__(self, bus: Bus, model_cache_seconds: float) -> None:
+    def __init__(self, bus: Bus, model_cache_seconds: float, views: GenerationViews) -> None:
         self.bus = bus
+        self.views = views
         self._model_ttl = model_cache_seconds
         self._models: dict[str, tuple[float, c.ModelSpec]] = {}
 
@@ -57,14 +59,22 @@ class Backend:
             _raise(exc, "models")
         return reply.models
 
-    async def create_generation(self, request: c.CreateGenerationRequest) -> c.GenerationView:
-        try:
-            reply = await self.bus.request(c.CREATE_GENERATION, request)
-        except QueryFailed as exc:
-            _raise(exc, "generation")
-        return reply.generation
-
     async def generation(self, generation_id: uuid.UUID, user_id: uuid.UUID) -> c.GenerationView:
+        """The newest view of one of the user's generations (404 otherwise): the read model's;
+        the orchestrator's for one the read model does not hold (older than it) and for one
+        that waits for a slot (its place in the queue moves with the others')."""
+        stored = await self.views.get(generation_id)
+        if stored is not None and stored.user_id != user_id:
+            raise NotFound("generation")
+        if stored is not None and stored.view.queue_position is None:
+            return stored.view
+        live = await self.orchestrators_view(generation_id, user_id)
+        if stored is None:
+            await self.views.apply([live])
+            return live
+        return live if live.version >= stored.version else stored.view
+
+    async def orchestrators_view(self, generation_id: uuid.UUID, user_id: uuid.UUID) -> c.GenerationView:
         try:
             reply = await self.bus.request(
                 c.GET_GENERATION, c.GetGenerationRequest(generation_id=generation_id, user_id=user_id)

@@ -12,7 +12,10 @@ import httpx
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from picture.gateway.acceptance import Acceptance
 from picture.gateway.backend import Backend
+from picture.gateway.live import Hub
+from picture.gateway.read_model import GenerationViews
 from picture.gateway.settings import GatewaySettings
 
 
@@ -36,6 +39,24 @@ async def _http(request: Request) -> httpx.AsyncClient:
     return client
 
 
+async def _acceptance(request: Request) -> Acceptance:
+    acceptance: Acceptance = request.app.state.acceptance
+    return acceptance
+
+
+async def _views(request: Request) -> GenerationViews:
+    views: GenerationViews = request.app.state.views
+    return views
+
+
+async def _hub(request: Request) -> Hub | None:
+    hub: Hub | None = getattr(request.app.state, "hub", None)
+    return hub
+
+
+AcceptanceDep = Annotated[Acceptance, Depends(_acceptance)]
+ViewsDep = Annotated[GenerationViews, Depends(_views)]
+HubDep = Annotated[Hub | None, Depends(_hub)]
 BackendDep = Annotated[Backend, Depends(_backend)]
 SettingsDep = Annotated[GatewaySettings, Depends(_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(_engine)]

@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -133,10 +134,11 @@ _COUNTS = text(
 
 
 # One round trip: lock the user, skip ids already charged, count, charge (migration 0005).
-_RESERVE = text(
-    "SELECT outcome, charged, limit_value, reset_in FROM gateway.reserve("
-    ":u, :e, :a, CAST(:ids AS uuid[]), :hourly, :daily, :concurrent, :lease, CAST(:now AS timestamptz))"
+RESERVE_CALL = (
+    "gateway.reserve(:u, :e, :a, CAST(:ids AS uuid[]), :hourly, :daily, :concurrent, :lease, "
+    "CAST(:now AS timestamptz))"
 )
+_RESERVE = text(f"SELECT outcome, charged, limit_value, reset_in FROM {RESERVE_CALL}")  # noqa: S608
 
 # GCRA in one statement (migration 0005). excluded.tat is now + step: the update reads the
 # clock from it. ``ahead``: how far the stored tat is past now, in seconds.
@@ -303,26 +305,34 @@ class Limiter:
         now. A batch (several ids) needs a free concurrency slot, a single generation needs
         one slot per id; both need room in the hourly and daily quota for every item.
         """
+        async with store_guard("reserve"), self._autocommit.connect() as conn:
+            result = (
+                await conn.execute(_RESERVE, self.reservation(user_id, email, is_anonymous, generation_ids))
+            ).one()
+        return self.charged_or_raise(result)
+
+    def reservation(
+        self, user_id: uuid.UUID, email: str | None, is_anonymous: bool, generation_ids: Sequence[uuid.UUID]
+    ) -> dict[str, object]:
+        """The parameters of ``gateway.reserve`` for these generations (422 over the batch size)."""
         if len(generation_ids) > self.settings.max_batch_size:
             raise InvalidField("items", f"at most {self.settings.max_batch_size} generations at once")
         base = self.tier(is_anonymous)  # the user's own overrides are applied in the function
-        async with store_guard("reserve"), self._autocommit.connect() as conn:
-            result = (
-                await conn.execute(
-                    _RESERVE,
-                    {
-                        "u": user_id,
-                        "e": email,
-                        "a": is_anonymous,
-                        "ids": list(generation_ids),
-                        "hourly": base.hourly,
-                        "daily": base.daily,
-                        "concurrent": base.concurrent,
-                        "lease": self.settings.lease_seconds,
-                        "now": self.clock(),
-                    },
-                )
-            ).one()
+        return {
+            "u": user_id,
+            "e": email,
+            "a": is_anonymous,
+            "ids": list(generation_ids),
+            "hourly": base.hourly,
+            "daily": base.daily,
+            "concurrent": base.concurrent,
+            "lease": self.settings.lease_seconds,
+            "now": self.clock(),
+        }
+
+    @staticmethod
+    def charged_or_raise(result: Any) -> list[uuid.UUID]:
+        """The ids ``gateway.reserve`` charged, or the 429 of the limit it reached."""
         if result.outcome == "ok":
             return list(result.charged)
         limit, reset_in = int(result.limit_value), float(result.reset_in)

@@ -64,6 +64,21 @@ class Update:
     generation: c.GenerationView
 
 
+class NewestVersions:
+    """The highest view version seen per generation: one stream never shows a state older than
+    one it has shown (events of one generation can be published out of order by replicas)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[uuid.UUID, int] = {}
+
+    def is_newer(self, view: c.GenerationView) -> bool:
+        seen = self._seen.get(view.id)
+        if seen is not None and view.version <= seen:
+            return False
+        self._seen[view.id] = view.version
+        return True
+
+
 async def last_sequence(js: JetStreamContext) -> int:
     info = await js.stream_info(c.EVT_STREAM.name)
     return int(info.state.last_seq)
@@ -89,6 +104,7 @@ class Follower:
         self._subject = subject
         self._start = max(1, start_seq)
         self._sub: JetStreamContext.PushSubscription | None = None
+        self.versions = NewestVersions()
 
     async def __aenter__(self) -> Follower:
         self._sub = await self._js.subscribe(
@@ -116,6 +132,8 @@ class Follower:
                 generation = envelope.open(c.GenerationUpdatedEvent).generation
             except ValueError:
                 continue  # not ours to understand (a newer schema): skip, do not break the stream
+            if not self.versions.is_newer(generation):
+                continue
             return Update(msg.metadata.sequence.stream, generation)
 
 
@@ -135,12 +153,15 @@ class Listener:
         self.generation_id = generation_id
         self.after = after
         self.queue: asyncio.Queue[Update | None] = asyncio.Queue(maxsize=1000)
+        self.versions = NewestVersions()
 
     def offer(self, update: Update) -> None:
         if update.seq <= self.after:
             return
         if self.generation_id is not None and update.generation.id != self.generation_id:
             return
+        if not self.versions.is_newer(update.generation):
+            return  # an older state than one this stream has shown (replicas raced)
         try:
             self.queue.put_nowait(update)
             self.after = update.seq
@@ -167,13 +188,14 @@ class Hub:
         self._js = js
         self._sub: JetStreamContext.PushSubscription | None = None
         self.first_seq = 0  # the hub sees every event with a sequence above this
+        self.last_seq = 0  # the newest event it has seen
         self._listeners: dict[uuid.UUID, set[Listener]] = {}
         # The latest events, so a stream registering a little late misses nothing.
         self._recent: collections.deque[tuple[int, uuid.UUID, bytes]] = collections.deque(maxlen=recent)
         self._evicted_up_to = 0
 
     async def start(self) -> None:
-        self.first_seq = await last_sequence(self._js)
+        self.first_seq = self.last_seq = await last_sequence(self._js)
         self._sub = await self._js.subscribe(
             c.GENERATION_UPDATED.wildcard,
             stream=c.EVT_STREAM.name,
@@ -196,6 +218,7 @@ class Hub:
         except (IndexError, ValueError):
             return
         seq = msg.metadata.sequence.stream
+        self.last_seq = max(self.last_seq, seq)
         if len(self._recent) == self._recent.maxlen:
             self._evicted_up_to = self._recent[0][0]
         self._recent.append((seq, user_id, msg.data))
@@ -248,3 +271,36 @@ async def follow(
     else:
         async with Follower(js, generation_subject(user_id, generation_id or "*"), start_seq) as follower:
             yield follower
+
+
+async def stream_position(hub: Hub | None, js: JetStreamContext) -> int:
+    """The newest event sequence now; take it before reading a state, and follow from it
+    afterwards: nothing that happens in between is missed."""
+    if hub is not None and hub.covers(hub.last_seq + 1):
+        return hub.last_seq
+    return await last_sequence(js)
+
+
+async def wait_terminal(
+    hub: Hub | None,
+    js: JetStreamContext,
+    view: c.GenerationView,
+    seconds: float,
+    position: int,
+) -> c.GenerationView:
+    """``view`` once it is terminal, or its newest state when ``seconds`` have passed
+    (``Prefer: wait``). ``position``: :func:`stream_position` taken before ``view`` was read."""
+    if view.status.is_terminal or seconds <= 0:
+        return view
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    async with follow(hub, js, view.user_id, view.id, position + 1) as follower:
+        while (remaining := deadline - loop.time()) > 0:
+            update = await follower.next(remaining)
+            if update is None:
+                break
+            if update.generation.version > view.version:
+                view = update.generation
+            if view.status.is_terminal:
+                break
+    return view

@@ -23,16 +23,21 @@ from fastapi import Depends, Request
 
 from picture.common import contracts as c
 from picture.common.messaging import Bus, Delivery, Route
+from picture.common.outbox import OutboxRelay
 from picture.gateway import webhooks
+from picture.gateway.acceptance import Acceptance
 from picture.gateway.auth import CurrentUser, Principal
 from picture.gateway.limits import Limiter
 from picture.gateway.live import Hub
+from picture.gateway.read_model import GenerationViews
 from picture.gateway.settings import GatewaySettings
+from picture.gateway.tables import outbox
 
 log = logging.getLogger(__name__)
 
 REFUNDED = frozenset({c.GenerationStatus.FAILED, c.GenerationStatus.CANCELLED})
-QUOTA_CONSUMER = "gateway-quota"
+# The durable's first job gave it its name; deployed streams keep it.
+GENERATION_EVENTS_CONSUMER = "gateway-quota"
 
 
 class Charge:
@@ -70,28 +75,39 @@ async def _charge(request: Request, user: CurrentUser) -> Charge:
 ChargeDep = Annotated[Charge, Depends(_charge)]
 
 
-async def start_settlement(bus: Bus, limiter: Limiter) -> None:
-    """Durable consumer of generation events: any terminal state releases the concurrency
-    lease; failed and cancelled refund the quota exactly once."""
+async def start_generation_events(bus: Bus, limiter: Limiter, views: GenerationViews) -> None:
+    """Durable consumer of generation events (one delivery per event across the replicas):
+    the read model keeps the newest view; any terminal state releases the concurrency lease;
+    failed and cancelled refund the quota exactly once."""
 
     async def on_update(delivery: Delivery[c.GenerationUpdatedEvent]) -> None:
         generation = delivery.message.generation
+        await views.apply([generation])
         if generation.status.is_terminal:
             refunded = await limiter.settle(generation.id, refund=generation.status in REFUNDED)
             if refunded:
                 log.info("refunded generation %s (%s)", generation.id, generation.status.value)
 
-    await bus.start_consumer(c.EVT_STREAM, QUOTA_CONSUMER, [Route(c.GENERATION_UPDATED, on_update)])
+    await bus.start_consumer(
+        c.EVT_STREAM, GENERATION_EVENTS_CONSUMER, [Route(c.GENERATION_UPDATED, on_update)]
+    )
 
 
 async def start_background(
     app_state: object, bus: Bus, limiter: Limiter, verifier: object
 ) -> Callable[[], Awaitable[None]]:
-    """The gateway's own background work: settlement consumer, request-rate sweeper.
+    """The gateway's own background work: acceptance and its outbox relay, the generation
+    events consumer (read model, settlement), the request-rate sweeper, live updates.
     Returns the function that stops it (called from the app's lifespan)."""
+    engine = limiter.engine
+    views = GenerationViews(engine)
+    relay = OutboxRelay(engine, bus, outbox)
     setattr(app_state, "limiter", limiter)  # noqa: B010 - app.state is dynamic
+    setattr(app_state, "views", views)  # noqa: B010
+    setattr(app_state, "acceptance", Acceptance(engine, limiter, relay, views))  # noqa: B010
     await bus.ensure_streams()
-    await start_settlement(bus, limiter)
+    relaying = asyncio.ensure_future(relay.run())
+    await start_generation_events(bus, limiter, views)
     dispatcher = await webhooks.start_dispatcher(bus, limiter.engine, limiter.settings)
     hub = Hub(bus.js)  # live updates: one consumer per process, fanned out to the streams
     await hub.start()
@@ -108,9 +124,10 @@ async def start_background(
     sweeper = asyncio.ensure_future(sweep_forever())
 
     async def stop() -> None:
-        sweeper.cancel()
-        with contextlib.suppress(BaseException):
-            await sweeper
+        for task in (sweeper, relaying):
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
         await hub.stop()
         if dispatcher is not None:
             await dispatcher.aclose()

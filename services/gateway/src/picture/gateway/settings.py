@@ -59,6 +59,10 @@ class GatewaySettings(ServiceSettings):
 
     # ---- live updates
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # How long a verified access token is taken on trust again (at most until it expires).
+    verified_token_cache_seconds: float = Field(default=60.0, ge=0)
+    # The longest a request may be held by ``Prefer: wait=N`` (as Replicate's sync mode).
+    max_prefer_wait_seconds: float = Field(default=60.0, ge=0)
     max_streams_per_user: int = Field(default=50, ge=1)
 
     # ---- outgoing client webhooks (webhook_url of POST /v1/generations), Standard Webhooks.

@@ -9,6 +9,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     PrimaryKeyConstraint,
     String,
     Table,
@@ -19,8 +20,28 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from picture.common.database import schema_metadata
+from picture.common.outbox import outbox_table
 
 metadata = schema_metadata("gateway")
+
+# Accepted generations are announced from here (the CREATE command to the orchestrator).
+outbox = outbox_table(metadata)
+
+# The read model: every generation's newest view (GenerationView as JSON), written when the
+# gateway accepts it (version 0, "pending") and from then on by its GENERATION_UPDATED events,
+# only ever by a higher version. Reads of generations come from here.
+generation_views = Table(
+    "generation_views",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("view", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_generation_views_user_created", "user_id", "created_at"),
+)
 
 # Idempotency-Key of POST /v1/generations: same key and body -> same generation.
 idempotency_keys = Table(

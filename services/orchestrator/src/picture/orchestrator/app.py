@@ -42,7 +42,6 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
         tasks = [asyncio.create_task(relay.run(), name="outbox-relay")]
         try:
             await bus.ensure_streams()
-            await bus.serve(c.CREATE_GENERATION, partial(intake.create_generation, ctx, writer))
             await bus.serve(c.GET_GENERATION, partial(views.get_generation, ctx))
             await bus.serve(c.CANCEL_GENERATION, partial(lifecycle.cancel_generation, ctx))
             await bus.serve(c.LIST_GENERATIONS, partial(views.list_generations, ctx))
@@ -53,6 +52,12 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
             await bus.serve(c.CANCEL_BATCH, partial(batches.cancel_batch, ctx))
             await bus.serve(c.RETRY_BATCH, partial(batches.retry_failed, ctx))
             await bus.serve(c.DELETE_BATCH, partial(batches.delete_batch, ctx))
+            await bus.start_consumer(
+                c.CMD_STREAM,
+                "orchestrator-create",
+                [Route(c.CREATE_GENERATION, partial(intake.on_create, writer))],
+                options=ConsumerOptions(ack_wait_seconds=30, max_deliver=50, max_in_flight=256),
+            )
             await bus.start_consumer(
                 c.EVT_STREAM,
                 "orchestrator-events",

@@ -109,7 +109,7 @@ async def load_batch(conn: AsyncConnection, batch_id: uuid.UUID, user_id: uuid.U
 
 
 async def create_batch(ctx: Context, req: c.CreateBatchRequest) -> c.BatchReply:
-    async with ctx.engine.begin() as conn:
+    async with ctx.transaction() as conn:
         inserted = (
             await conn.execute(
                 insert(batches)
@@ -173,7 +173,7 @@ async def _cancel_items(ctx: Context, conn: AsyncConnection, batch_id: uuid.UUID
 
 async def cancel_batch(ctx: Context, req: c.BatchRequest) -> c.BatchReply:
     """Cancel every item not finished yet (waiting or running); finished ones stay."""
-    async with ctx.engine.begin() as conn:
+    async with ctx.transaction() as conn:
         await _batch(conn, req.batch_id, req.user_id, lock=True)
         await _cancel_items(ctx, conn, req.batch_id)
         view = await load_batch(conn, req.batch_id, req.user_id)
@@ -185,7 +185,7 @@ async def retry_failed(ctx: Context, req: c.BatchRequest) -> c.BatchReply:
     """A new generation for each failed or cancelled item, at the same index; its id is the
     next of ``req.new_generation_ids`` (charged by the gateway), or a new one."""
     new_ids = iter(req.new_generation_ids)
-    async with ctx.engine.begin() as conn:
+    async with ctx.transaction() as conn:
         await _batch(conn, req.batch_id, req.user_id, lock=True)
         for item in await _items(conn, req.batch_id, lock=True):
             if item.status not in (GenerationStatus.FAILED.value, GenerationStatus.CANCELLED.value):
@@ -212,7 +212,7 @@ async def retry_failed(ctx: Context, req: c.BatchRequest) -> c.BatchReply:
 
 async def delete_batch(ctx: Context, req: c.BatchRequest) -> c.BatchReply:
     """Cancel what is not finished and hide the batch (its generations and images remain)."""
-    async with ctx.engine.begin() as conn:
+    async with ctx.transaction() as conn:
         await _batch(conn, req.batch_id, req.user_id, lock=True)
         await _cancel_items(ctx, conn, req.batch_id)
         view = await load_batch(conn, req.batch_id, req.user_id)

@@ -22,7 +22,7 @@ from picture.orchestrator.state_machine import Advance, Decision, DiscardObjects
 
 async def _handle(ctx: Context, generation_id: uuid.UUID, event: Event) -> tuple[Decision, Any]:
     """Lock, decide, persist, in one transaction. Returns the decision and the row before it."""
-    async with ctx.engine.begin() as conn:
+    async with ctx.transaction() as conn:
         row = await lock(conn, generation_id)
         return await settle(ctx, conn, row, event), row
 

@@ -9,7 +9,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import null, select
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from picture.common import contracts as c
 from picture.common.contracts import GenerationStatus
-from picture.common.messaging import QueryFailed
+from picture.common.messaging import Delivery
 from picture.common.telemetry import capture_trace_context
 from picture.orchestrator.context import Context
 from picture.orchestrator.lifecycle import record_performance
@@ -27,7 +27,7 @@ from picture.orchestrator.metrics import DEDUP_HITS, GENERATIONS_FINISHED
 from picture.orchestrator.outbox import enqueue_all
 from picture.orchestrator.state_machine import Move, accepted
 from picture.orchestrator.tables import generations, status_history
-from picture.orchestrator.views import QUEUE_POSITION, HistoryEntry, generation_view, is_waiting, load_view
+from picture.orchestrator.views import QUEUE_POSITION, HistoryEntry, generation_view, is_waiting
 
 
 def request_hash(model: c.ModelSpec, parameters: c.GenerationParameters) -> str | None:
@@ -55,6 +55,8 @@ class NewGeneration:
     batch_index: int | None = None
     # W3C trace context of the accepting request (captured there: the write may be grouped)
     trace_context: dict[str, str] | None = None
+    # When the client was told the generation exists (the gateway's acceptance); None: now.
+    accepted_at: datetime | None = None
 
 
 async def _reusable(ctx: Context, conn: AsyncConnection, new: NewGeneration, key: str | None) -> Any:
@@ -109,7 +111,7 @@ async def insert_generations(
             "batch_index": new.batch_index,
             "request_hash": key,
             "trace_context": new.trace_context if new.trace_context is not None else capture_trace_context(),
-            "created_at": now,
+            "created_at": new.accepted_at or now,
             "updated_at": now,
             "available_at": now,
             "dispatched_at": None,
@@ -134,6 +136,7 @@ async def insert_generations(
                 reused_from=source.id,
             )
         moves = accepted(source.id if source is not None else None)
+        values["version"] = len(moves)
         planned.append((new, values, moves, source))
     if not planned:
         return []
@@ -233,7 +236,7 @@ class GenerationWriter:
                 _settle(future, view)
 
     async def _commit(self, news: list[NewGeneration]) -> list[c.GenerationView | None]:
-        async with self.ctx.engine.begin() as conn:
+        async with self.ctx.transaction() as conn:
             views = await insert_generations(self.ctx, conn, news)
         self.ctx.notify()
         return views
@@ -250,26 +253,20 @@ def _settle(
         future.set_result(outcome)
 
 
-async def create_generation(
-    ctx: Context, writer: GenerationWriter, req: c.CreateGenerationRequest
-) -> c.GenerationReply:
-    """Accept a generation: its row, history and announcement are committed together (grouped
-    with concurrent creates by ``writer``); the scheduler dispatches it when a slot is free."""
-    view = await writer.write(
+async def on_create(writer: GenerationWriter, delivery: Delivery[c.CreateGenerationCommand]) -> None:
+    """Write a generation the gateway accepted: its row, history and announcement are committed
+    together (grouped with concurrent creates by ``writer``); the scheduler dispatches it when a
+    slot is free. A redelivered command finds the row written and changes nothing."""
+    command = delivery.message
+    await writer.write(
         NewGeneration(
-            req.generation_id,
-            req.user_id,
-            req.model,
-            req.parameters,
-            req.reuse,
-            req.priority,
+            command.generation_id,
+            command.user_id,
+            command.model,
+            command.parameters,
+            command.reuse,
+            command.priority,
             trace_context=capture_trace_context(),
+            accepted_at=command.accepted_at,
         )
     )
-    if view is None:
-        # the same id again: answer with what exists, if it is theirs
-        async with ctx.engine.connect() as conn:
-            view = await load_view(conn, req.generation_id, ctx.settings.global_concurrency)
-        if view is None or view.user_id != req.user_id:
-            raise QueryFailed(c.QueryErrorCode.CONFLICT, "generation id already used")
-    return c.GenerationReply(generation=view)

@@ -126,7 +126,9 @@ async def _apply_move(conn: AsyncConnection, row: Any, move: Move, at: datetime)
         await conn.execute(
             update(generations)
             .where(generations.c.id == row.id)
-            .values(status=move.target.value, updated_at=at, **move.changes)
+            .values(
+                status=move.target.value, updated_at=at, version=generations.c.version + 1, **move.changes
+            )
             .returning(*generations.c)
         )
     ).one()
@@ -212,7 +214,7 @@ async def cancel_row(ctx: Context, conn: AsyncConnection, row: Any) -> bool:
 
 
 async def cancel_generation(ctx: Context, req: c.CancelGenerationRequest) -> c.GenerationReply:
-    async with ctx.engine.begin() as conn:
+    async with ctx.transaction() as conn:
         row = await lock(conn, req.generation_id)
         if row is None or row.user_id != req.user_id:
             raise QueryFailed(c.QueryErrorCode.NOT_FOUND, "generation not found")

@@ -77,7 +77,7 @@ FROM orchestrator.generations WHERE {NOT_TERMINAL_SQL}
 async def schedule_once(ctx: Context) -> int:
     """One scheduling round. Returns how many generations were dispatched."""
     settings = ctx.settings
-    async with ctx.engine.begin() as conn:
+    async with ctx.transaction() as conn:
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEDULER_LOCK})
         ids = [
             row.id
@@ -180,7 +180,7 @@ async def sweep_once(ctx: Context) -> int:
     """Deadlines first, then stuck generations. Returns the number of actions taken."""
     s = ctx.settings
     actions = 0
-    async with ctx.engine.begin() as conn:
+    async with ctx.transaction() as conn:
         for row in await _locked(
             conn,
             f"{NOT_TERMINAL_SQL} AND created_at < now() - make_interval(secs => :limit)",
@@ -198,7 +198,7 @@ async def sweep_once(ctx: Context) -> int:
             if not isinstance(await settle(ctx, conn, row, StartDeadline()), Ignore):
                 SWEPT.labels("deadline").inc()
                 actions += 1
-    async with ctx.engine.begin() as conn:
+    async with ctx.transaction() as conn:
         stuck = await _locked(
             conn,
             STUCK_SQL,

@@ -55,6 +55,8 @@ generations = Table(
     Column("attempt", Integer, nullable=False, server_default="1"),
     Column("retry_count", Integer, nullable=False, server_default="0"),
     Column("priority", Integer, nullable=False, server_default="0"),
+    # One more with every announced change (the views' version).
+    Column("version", Integer, nullable=False, server_default="0"),
     Column("prediction_id", String(128)),
     Column("output_urls", JSONB),
     Column("stored_objects", JSONB),

@@ -185,6 +185,7 @@ def generation_view(
         batch_id=row.batch_id,
         batch_index=row.batch_index,
         priority=row.priority,
+        version=row.version,
     )
 
 

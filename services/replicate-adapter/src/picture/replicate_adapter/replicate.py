@@ -225,7 +225,10 @@ class ReplicateClient:
             query = urlencode(webhook_marker or {})
             sep = "&" if "?" in self.webhook_url else "?"
             body["webhook"] = f"{self.webhook_url}{sep}{query}" if query else self.webhook_url
-            body["webhook_events_filter"] = ["start", "completed"]
+            # Completion only: the create's answer already says the prediction exists (we
+            # report it started then), so a "start" webhook would cost a round through the
+            # gateway and the adapter per generation for nothing new.
+            body["webhook_events_filter"] = ["completed"]
         response = await self._call("create", model.name, "POST", path, json=body, headers=headers)
         return Prediction.from_json(response.json())
 

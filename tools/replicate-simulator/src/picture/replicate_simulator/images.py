@@ -7,6 +7,7 @@ a few shapes and the prompt text. Call :func:`render` off the event loop
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import random
@@ -40,14 +41,20 @@ def _wrapped_prompt(prompt: str, width: int, char_px: int) -> list[str]:
     return textwrap.wrap(prompt, per_line)[:6]
 
 
+@functools.lru_cache(maxsize=16)
+def _gradient(width: int, height: int, *, rotated: bool) -> Image.Image:
+    """A grey ramp of the size, top to bottom (or left to right); the same for every picture."""
+    gradient = Image.linear_gradient("L").resize((width, height))
+    if rotated:
+        gradient = gradient.transpose(Image.Transpose.ROTATE_90).resize((width, height))
+    return gradient
+
+
 def _draw_raster(spec: RenderSpec, index: int) -> Image.Image:
     rng = _rng_for(spec, index)
     width, height = spec.draw_size
     top, bottom = _colour(rng), _colour(rng)
-    gradient = Image.linear_gradient("L").resize((width, height))
-    if rng.random() < 0.5:
-        gradient = gradient.transpose(Image.Transpose.ROTATE_90).resize((width, height))
-    image = ImageOps.colorize(gradient, black=top, white=bottom)
+    image = ImageOps.colorize(_gradient(width, height, rotated=rng.random() < 0.5), black=top, white=bottom)
     draw = ImageDraw.Draw(image)
     for _ in range(rng.randint(3, 7)):
         x0, y0 = rng.randint(0, width - 1), rng.randint(0, height - 1)
@@ -107,10 +114,12 @@ def render(spec: RenderSpec, index: int = 0) -> bytes:
         return _draw_svg(spec, index)
     image = _draw_raster(spec, index)
     buffer = io.BytesIO()
+    # The least encoder effort: this stands in for Replicate's machines, and its CPU is taken
+    # from the services' on a benchmark machine (a valid file of the format is all we owe).
     if spec.fmt == "png":
-        image.save(buffer, format="PNG")
+        image.save(buffer, format="PNG", compress_level=1)
     elif spec.fmt == "jpg":
         image.save(buffer, format="JPEG", quality=spec.quality)
     else:
-        image.save(buffer, format="WEBP", quality=spec.quality)
+        image.save(buffer, format="WEBP", quality=spec.quality, method=0)
     return buffer.getvalue()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated
 
@@ -12,11 +13,11 @@ from picture.common import contracts as c
 from picture.common.messaging import QueryFailed
 from picture.common.problems import Problem
 from picture.common.text import Storable
-from picture.gateway import idempotency
+from picture.gateway import idempotency, webhooks
 from picture.gateway.auth import CurrentUser
-from picture.gateway.backend import _raise
-from picture.gateway.deps import BackendDep, EngineDep, SettingsDep
-from picture.gateway.quota import ChargeDep
+from picture.gateway.backend import Backend, _raise
+from picture.gateway.deps import AcceptanceDep, BackendDep, EngineDep, HubDep, SettingsDep, ViewsDep
+from picture.gateway.live import Hub, stream_position, wait_terminal
 from picture.gateway.schemas import GenerationCreate, GenerationOut
 from picture.gateway.validation import apply_model
 
@@ -39,6 +40,53 @@ SUBMIT_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
+# How long a cancel waits for the orchestrator to take in a generation accepted a moment ago.
+CREATE_IN_FLIGHT_SECONDS = 5.0
+
+PREFER_HEADER = (
+    "Prefer `wait=N`: answer when the generation is finished or after N seconds (at most "
+    "the server's limit), whichever comes first; the response says `Preference-Applied: wait=N`"
+)
+
+
+def preferred_wait(prefer: str | None, limit: float) -> float | None:
+    """Seconds of ``Prefer: wait=N`` (RFC 7240), capped at ``limit``; None when not asked."""
+    if not prefer:
+        return None
+    for preference in prefer.split(","):
+        name, _, value = preference.strip().partition("=")
+        if name.strip().lower() == "wait":
+            try:
+                seconds = float(value.strip().strip('"'))
+            except ValueError:
+                return None  # a preference the server cannot honour is ignored (RFC 7240)
+            return max(0.0, min(seconds, limit))
+    return None
+
+
+def etag_of(view: c.GenerationView) -> str:
+    """A strong validator: the representation changes only with the version (and, while it
+    waits, with its place in the queue)."""
+    if view.queue_position is not None:
+        return f'"{view.version}.{view.queue_position}"'
+    return f'"{view.version}"'
+
+
+async def waited(
+    view: c.GenerationView,
+    seconds: float | None,
+    position: int | None,
+    backend: Backend,
+    hub: Hub | None,
+    response: Response,
+) -> c.GenerationView:
+    """``view`` after the wait the client preferred (if any), with the header that says so."""
+    if seconds is None or position is None:
+        return view
+    response.headers["Preference-Applied"] = f"wait={seconds:g}"
+    return await wait_terminal(hub, backend.bus.js, view, seconds, position)
+
+
 @router.post(
     "",
     status_code=202,
@@ -50,11 +98,13 @@ async def create_generation(
     body: GenerationCreate,
     user: CurrentUser,
     backend: BackendDep,
+    acceptance: AcceptanceDep,
     engine: EngineDep,
     settings: SettingsDep,
+    hub: HubDep,
     response: Response,
-    charge: ChargeDep,
     idempotency_key: Annotated[str | None, Header(max_length=255), Storable] = None,
+    prefer: Annotated[str | None, Header(max_length=200, description=PREFER_HEADER), Storable] = None,
 ) -> GenerationOut:
     model = await backend.model(body.model)
     parameters = apply_model(model, body)
@@ -62,35 +112,50 @@ async def create_generation(
         parameters = parameters.model_copy(
             update={"source_image_url": await backend.source_image_url(body.source_image_id, user.user_id)}
         )
+    await webhooks.validate(body.webhook_url, settings)  # 422 before anything is charged
     generation_id = await idempotency.bind(engine, user.user_id, idempotency_key, "generation", body)
-    # quota + concurrency lease, webhook subscription (gateway, issue #5)
-    async with charge([generation_id], webhook_url=body.webhook_url):
-        view = await backend.create_generation(
-            c.CreateGenerationRequest(
-                generation_id=generation_id,
-                user_id=user.user_id,
-                model=model,
-                parameters=parameters,
-                reuse=body.reuse,
-            )
-        )
-    if body.prompt_template_id is not None:
-        await backend.template_used(body.prompt_template_id, generation_id, user.user_id)
+    wait = preferred_wait(prefer, settings.max_prefer_wait_seconds)
+    position = await stream_position(hub, backend.bus.js) if wait else None
+    accepted = await acceptance.accept(
+        user, generation_id, model, parameters, reuse=body.reuse, webhook_url=body.webhook_url
+    )
+    if accepted is None:  # accepted by an older gateway: the orchestrator has it
+        view = await backend.generation(generation_id, user.user_id)
+    else:
+        view = accepted.view
+        if accepted.new and body.prompt_template_id is not None:
+            await backend.template_used(body.prompt_template_id, generation_id, user.user_id)
+    view = await waited(view, wait, position, backend, hub, response)
     out = GenerationOut.build(view, settings.public_url)
     response.headers["Location"] = out.links.self
+    response.headers["ETag"] = etag_of(view)
     return out
 
 
 @router.get(
     "/{generation_id}",
     response_model=GenerationOut,
-    responses=PROBLEM_RESPONSES,
+    responses={**PROBLEM_RESPONSES, 304: {"description": "Not modified since the ETag in If-None-Match"}},
     summary="A generation: status, timings, history and, when completed, its image",
 )
 async def get_generation(
-    generation_id: uuid.UUID, user: CurrentUser, backend: BackendDep, settings: SettingsDep
-) -> GenerationOut:
+    generation_id: uuid.UUID,
+    user: CurrentUser,
+    backend: BackendDep,
+    settings: SettingsDep,
+    hub: HubDep,
+    response: Response,
+    if_none_match: Annotated[str | None, Header(max_length=200), Storable] = None,
+    prefer: Annotated[str | None, Header(max_length=200, description=PREFER_HEADER), Storable] = None,
+) -> GenerationOut | Response:
+    wait = preferred_wait(prefer, settings.max_prefer_wait_seconds)
+    position = await stream_position(hub, backend.bus.js) if wait else None
     view = await backend.generation(generation_id, user.user_id)
+    view = await waited(view, wait, position, backend, hub, response)
+    etag = etag_of(view)
+    if if_none_match is not None and etag in {tag.strip() for tag in if_none_match.split(",")}:
+        return Response(status_code=304, headers={"ETag": etag, **response.headers})
+    response.headers["ETag"] = etag
     return GenerationOut.build(view, settings.public_url)
 
 
@@ -136,12 +201,22 @@ async def list_generations(
     summary="Cancel a queued or running generation (the prediction is cancelled too)",
 )
 async def cancel_generation(
-    generation_id: uuid.UUID, user: CurrentUser, backend: BackendDep, settings: SettingsDep
+    generation_id: uuid.UUID, user: CurrentUser, backend: BackendDep, views: ViewsDep, settings: SettingsDep
 ) -> GenerationOut:
-    try:
-        reply = await backend.bus.request(
-            c.CANCEL_GENERATION, c.CancelGenerationRequest(generation_id=generation_id, user_id=user.user_id)
-        )
-    except QueryFailed as exc:
-        _raise(exc, "generation")
+    request = c.CancelGenerationRequest(generation_id=generation_id, user_id=user.user_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CREATE_IN_FLIGHT_SECONDS
+    while True:
+        try:
+            reply = await backend.bus.request(c.CANCEL_GENERATION, request)
+            break
+        except QueryFailed as exc:
+            # Accepted a moment ago, its create not yet taken in by the orchestrator: try again.
+            if exc.code is c.QueryErrorCode.NOT_FOUND and loop.time() < deadline:
+                stored = await views.get(generation_id)
+                if stored is not None and stored.user_id == user.user_id and stored.version == 0:
+                    await asyncio.sleep(0.05)
+                    continue
+            _raise(exc, "generation")
+    await views.apply([reply.generation])
     return GenerationOut.build(reply.generation, settings.public_url)
