@@ -283,7 +283,11 @@ async def test_transient_failures_are_retried_after_the_configured_delays_then_f
                     )
                     assert (await running(attempt))["status"] == "processing"
                 await _publish_handled(bus, _event(generation_id, attempt, c.PredictionStatus.FAILED))
-            done = (await api.get(f"/v1/generations/{generation_id}")).json()
+            # Reads come from the gateway's read model, kept from the orchestrator's events: the
+            # client waits for the terminal state as any client would (Prefer: wait).
+            done = (
+                await api.get(f"/v1/generations/{generation_id}", headers={"Prefer": "wait=20"})
+            ).json()
             assert done["status"] == "failed"
             assert done["error_message"] == "The GPU went away"
             assert done["retry_count"] == 3
