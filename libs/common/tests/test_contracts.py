@@ -1,8 +1,13 @@
-"""Envelopes and channels: the wire format every service relies on."""
+"""Envelopes and channels: the wire format every service relies on; the package's layout."""
 
 from __future__ import annotations
 
+import ast
+import importlib
+import inspect
+import pkgutil
 import uuid
+from types import ModuleType
 
 import pytest
 from pydantic import ValidationError
@@ -58,6 +63,45 @@ def test_every_subject_is_declared_once_under_one_prefix() -> None:
     assert all(q.subject.startswith("picture.q.") for q in queries)
     types = [ch.message_type.TYPE for ch in channels]
     assert len(types) == len(set(types))
+
+
+MODULES = ("messages", "subjects", "values", "orchestrator", "adapter", "media", "catalog")
+
+
+def contract_module(name: str) -> ModuleType:
+    return importlib.import_module(f"picture.common.contracts.{name}")
+
+
+def defined_names(module: ModuleType) -> set[str]:
+    """The public names a module binds at top level (classes and assignments), imports aside."""
+    names: set[str] = set()
+    for node in ast.parse(inspect.getsource(module)).body:
+        if isinstance(node, ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return {n for n in names if not n.startswith("_")}
+
+
+def test_the_package_holds_exactly_the_known_modules() -> None:
+    assert {m.name for m in pkgutil.iter_modules(c.__path__)} == set(MODULES)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_each_module_exports_every_public_name_it_defines(name: str) -> None:
+    module = contract_module(name)
+    assert sorted(module.__all__) == sorted(defined_names(module))
+
+
+def test_the_package_re_exports_every_module_name_once() -> None:
+    exported = [n for m in MODULES for n in contract_module(m).__all__]
+    assert len(exported) == len(set(exported)), "a name is declared in two modules"
+    assert sorted(c.__all__) == sorted(exported)
+    for m in MODULES:
+        for n in contract_module(m).__all__:
+            assert getattr(c, n) is getattr(contract_module(m), n)
 
 
 def test_uuid7_is_time_ordered_and_version_7() -> None:

@@ -2,7 +2,8 @@
 
 Services import from here and never from each other. Modules:
 
-- ``contracts``: every NATS subject, stream and message schema, declared once.
+- ``contracts``: every NATS subject, stream and message schema, declared once (a package, one
+  module per owning service, everything re-exported).
 - ``ids``: UUIDv7 identifiers (time ordered; used as message ids and row ids).
 - ``settings``: the pydantic-settings base class every service extends.
 - ``messaging``: a thin JetStream layer (durable pull consumers, publish with Nats-Msg-Id,

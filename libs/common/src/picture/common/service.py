@@ -1,25 +1,60 @@
-"""Running a service: uvicorn on the service's FastAPI app, with graceful shutdown.
+"""The skeleton every service shares: its app, its lifespan, its command line.
 
-A service's ``__main__`` parses ``serve`` / ``migrate`` and calls :func:`serve` here. The
-app's lifespan builds every resource (engine, NATS connection, httpx client) and closes them.
+- :func:`service_app` builds a service's FastAPI app: HTTP metrics, problem+json errors,
+  ``/healthz``, ``/readyz`` (NATS and database) and ``/metrics``, then the service's routers.
+  Its lifespan is :func:`service_lifespan` around the service's own ``hook``.
+- :func:`service_lifespan` opens, in order: tracing, the database engine, the NATS connection
+  (then the streams, and readiness sees both). It hands the hook a :class:`ServiceScope`; at
+  shutdown, or when starting fails part way, everything is closed in reverse:
+
+  1. the hook's own exit (its ``finally``), then the tasks it started with
+     :meth:`ServiceScope.start_task` (newest first);
+  2. the bus: consumers and responders stop, so no handler runs any more;
+  3. what the hook put on :attr:`ServiceScope.after_bus` (clients handlers use), newest first;
+  4. the engine.
+
+  A service's hook looks like::
+
+      @asynccontextmanager
+      async def run(scope: ServiceScope) -> AsyncIterator[None]:
+          http = build_http_client(...)
+          scope.after_bus.push_async_callback(http.aclose)  # handlers use it until the bus stops
+          await scope.bus.serve(QUERY, handler)
+          scope.start_task(relay.run(), name="outbox-relay")
+          yield
+
+- :func:`run_cli` is every service's ``__main__``: ``picture-<service> serve | migrate``;
+  :func:`serve` runs uvicorn with graceful shutdown.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from typing import TypeVar
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from picture.common.database import ping
+from picture.common.database import build_engine, ping
 from picture.common.intake import deadline_protocol
 from picture.common.messaging import Bus
 from picture.common.migrations import upgrade
-from picture.common.observability import ReadinessCheck, configure_logging
+from picture.common.observability import (
+    FASTAPI_TELEMETRY,
+    HttpMetricsMiddleware,
+    ReadinessCheck,
+    configure_logging,
+    ops_router,
+)
+from picture.common.problems import install_problem_handlers
 from picture.common.settings import ServiceSettings
+from picture.common.telemetry import configure_telemetry
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -57,6 +92,91 @@ class Resources:
         checks: dict[str, ReadinessCheck] = {"nats": self.nats_ready}
         checks["database"] = self.database_ready
         return checks
+
+
+@dataclass(frozen=True)
+class ServiceScope:
+    """What :func:`service_lifespan` opened, handed to a service's hook."""
+
+    app: FastAPI
+    engine: AsyncEngine
+    bus: Bus
+    after_bus: AsyncExitStack
+    """Closed once the bus has stopped (no handler runs any more), before the engine: for what
+    handlers use, such as HTTP clients, storage, a poller."""
+    _tasks: AsyncExitStack
+
+    def start_task(
+        self, coroutine: Coroutine[Any, Any, None], *, name: str | None = None
+    ) -> asyncio.Task[None]:
+        """Run ``coroutine`` in the background; it is cancelled (and awaited) at shutdown,
+        after the hook's exit and before the bus closes."""
+        task = asyncio.create_task(coroutine, name=name)
+        self._tasks.push_async_callback(_cancel, task)
+        return task
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+@asynccontextmanager
+async def service_lifespan(
+    service: str,
+    settings: ServiceSettings,
+    resources: Resources,
+    app: FastAPI,
+    *,
+    ensure_streams: bool = True,
+) -> AsyncIterator[ServiceScope]:
+    """Tracing, engine, bus (and, unless ``ensure_streams`` is False, the streams), readiness;
+    closed in reverse, also when entering fails part way (see the module's docstring)."""
+    configure_telemetry(service, settings)  # tracing: provider, exporters, httpx spans
+    async with AsyncExitStack() as stack:
+        engine = build_engine(
+            settings.database_url, pool_size=settings.database_pool_size, application_name=service
+        )
+        stack.push_async_callback(engine.dispose)
+        after_bus = await stack.enter_async_context(AsyncExitStack())
+        bus = await Bus.connect(settings.nats_url, service, settings.query_timeout_seconds)
+        stack.push_async_callback(bus.close)
+        resources.engine, resources.bus = engine, bus
+        if ensure_streams:
+            await bus.ensure_streams()
+        tasks = await stack.enter_async_context(AsyncExitStack())
+        yield ServiceScope(app, engine, bus, after_bus, tasks)
+
+
+Hook = Callable[[ServiceScope], AbstractAsyncContextManager[None]]
+"""A service's part of the lifespan: serve its queries, start its consumers and tasks, yield."""
+
+
+def service_app(
+    service: str,
+    settings: ServiceSettings,
+    hook: Hook,
+    *,
+    title: str,
+    routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """A service's FastAPI app: :func:`service_lifespan` around ``hook``; HTTP metrics named
+    after ``service``; problem+json errors; the ops routes, then ``routers``."""
+    resources = Resources()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with service_lifespan(service, settings, resources, app) as scope, hook(scope):
+            yield
+
+    app = FastAPI(title=title, lifespan=lifespan, telemetry=FASTAPI_TELEMETRY)
+    app.add_middleware(HttpMetricsMiddleware, service=service)
+    install_problem_handlers(app)
+    app.include_router(ops_router(resources.readiness_checks()))
+    for router in routers:
+        app.include_router(router)
+    return app
 
 
 def run_cli(

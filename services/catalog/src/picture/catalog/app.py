@@ -1,9 +1,8 @@
-"""The catalog's FastAPI app: lifespan wiring of engine, NATS, query endpoints, consumer."""
+"""The catalog's FastAPI app: its query endpoints, command consumer and outbox relay on the
+shared service skeleton (engine, NATS, readiness)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -18,12 +17,8 @@ from picture.catalog.outbox import OutboxRelay, outbox
 from picture.catalog.settings import CatalogSettings
 from picture.common import contracts as c
 from picture.common.contracts import M
-from picture.common.database import build_engine
-from picture.common.messaging import Bus, ConsumerOptions, Delivery, QueryFailed, Route
-from picture.common.observability import FASTAPI_TELEMETRY, HttpMetricsMiddleware, ops_router
-from picture.common.problems import install_problem_handlers
-from picture.common.service import Resources
-from picture.common.telemetry import configure_telemetry
+from picture.common.messaging import ConsumerOptions, Delivery, QueryFailed, Route
+from picture.common.service import ServiceScope, service_app
 
 SERVICE = "catalog"
 
@@ -77,53 +72,32 @@ def _command(handle: Callable[[M], Awaitable[None]]) -> Callable[[Delivery[M]], 
 
 
 def create_app(settings: CatalogSettings) -> FastAPI:
-    res = Resources()
-
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_telemetry(SERVICE, settings)  # tracing: provider, exporters, httpx spans
-        engine = build_engine(
-            settings.database_url, pool_size=settings.database_pool_size, application_name=SERVICE
-        )
-        bus = await Bus.connect(settings.nats_url, SERVICE, settings.query_timeout_seconds)
-        res.engine, res.bus = engine, bus
+    async def run(scope: ServiceScope) -> AsyncIterator[None]:
+        engine, bus = scope.engine, scope.bus
         relay = OutboxRelay(engine, bus, outbox, batch_size=100, idle_seconds=5.0)
-        relay_task: asyncio.Task[None] | None = None
-        try:
-            await bus.ensure_streams()
 
-            async def bulk_images(req: c.BulkImagesRequest) -> c.BulkImagesReply:
-                reply, queued = await images.bulk_images(engine, req)
-                if queued:
-                    relay.notify()
-                return reply
+        async def bulk_images(req: c.BulkImagesRequest) -> c.BulkImagesReply:
+            reply, queued = await images.bulk_images(engine, req)
+            if queued:
+                relay.notify()
+            return reply
 
-            await bus.serve(c.BULK_IMAGES, bulk_images)
-            for query, function in QUERIES:
-                await bus.serve(query, partial(_invalid_data_as_invalid, function, engine))
-            relay_task = asyncio.create_task(relay.run())
-            await bus.start_consumer(
-                c.CMD_STREAM,
-                "catalog-commands",
-                [
-                    Route(c.RECORD_IMAGE, _command(partial(images.record_image, engine, bus))),
-                    Route(c.ENSURE_PROFILE, _command(partial(profiles.ensure_profile, engine))),
-                    Route(c.TEMPLATE_USED, _command(partial(templates.template_used, engine))),
-                    Route(c.IMAGE_DOWNLOADED, _command(partial(images.count_download, engine))),
-                ],
-                options=ConsumerOptions(ack_wait_seconds=30, max_deliver=20),
-            )
-            yield
-        finally:
-            if relay_task is not None:
-                relay_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await relay_task
-            await bus.close()
-            await engine.dispose()
+        await bus.serve(c.BULK_IMAGES, bulk_images)
+        for query, function in QUERIES:
+            await bus.serve(query, partial(_invalid_data_as_invalid, function, engine))
+        scope.start_task(relay.run())
+        await bus.start_consumer(
+            c.CMD_STREAM,
+            "catalog-commands",
+            [
+                Route(c.RECORD_IMAGE, _command(partial(images.record_image, engine, bus))),
+                Route(c.ENSURE_PROFILE, _command(partial(profiles.ensure_profile, engine))),
+                Route(c.TEMPLATE_USED, _command(partial(templates.template_used, engine))),
+                Route(c.IMAGE_DOWNLOADED, _command(partial(images.count_download, engine))),
+            ],
+            options=ConsumerOptions(ack_wait_seconds=30, max_deliver=20),
+        )
+        yield
 
-    app = FastAPI(title="Picture catalog", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY)
-    app.add_middleware(HttpMetricsMiddleware, service=SERVICE)
-    install_problem_handlers(app)
-    app.include_router(ops_router(res.readiness_checks()))
-    return app
+    return service_app(SERVICE, settings, run, title="Picture catalog")

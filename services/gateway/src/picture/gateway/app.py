@@ -13,13 +13,10 @@ from opentelemetry import trace
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from picture.common.database import build_engine
 from picture.common.intake import BodySizeLimit
-from picture.common.messaging import Bus
 from picture.common.observability import FASTAPI_TELEMETRY, HttpMetricsMiddleware, ops_router
 from picture.common.problems import install_problem_handlers
-from picture.common.service import Resources
-from picture.common.telemetry import configure_telemetry
+from picture.common.service import Resources, service_lifespan
 from picture.gateway.auth import TokenBeforeBody, TokenVerifier
 from picture.gateway.backend import Backend
 from picture.gateway.limits import Limiter
@@ -88,24 +85,19 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_telemetry(SERVICE, settings)  # tracing: provider, exporters, httpx spans
-        engine = build_engine(
-            settings.database_url, pool_size=settings.database_pool_size, application_name=SERVICE
-        )
-        bus = await Bus.connect(settings.nats_url, SERVICE, settings.query_timeout_seconds)
-        res.engine, res.bus = engine, bus
-        http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
-        app.state.engine = engine
-        app.state.http = http
-        stop_own = await start_background(app.state, bus, Limiter(engine, settings), verifier)
-        app.state.backend = Backend(bus, settings.model_cache_seconds, app.state.views)
-        try:
-            yield
-        finally:
-            await stop_own()
-            await http.aclose()
-            await bus.close()
-            await engine.dispose()
+        # the streams are ensured by start_background
+        async with service_lifespan(SERVICE, settings, res, app, ensure_streams=False) as scope:
+            engine, bus = scope.engine, scope.bus
+            http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
+            app.state.engine = engine
+            app.state.http = http
+            stop_own = await start_background(app.state, bus, Limiter(engine, settings), verifier)
+            app.state.backend = Backend(bus, settings.model_cache_seconds, app.state.views)
+            try:
+                yield
+            finally:
+                await stop_own()
+                await http.aclose()
 
     app = FastAPI(
         title="Picture API",

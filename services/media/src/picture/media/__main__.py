@@ -1,26 +1,12 @@
 """``picture-media serve | migrate``."""
 
-from __future__ import annotations
-
-import argparse
-
-from picture.common.migrations import upgrade
-from picture.common.observability import configure_logging
-from picture.common.service import serve
+from picture.common.service import run_cli
 from picture.media.app import SERVICE, create_app
 from picture.media.settings import MediaSettings
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog=f"picture-{SERVICE}")
-    parser.add_argument("command", choices=["serve", "migrate"])
-    args = parser.parse_args()
-    settings = MediaSettings()
-    configure_logging(SERVICE, settings.log_level, settings.log_json)
-    if args.command == "migrate":
-        upgrade("picture.media:migrations", settings.database_url)
-    else:
-        serve(create_app(settings), settings)
+    run_cli(SERVICE, MediaSettings, create_app, "picture.media:migrations")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""The media service's FastAPI app: lifespan wiring of engine, NATS, storage, downloader,
-the ``resolve_object`` query, the command consumer and the signed object route."""
+"""The media service's FastAPI app: storage, downloader, the ``resolve_object`` query, the
+command consumer, the signed object and upload routes, on the shared service skeleton
+(engine, NATS, readiness)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,8 @@ import httpx
 from fastapi import FastAPI
 
 from picture.common import contracts as c
-from picture.common.database import build_engine
-from picture.common.messaging import Bus, ConsumerOptions, Route
-from picture.common.observability import FASTAPI_TELEMETRY, HttpMetricsMiddleware, ops_router
-from picture.common.problems import install_problem_handlers
-from picture.common.service import Resources
-from picture.common.telemetry import configure_telemetry
+from picture.common.messaging import ConsumerOptions, Route
+from picture.common.service import ServiceScope, service_app
 from picture.media import handlers, queries
 from picture.media.download import Downloader, DownloadPolicy
 from picture.media.routes import ObjectServing, router
@@ -51,81 +48,65 @@ def create_app(
     download_transport: httpx.AsyncBaseTransport | None = None,
     processing: handlers.ProcessingOptions | None = None,
 ) -> FastAPI:
-    res = Resources()
-
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_telemetry(SERVICE, settings)  # tracing: provider, exporters, httpx spans
-        async with AsyncExitStack() as stack:
-            engine = build_engine(
-                settings.database_url, pool_size=settings.database_pool_size, application_name=SERVICE
-            )
-            stack.push_async_callback(engine.dispose)
-            signer = UrlSigner(settings.signing_key, settings.media_public_url)
-            storage = await build_storage(settings, stack, signer)
-            downloader = Downloader(
-                DownloadPolicy(
-                    allowed_hosts=frozenset(settings.download_allowed_hosts),
-                    allow_insecure_loopback=settings.download_allow_insecure_loopback,
-                    allow_insecure_private=settings.download_allow_insecure_private,
-                    max_bytes=settings.download_max_bytes,
-                    timeout_seconds=settings.download_timeout_seconds,
-                ),
-                transport=download_transport,
-            )
-            stack.push_async_callback(downloader.aclose)
-            bus = await Bus.connect(settings.nats_url, SERVICE, settings.query_timeout_seconds)
-            stack.push_async_callback(bus.close)
-            res.engine, res.bus = engine, bus
-            if isinstance(storage, FilesystemStorage):
-                app.state.serving = ObjectServing(engine, storage, signer)
+    async def run(scope: ServiceScope) -> AsyncIterator[None]:
+        app, engine, bus = scope.app, scope.engine, scope.bus
+        signer = UrlSigner(settings.signing_key, settings.media_public_url)
+        # Storage and downloader serve the consumer's handlers: closed once the bus has stopped.
+        storage = await build_storage(settings, scope.after_bus, signer)
+        downloader = Downloader(
+            DownloadPolicy(
+                allowed_hosts=frozenset(settings.download_allowed_hosts),
+                allow_insecure_loopback=settings.download_allow_insecure_loopback,
+                allow_insecure_private=settings.download_allow_insecure_private,
+                max_bytes=settings.download_max_bytes,
+                timeout_seconds=settings.download_timeout_seconds,
+            ),
+            transport=download_transport,
+        )
+        scope.after_bus.push_async_callback(downloader.aclose)
+        if isinstance(storage, FilesystemStorage):
+            app.state.serving = ObjectServing(engine, storage, signer)
 
-            ctx = handlers.MediaContext(
-                engine=engine,
-                bus=bus,
-                storage=storage,
-                downloader=downloader,
-                options=processing
-                or handlers.ProcessingOptions(
-                    webp_quality=settings.webp_quality,
-                    webp_method=settings.webp_method,
-                    max_pixels=settings.max_pixels,
-                    thumbnail_long_side=settings.thumbnail_long_side,
-                    embed_provenance=settings.embed_provenance,
-                    svg_preview_long_side=settings.svg_preview_long_side,
-                    download_budget_seconds=settings.ingest_download_budget_seconds,
-                ),
-            )
-            app.state.uploads = UploadContext(
-                engine=engine,
-                bus=bus,
-                storage=storage,
-                options=ctx.options,
-                token=settings.internal_token,
-                max_bytes=settings.max_upload_bytes,
-            )
-            await bus.ensure_streams()
+        ctx = handlers.MediaContext(
+            engine=engine,
+            bus=bus,
+            storage=storage,
+            downloader=downloader,
+            options=processing
+            or handlers.ProcessingOptions(
+                webp_quality=settings.webp_quality,
+                webp_method=settings.webp_method,
+                max_pixels=settings.max_pixels,
+                thumbnail_long_side=settings.thumbnail_long_side,
+                embed_provenance=settings.embed_provenance,
+                svg_preview_long_side=settings.svg_preview_long_side,
+                download_budget_seconds=settings.ingest_download_budget_seconds,
+            ),
+        )
+        app.state.uploads = UploadContext(
+            engine=engine,
+            bus=bus,
+            storage=storage,
+            options=ctx.options,
+            token=settings.internal_token,
+            max_bytes=settings.max_upload_bytes,
+        )
 
-            async def resolve_object(req: c.ResolveObjectRequest) -> c.ResolvedObject:
-                return await queries.resolve_object(engine, storage, req)
+        async def resolve_object(req: c.ResolveObjectRequest) -> c.ResolvedObject:
+            return await queries.resolve_object(engine, storage, req)
 
-            await bus.serve(c.RESOLVE_OBJECT, resolve_object)
-            await bus.start_consumer(
-                c.CMD_STREAM,
-                "media-commands",
-                [
-                    Route(c.INGEST, partial(handlers.ingest, ctx)),
-                    Route(c.DELETE_OBJECTS, partial(handlers.delete_objects, ctx)),
-                ],
-                options=ConsumerOptions(ack_wait_seconds=60, max_deliver=10, max_in_flight=16),
-                on_poison=partial(handlers.on_poison, ctx),
-            )
-            yield
+        await bus.serve(c.RESOLVE_OBJECT, resolve_object)
+        await bus.start_consumer(
+            c.CMD_STREAM,
+            "media-commands",
+            [
+                Route(c.INGEST, partial(handlers.ingest, ctx)),
+                Route(c.DELETE_OBJECTS, partial(handlers.delete_objects, ctx)),
+            ],
+            options=ConsumerOptions(ack_wait_seconds=60, max_deliver=10, max_in_flight=16),
+            on_poison=partial(handlers.on_poison, ctx),
+        )
+        yield
 
-    app = FastAPI(title="Picture media", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY)
-    app.add_middleware(HttpMetricsMiddleware, service=SERVICE)
-    install_problem_handlers(app)
-    app.include_router(ops_router(res.readiness_checks()))
-    app.include_router(router)
-    app.include_router(uploads_router)
-    return app
+    return service_app(SERVICE, settings, run, title="Picture media", routers=(router, uploads_router))

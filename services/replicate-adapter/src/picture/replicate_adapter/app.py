@@ -1,7 +1,7 @@
-"""The replicate adapter's FastAPI app: lifespan wiring of engine, NATS, the Replicate client,
-the poller, the command and webhook consumers and the cost query. HTTP serves only /healthz,
-/readyz and /metrics (Replicate's webhooks reach the gateway, which verifies them and hands
-them over on ``picture.cmd.adapter.webhook``)."""
+"""The replicate adapter's FastAPI app, on the shared service skeleton (engine, NATS,
+readiness): the Replicate client, the poller, the command and webhook consumers and the cost
+query. HTTP serves only /healthz, /readyz and /metrics (Replicate's webhooks reach the gateway,
+which verifies them and hands them over on ``picture.cmd.adapter.webhook``)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,9 @@ import httpx
 from fastapi import FastAPI
 
 from picture.common import contracts as c
-from picture.common.database import build_engine
-from picture.common.messaging import Bus, ConsumerOptions, Route
-from picture.common.observability import FASTAPI_TELEMETRY, HttpMetricsMiddleware, ops_router
-from picture.common.problems import install_problem_handlers
-from picture.common.service import Resources
+from picture.common.messaging import ConsumerOptions, Route
+from picture.common.service import ServiceScope, service_app
 from picture.common.settings import Environment
-from picture.common.telemetry import configure_telemetry
 from picture.replicate_adapter.breaker import CircuitBreaker
 from picture.replicate_adapter.handlers import Adapter
 from picture.replicate_adapter.poller import Poller
@@ -32,21 +28,20 @@ WEBHOOK_DURABLE = "adapter-webhooks"
 
 def create_app(settings: AdapterSettings, *, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     """``transport`` replaces the network for the Replicate client (tests)."""
-    res = Resources()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_telemetry(SERVICE, settings)  # tracing: provider, exporters, httpx spans
+    async def run(scope: ServiceScope) -> AsyncIterator[None]:
+        app, engine, bus = scope.app, scope.engine, scope.bus
         token = settings.replicate_api_token
-        engine = build_engine(
-            settings.database_url, pool_size=settings.database_pool_size, application_name=SERVICE
-        )
         http = build_http_client(
             settings.replicate_base_url,
             token.get_secret_value() if token else "",
             timeout=settings.replicate_timeout_seconds,
             transport=transport,
         )
+        # The client and the poller serve the consumers: stopped once the bus has stopped
+        # (no new work), the poller before the client.
+        scope.after_bus.push_async_callback(http.aclose)
         breaker = CircuitBreaker(
             window_seconds=settings.replicate_breaker_window_seconds,
             min_calls=settings.replicate_breaker_min_calls,
@@ -61,72 +56,56 @@ def create_app(settings: AdapterSettings, *, transport: httpx.AsyncBaseTransport
             breaker=breaker,
             webhook_url=settings.replicate_webhook_url,
         )
-        bus: Bus | None = None
-        poller: Poller | None = None
-        try:
-            bus = await Bus.connect(settings.nats_url, SERVICE, settings.query_timeout_seconds)
-            res.engine, res.bus = engine, bus
-            await bus.ensure_streams()
-            poller = Poller(
-                engine,
-                bus,
-                client,
-                # With webhooks, polling is the fallback for lost ones: slower.
-                interval=settings.replicate_webhook_poll_interval_seconds
-                if webhooks
-                else settings.replicate_poll_interval_seconds,
-                max_interval=settings.replicate_webhook_poll_max_interval_seconds
-                if webhooks
-                else settings.replicate_poll_max_interval_seconds,
-                backoff=settings.replicate_poll_backoff,
-                max_polls_per_second=settings.replicate_poll_max_per_second,
-            )
-            await poller.start()
-            adapter = Adapter(
-                engine,
-                bus,
-                client,
-                poller,
-                create_lease_seconds=settings.replicate_timeout_seconds + 15,
-                max_retry_after=settings.replicate_max_retry_after_seconds,
-                allow_http_sources=settings.environment is not Environment.PRODUCTION,
-            )
-            app.state.breaker = breaker
-            app.state.adapter = adapter
-            await bus.start_consumer(
-                c.CMD_STREAM,
-                DURABLE,
-                [Route(c.PREDICT, adapter.predict), Route(c.CANCEL_PREDICTION, adapter.cancel)],
-                options=ConsumerOptions(
-                    # A create may take the whole HTTP timeout; leave room for the DB.
-                    ack_wait_seconds=settings.replicate_timeout_seconds + 30,
-                    max_deliver=settings.predict_max_deliveries,
-                ),
-                on_poison=adapter.on_poison,
-            )
-            await bus.start_consumer(
-                c.CMD_STREAM,
-                WEBHOOK_DURABLE,
-                [Route(c.REPLICATE_WEBHOOK, adapter.webhook)],
-                options=ConsumerOptions(
-                    ack_wait_seconds=30,
-                    max_deliver=6,
-                    max_in_flight=256,
-                    retry_delays=(1.0, 1.0, 2.0, 2.0, 5.0),
-                ),
-            )
-            await bus.serve(c.COST_TOTALS, adapter.cost_totals)
-            yield
-        finally:
-            if bus is not None:
-                await bus.close()  # stops the consumer first: no new work
-            if poller is not None:
-                await poller.stop()
-            await http.aclose()
-            await engine.dispose()
+        poller = Poller(
+            engine,
+            bus,
+            client,
+            # With webhooks, polling is the fallback for lost ones: slower.
+            interval=settings.replicate_webhook_poll_interval_seconds
+            if webhooks
+            else settings.replicate_poll_interval_seconds,
+            max_interval=settings.replicate_webhook_poll_max_interval_seconds
+            if webhooks
+            else settings.replicate_poll_max_interval_seconds,
+            backoff=settings.replicate_poll_backoff,
+            max_polls_per_second=settings.replicate_poll_max_per_second,
+        )
+        await poller.start()
+        scope.after_bus.push_async_callback(poller.stop)
+        adapter = Adapter(
+            engine,
+            bus,
+            client,
+            poller,
+            create_lease_seconds=settings.replicate_timeout_seconds + 15,
+            max_retry_after=settings.replicate_max_retry_after_seconds,
+            allow_http_sources=settings.environment is not Environment.PRODUCTION,
+        )
+        app.state.breaker = breaker
+        app.state.adapter = adapter
+        await bus.start_consumer(
+            c.CMD_STREAM,
+            DURABLE,
+            [Route(c.PREDICT, adapter.predict), Route(c.CANCEL_PREDICTION, adapter.cancel)],
+            options=ConsumerOptions(
+                # A create may take the whole HTTP timeout; leave room for the DB.
+                ack_wait_seconds=settings.replicate_timeout_seconds + 30,
+                max_deliver=settings.predict_max_deliveries,
+            ),
+            on_poison=adapter.on_poison,
+        )
+        await bus.start_consumer(
+            c.CMD_STREAM,
+            WEBHOOK_DURABLE,
+            [Route(c.REPLICATE_WEBHOOK, adapter.webhook)],
+            options=ConsumerOptions(
+                ack_wait_seconds=30,
+                max_deliver=6,
+                max_in_flight=256,
+                retry_delays=(1.0, 1.0, 2.0, 2.0, 5.0),
+            ),
+        )
+        await bus.serve(c.COST_TOTALS, adapter.cost_totals)
+        yield
 
-    app = FastAPI(title="Picture replicate adapter", lifespan=lifespan, telemetry=FASTAPI_TELEMETRY)
-    app.add_middleware(HttpMetricsMiddleware, service=SERVICE)
-    install_problem_handlers(app)
-    app.include_router(ops_router(res.readiness_checks()))
-    return app
+    return service_app(SERVICE, settings, run, title="Picture replicate adapter")
