@@ -10,10 +10,8 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from picture.common import contracts as c
-from picture.common.messaging import QueryFailed
 from picture.common.problems import Problem, ProblemError
 from picture.gateway.auth import CurrentUser
-from picture.gateway.backend import _raise
 from picture.gateway.deps import BackendDep
 from picture.gateway.limits import Limiter
 
@@ -67,12 +65,11 @@ async def error_stats(
     if not await limiter.is_admin(user.user_id):
         raise Forbidden()
     until = datetime.now(UTC)
-    try:
-        reply = await backend.bus.request(
-            c.ERROR_STATS, c.ErrorStatsRequest(since=until - timedelta(days=days), until=until)
-        )
-    except QueryFailed as exc:
-        _raise(exc, "error statistics")
+    reply = await backend.ask(
+        c.ERROR_STATS,
+        c.ErrorStatsRequest(since=until - timedelta(days=days), until=until),
+        "error statistics",
+    )
     return ErrorStatsOut(
         since=reply.since,
         until=reply.until,

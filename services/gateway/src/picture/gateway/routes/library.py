@@ -10,59 +10,25 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, NoReturn, TypeVar
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from picture.common import contracts as c
-from picture.common.messaging import QueryFailed
 from picture.common.problems import ProblemError
 from picture.common.text import Storable, StorableText
 from picture.gateway.auth import CurrentUser, MaybeUser, Principal
 from picture.gateway.deps import BackendDep, SettingsDep
-from picture.gateway.errors import InvalidField, NotFound, Unavailable
+from picture.gateway.errors import InvalidField, NotFound
 from picture.gateway.schemas import ModelOut
 
 router = APIRouter(tags=["library"])
-
-Req = TypeVar("Req", bound=c.Message)
-Rep = TypeVar("Rep", bound=c.Message)
 
 
 class Forbidden(ProblemError):
     def __init__(self, detail: str) -> None:
         super().__init__(403, "forbidden", "Forbidden", detail)
-
-
-def _raise(exc: QueryFailed, what: str) -> NoReturn:
-    if exc.code is c.QueryErrorCode.NOT_FOUND:
-        raise NotFound(what) from exc
-    if exc.code is c.QueryErrorCode.INVALID:
-        raise InvalidField(exc.field or "body", exc.message) from exc
-    if exc.code is c.QueryErrorCode.CONFLICT:
-        raise ProblemError(409, "conflict", "Conflict", exc.message, field=exc.field) from exc
-    raise Unavailable(f"{what}: {exc.message}") from exc
-
-
-class Library:
-    """The gateway's typed calls to the catalog's library queries."""
-
-    def __init__(self, backend: BackendDep) -> None:
-        self.bus = backend.bus
-
-    async def ask(self, query: c.Query[Req, Rep], message: Req, what: str) -> Rep:
-        try:
-            return await self.bus.request(query, message)
-        except QueryFailed as exc:
-            _raise(exc, what)
-
-
-async def _library(backend: BackendDep) -> Library:
-    return Library(backend)
-
-
-LibraryDep = Annotated[Library, Depends(_library)]
 
 
 async def _is_admin(user: CurrentUser, settings: SettingsDep, request: Request) -> Principal:
@@ -273,7 +239,7 @@ Cursor = Annotated[
 @router.get("/v1/images", response_model=ImagePage, summary="Own gallery, newest first")
 async def list_images(
     user: CurrentUser,
-    library: LibraryDep,
+    library: BackendDep,
     settings: SettingsDep,
     archived: bool = False,
     favorite: bool | None = None,
@@ -308,7 +274,7 @@ async def list_images(
 
 
 @router.post("/v1/images/bulk", response_model=BulkResult, summary="Archive, restore or delete own images")
-async def bulk_images(body: BulkAction, user: CurrentUser, library: LibraryDep) -> BulkResult:
+async def bulk_images(body: BulkAction, user: CurrentUser, library: BackendDep) -> BulkResult:
     reply = await library.ask(
         c.BULK_IMAGES,
         c.BulkImagesRequest(user_id=user.user_id, action=body.action, ids=tuple(body.ids)),
@@ -319,7 +285,7 @@ async def bulk_images(body: BulkAction, user: CurrentUser, library: LibraryDep) 
 
 @router.get("/v1/images/{image_id}", response_model=GalleryImage, summary="One image (own or public)")
 async def get_image(
-    image_id: uuid.UUID, user: MaybeUser, library: LibraryDep, settings: SettingsDep
+    image_id: uuid.UUID, user: MaybeUser, library: BackendDep, settings: SettingsDep
 ) -> GalleryImage:
     viewer = user.user_id if user else None
     reply = await library.ask(
@@ -332,7 +298,7 @@ async def get_image(
     "/v1/images/{image_id}", response_model=GalleryImage, summary="Publish, favorite, rate, archive"
 )
 async def patch_image(
-    image_id: uuid.UUID, body: ImagePatch, user: CurrentUser, library: LibraryDep, settings: SettingsDep
+    image_id: uuid.UUID, body: ImagePatch, user: CurrentUser, library: BackendDep, settings: SettingsDep
 ) -> GalleryImage:
     reply = await library.ask(
         c.UPDATE_IMAGE,
@@ -351,7 +317,7 @@ async def patch_image(
 
 
 @router.delete("/v1/images/{image_id}", status_code=204, summary="Delete an own image and its files")
-async def delete_image(image_id: uuid.UUID, user: CurrentUser, library: LibraryDep) -> Response:
+async def delete_image(image_id: uuid.UUID, user: CurrentUser, library: BackendDep) -> Response:
     reply = await library.ask(
         c.BULK_IMAGES, c.BulkImagesRequest(user_id=user.user_id, action="delete", ids=(image_id,)), "image"
     )
@@ -362,7 +328,7 @@ async def delete_image(image_id: uuid.UUID, user: CurrentUser, library: LibraryD
 
 @router.post("/v1/images/{image_id}/tags", response_model=GalleryImage, summary="Tag an own image")
 async def add_image_tag(
-    image_id: uuid.UUID, body: TagName, user: CurrentUser, library: LibraryDep, settings: SettingsDep
+    image_id: uuid.UUID, body: TagName, user: CurrentUser, library: BackendDep, settings: SettingsDep
 ) -> GalleryImage:
     reply = await library.ask(
         c.IMAGE_TAG, c.ImageTagRequest(image_id=image_id, user_id=user.user_id, name=body.name), "image"
@@ -375,7 +341,7 @@ async def remove_image_tag(
     image_id: uuid.UUID,
     name: StorableText,
     user: CurrentUser,
-    library: LibraryDep,
+    library: BackendDep,
     settings: SettingsDep,
 ) -> GalleryImage:
     if not 1 <= len(name) <= 50:
@@ -389,13 +355,13 @@ async def remove_image_tag(
 
 
 @router.post("/v1/images/{image_id}/like", response_model=LikeOut, summary="Like (idempotent)")
-async def like_image(image_id: uuid.UUID, user: CurrentUser, library: LibraryDep) -> LikeOut:
+async def like_image(image_id: uuid.UUID, user: CurrentUser, library: BackendDep) -> LikeOut:
     reply = await library.ask(c.LIKE_IMAGE, c.LikeRequest(image_id=image_id, user_id=user.user_id), "image")
     return LikeOut.model_validate(reply.model_dump())
 
 
 @router.delete("/v1/images/{image_id}/like", response_model=LikeOut, summary="Unlike (idempotent)")
-async def unlike_image(image_id: uuid.UUID, user: CurrentUser, library: LibraryDep) -> LikeOut:
+async def unlike_image(image_id: uuid.UUID, user: CurrentUser, library: BackendDep) -> LikeOut:
     reply = await library.ask(
         c.LIKE_IMAGE, c.LikeRequest(image_id=image_id, user_id=user.user_id, like=False), "image"
     )
@@ -408,7 +374,7 @@ async def unlike_image(image_id: uuid.UUID, user: CurrentUser, library: LibraryD
 @router.get("/v1/explore", response_model=ImagePage, summary="Public images of everyone")
 async def explore(
     user: MaybeUser,
-    library: LibraryDep,
+    library: BackendDep,
     settings: SettingsDep,
     sort: Literal["recent", "popular"] = "recent",
     q: Annotated[
@@ -431,19 +397,19 @@ async def explore(
 
 
 @router.get("/v1/tags", response_model=TagList, summary="All tags (shared)")
-async def list_tags(library: LibraryDep) -> TagList:
+async def list_tags(library: BackendDep) -> TagList:
     reply = await library.ask(c.LIST_TAGS, c.ListTagsRequest(), "tags")
     return TagList(data=[TagOut.model_validate(t.model_dump()) for t in reply.tags])
 
 
 @router.post("/v1/tags", response_model=TagOut, status_code=201, summary="Create a tag (idempotent)")
-async def create_tag(body: TagCreate, user: CurrentUser, library: LibraryDep) -> TagOut:
+async def create_tag(body: TagCreate, user: CurrentUser, library: BackendDep) -> TagOut:
     reply = await library.ask(c.CREATE_TAG, c.TagRequest(name=body.name, color=body.color), "tag")
     return TagOut.model_validate(reply.tag.model_dump())
 
 
 @router.delete("/v1/tags/{name}", status_code=204, summary="Delete a shared tag (administrators)")
-async def delete_tag(name: StorableText, user: AdminUser, library: LibraryDep) -> Response:
+async def delete_tag(name: StorableText, user: AdminUser, library: BackendDep) -> Response:
     if not 1 <= len(name) <= 50:
         raise InvalidField("name", "tag names are 1-50 characters")
     await library.ask(c.DELETE_TAG, c.TagRequest(name=name), "tag")
@@ -456,7 +422,7 @@ async def delete_tag(name: StorableText, user: AdminUser, library: LibraryDep) -
 @router.get("/v1/prompt-templates", response_model=TemplatePage, summary="Own and public prompt templates")
 async def list_templates(
     user: CurrentUser,
-    library: LibraryDep,
+    library: BackendDep,
     scope: Literal["all", "own", "public"] = "all",
     category: Annotated[str | None, Query(max_length=50), Storable] = None,
     limit: Limit = 20,
@@ -475,7 +441,7 @@ async def list_templates(
 
 
 @router.post("/v1/prompt-templates", response_model=TemplateOut, status_code=201, summary="Create a template")
-async def create_template(body: TemplateCreate, user: CurrentUser, library: LibraryDep) -> TemplateOut:
+async def create_template(body: TemplateCreate, user: CurrentUser, library: BackendDep) -> TemplateOut:
     fields = c.TemplateFields(**body.model_dump())
     reply = await library.ask(
         c.CREATE_TEMPLATE, c.TemplateRequest(user_id=user.user_id, fields=fields), "prompt template"
@@ -484,7 +450,7 @@ async def create_template(body: TemplateCreate, user: CurrentUser, library: Libr
 
 
 @router.get("/v1/prompt-templates/{template_id}", response_model=TemplateOut, summary="One template")
-async def get_template(template_id: uuid.UUID, user: CurrentUser, library: LibraryDep) -> TemplateOut:
+async def get_template(template_id: uuid.UUID, user: CurrentUser, library: BackendDep) -> TemplateOut:
     reply = await library.ask(
         c.GET_TEMPLATE, c.TemplateRequest(user_id=user.user_id, template_id=template_id), "prompt template"
     )
@@ -495,7 +461,7 @@ async def get_template(template_id: uuid.UUID, user: CurrentUser, library: Libra
     "/v1/prompt-templates/{template_id}", response_model=TemplateOut, summary="Edit an own template"
 )
 async def patch_template(
-    template_id: uuid.UUID, body: TemplatePatch, user: CurrentUser, library: LibraryDep
+    template_id: uuid.UUID, body: TemplatePatch, user: CurrentUser, library: BackendDep
 ) -> TemplateOut:
     for required in ("name", "prompt", "is_public"):
         if required in body.model_fields_set and getattr(body, required) is None:
@@ -515,7 +481,7 @@ async def patch_template(
 
 
 @router.delete("/v1/prompt-templates/{template_id}", status_code=204, summary="Delete an own template")
-async def delete_template(template_id: uuid.UUID, user: CurrentUser, library: LibraryDep) -> Response:
+async def delete_template(template_id: uuid.UUID, user: CurrentUser, library: BackendDep) -> Response:
     await library.ask(
         c.DELETE_TEMPLATE, c.TemplateRequest(user_id=user.user_id, template_id=template_id), "prompt template"
     )
@@ -526,14 +492,14 @@ async def delete_template(template_id: uuid.UUID, user: CurrentUser, library: Li
 
 
 @router.get("/v1/admin/models", response_model=ModelAdminList, summary="Every model, inactive ones too")
-async def admin_list_models(user: AdminUser, library: LibraryDep) -> ModelAdminList:
+async def admin_list_models(user: AdminUser, library: BackendDep) -> ModelAdminList:
     reply = await library.ask(c.LIST_MODELS, c.ListModelsRequest(include_inactive=True), "models")
     return ModelAdminList(data=[_admin_out(m) for m in reply.models])
 
 
 @router.patch("/v1/admin/models/{name}", response_model=ModelAdminOut, summary="Activate, deactivate, edit")
 async def admin_patch_model(
-    name: StorableText, body: c.ModelPatch, user: AdminUser, library: LibraryDep, request: Request
+    name: StorableText, body: c.ModelPatch, user: AdminUser, library: BackendDep, request: Request
 ) -> ModelAdminOut:
     reply = await library.ask(c.UPDATE_MODEL, c.UpdateModelRequest(name=name, patch=body), "model")
     backend: Any = request.app.state.backend
