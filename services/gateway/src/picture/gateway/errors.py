@@ -85,5 +85,5 @@ def problem_for(exc: QueryFailed, what: str) -> GatewayError:
     if exc.code is c.QueryErrorCode.INVALID:
         return InvalidField(exc.field or "body", exc.message)
     if exc.code is c.QueryErrorCode.CONFLICT:
-        return Conflict(exc.message)
+        return Conflict(exc.message, field=exc.field)
     return Unavailable(f"{what}: {exc.message}")
