@@ -13,6 +13,8 @@ for errors)::
         ├── Unavailable               503 with Retry-After
         └── limits.LimitExceeded      429 with Retry-After and RateLimit headers
 
+(routes.replicate_webhooks.WebhookRefused answers Replicate itself: its status says which.)
+
 A backing service's typed query error becomes one of these in one place, :func:`problem_for`
 (called by :meth:`picture.gateway.backend.Backend.ask`, the one way routes query).
 """

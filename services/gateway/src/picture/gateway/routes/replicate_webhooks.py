@@ -38,8 +38,8 @@ from picture.common.contracts import REPLICATE_WEBHOOK, ReplicateWebhookCommand
 from picture.common.database import autocommit, schema_metadata
 from picture.common.ids import derived_id
 from picture.common.messaging import Bus
-from picture.common.problems import ProblemError
 from picture.gateway.deps import EngineDep, SettingsDep
+from picture.gateway.errors import GatewayError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,9 @@ replicate_webhooks = Table(
 )
 
 
-class WebhookRefused(ProblemError):
+class WebhookRefused(GatewayError):
+    """Replicate retries a refused webhook: 503 when it may pass, 400/401/409/413 when it never will."""
+
     def __init__(self, status: int, detail: str, field: str | None = None) -> None:
         super().__init__(status, "webhook-refused", "Webhook refused", detail, field=field)
 
