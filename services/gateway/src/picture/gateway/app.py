@@ -39,6 +39,7 @@ from picture.gateway.routes.replicate_webhooks import router as replicate_webhoo
 from picture.gateway.routes.uploads import ENVELOPE_BYTES
 from picture.gateway.routes.uploads import router as uploads_router  # issue #6
 from picture.gateway.settings import GatewaySettings
+from picture.gateway.state import GatewayState
 
 SERVICE = "gateway"
 UPLOADS_PATH = "/v1/uploads"
@@ -95,14 +96,23 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         bus = await Bus.connect(settings.nats_url, SERVICE, settings.query_timeout_seconds)
         res.engine, res.bus = engine, bus
         http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
-        app.state.engine = engine
-        app.state.http = http
-        stop_own = await start_background(app.state, bus, Limiter(engine, settings), verifier)
-        app.state.backend = Backend(bus, settings.model_cache_seconds, app.state.views)
+        limiter = Limiter(engine, settings)
+        own = await start_background(bus, limiter, verifier)
+        app.state.gateway = GatewayState(  # read through picture.gateway.state.gateway_state
+            settings=settings,
+            verifier=verifier,
+            engine=engine,
+            http=http,
+            backend=Backend(bus, settings.model_cache_seconds, own.views),
+            limiter=limiter,
+            views=own.views,
+            acceptance=own.acceptance,
+            hub=own.hub,
+        )
         try:
             yield
         finally:
-            await stop_own()
+            await own.stop()
             await http.aclose()
             await bus.close()
             await engine.dispose()
@@ -114,8 +124,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         lifespan=lifespan,
         telemetry=FASTAPI_TELEMETRY,
     )
-    app.state.settings = settings
-    app.state.verifier = verifier
     install_problem_handlers(app)
 
     # innermost first: the token is checked before the size, and both before a body is read
@@ -127,7 +135,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             REPLICATE_WEBHOOK_PATH: replicate_webhooks.MAX_BODY_BYTES,
         },
     )
-    app.add_middleware(TokenBeforeBody, open_paths=frozenset({REPLICATE_WEBHOOK_PATH}))
+    app.add_middleware(TokenBeforeBody, verifier=verifier, open_paths=frozenset({REPLICATE_WEBHOOK_PATH}))
     app.add_middleware(RequestIdMiddleware)
     if settings.cors_origins:
         app.add_middleware(

@@ -10,42 +10,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from picture.common import contracts as c
-from picture.common.problems import ProblemError
 from picture.common.text import Storable, StorableText
-from picture.gateway.auth import CurrentUser, MaybeUser, Principal
-from picture.gateway.deps import BackendDep, SettingsDep
+from picture.gateway.auth import CurrentUser, MaybeUser
+from picture.gateway.deps import AdminUser, BackendDep, SettingsDep
 from picture.gateway.errors import InvalidField, NotFound
 from picture.gateway.schemas import ModelOut
 
 router = APIRouter(tags=["library"])
-
-
-class Forbidden(ProblemError):
-    def __init__(self, detail: str) -> None:
-        super().__init__(403, "forbidden", "Forbidden", detail)
-
-
-async def _is_admin(user: CurrentUser, settings: SettingsDep, request: Request) -> Principal:
-    """Admin rights as the gateway grants them (PICTURE_ADMIN_USER_IDS or gateway.users.is_admin,
-    through its limiter), never from token claims."""
-    limiter: Any = getattr(request.app.state, "limiter", None)
-    if limiter is not None:
-        allowed = bool(await limiter.is_admin(user.user_id))
-    else:
-        admin_ids: frozenset[uuid.UUID] = getattr(settings, "admin_ids", frozenset())
-        allowed = user.user_id in admin_ids
-    if not allowed:
-        raise Forbidden("administrators only")
-    return user
-
-
-AdminUser = Annotated[Principal, Depends(_is_admin)]
 
 
 # ------------------------------------------------------------------------------------ schemas
@@ -499,9 +476,8 @@ async def admin_list_models(user: AdminUser, library: BackendDep) -> ModelAdminL
 
 @router.patch("/v1/admin/models/{name}", response_model=ModelAdminOut, summary="Activate, deactivate, edit")
 async def admin_patch_model(
-    name: StorableText, body: c.ModelPatch, user: AdminUser, library: BackendDep, request: Request
+    name: StorableText, body: c.ModelPatch, user: AdminUser, library: BackendDep
 ) -> ModelAdminOut:
     reply = await library.ask(c.UPDATE_MODEL, c.UpdateModelRequest(name=name, patch=body), "model")
-    backend: Any = request.app.state.backend
-    getattr(backend, "_models", {}).pop(name, None)  # this replica's model cache sees it at once
+    library.forget_model(name)  # this replica's model cache sees it at once
     return _admin_out(reply.model)

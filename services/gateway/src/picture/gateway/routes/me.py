@@ -10,16 +10,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from picture.common import contracts as c
 from picture.common.problems import Problem
 from picture.common.text import Storable
 from picture.gateway.auth import CurrentUser
-from picture.gateway.deps import BackendDep
+from picture.gateway.deps import BackendDep, LimiterDep
 from picture.gateway.errors import InvalidField
-from picture.gateway.limits import Limiter
 
 router = APIRouter(prefix="/v1/me", tags=["me"])
 USERNAME = r"^[A-Za-z0-9_.\-]+$"
@@ -131,7 +130,6 @@ async def patch_me(body: MeUpdate, user: CurrentUser, backend: BackendDep) -> Me
 
 
 @router.get("/limits", response_model=LimitsOut, responses=RESPONSES, summary="Your quotas and what is left")
-async def my_limits(user: CurrentUser, request: Request) -> LimitsOut:
-    limiter: Limiter = request.app.state.limiter
+async def my_limits(user: CurrentUser, limiter: LimiterDep) -> LimitsOut:
     view = await limiter.view(user.user_id, user.email, user.is_anonymous)
     return LimitsOut.model_validate(view, from_attributes=True)
