@@ -37,7 +37,7 @@ from picture.gateway.routes import (
 )
 from picture.gateway.routes.replicate_webhooks import router as replicate_webhooks_router
 from picture.gateway.routes.uploads import ENVELOPE_BYTES
-from picture.gateway.routes.uploads import router as uploads_router  # issue #6
+from picture.gateway.routes.uploads import router as uploads_router
 from picture.gateway.settings import GatewaySettings
 from picture.gateway.state import GatewayState
 
@@ -154,7 +154,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(batches.router)
     app.include_router(models.router)
     app.include_router(images.router)
-    app.include_router(uploads_router)  # issue #6
+    app.include_router(uploads_router)
     app.include_router(library.router)
     app.include_router(replicate_webhooks_router)
     return app
