@@ -78,6 +78,15 @@ def _resume_point(last_event_id: str | None) -> int | None:
 
 
 @contextmanager
+def _live() -> Iterator[None]:
+    """JetStream not answering a stream's first reads: 503, the client retries."""
+    try:
+        yield
+    except NATS_ERRORS as exc:
+        raise Unavailable("live updates are unavailable right now") from exc
+
+
+@contextmanager
 def _stream_slot(state: GatewayState, user_id: uuid.UUID) -> Iterator[None]:
     """Bound the streams one user holds open on this replica."""
     counts = state.open_streams
@@ -115,7 +124,7 @@ async def generation_events(
     subject = generation_subject(user.user_id, generation_id)
     base = settings.public_url
     first: tuple[int, c.GenerationView] | None = None
-    try:
+    with _live():
         if resume is None:
             stream_seq = await last_sequence(js)
             last = await last_update(js, subject)
@@ -127,8 +136,6 @@ async def generation_events(
                 last = await last_update(js, subject)
                 if last is None or last.seq <= resume:
                     return Response(status_code=204)
-    except NATS_ERRORS as exc:
-        raise Unavailable("live updates are unavailable right now") from exc
     slot = _stream_slot(state, user.user_id)
     slot.__enter__()
     hub = state.hub
@@ -197,10 +204,8 @@ async def batch_events(
     batch = await backend.batch(batch_id, user.user_id)  # 404 unless it is yours
     js = backend.bus.js
     base = settings.public_url
-    try:
+    with _live():
         stream_seq = await last_sequence(js)
-    except NATS_ERRORS as exc:
-        raise Unavailable("live updates are unavailable right now") from exc
     start = (resume if resume is not None else stream_seq) + 1
     slot = _stream_slot(state, user.user_id)
     slot.__enter__()
