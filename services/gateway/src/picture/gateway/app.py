@@ -34,8 +34,9 @@ from picture.gateway.routes import (
 )
 from picture.gateway.routes.replicate_webhooks import router as replicate_webhooks_router
 from picture.gateway.routes.uploads import ENVELOPE_BYTES
-from picture.gateway.routes.uploads import router as uploads_router  # issue #6
+from picture.gateway.routes.uploads import router as uploads_router
 from picture.gateway.settings import GatewaySettings
+from picture.gateway.state import GatewayState
 
 SERVICE = "gateway"
 UPLOADS_PATH = "/v1/uploads"
@@ -89,14 +90,23 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         async with service_lifespan(SERVICE, settings, res, app, ensure_streams=False) as scope:
             engine, bus = scope.engine, scope.bus
             http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
-            app.state.engine = engine
-            app.state.http = http
-            stop_own = await start_background(app.state, bus, Limiter(engine, settings), verifier)
-            app.state.backend = Backend(bus, settings.model_cache_seconds, app.state.views)
+            limiter = Limiter(engine, settings)
+            own = await start_background(bus, limiter, verifier)
+            app.state.gateway = GatewayState(  # read through picture.gateway.state.gateway_state
+                settings=settings,
+                verifier=verifier,
+                engine=engine,
+                http=http,
+                backend=Backend(bus, settings.model_cache_seconds, own.views),
+                limiter=limiter,
+                views=own.views,
+                acceptance=own.acceptance,
+                hub=own.hub,
+            )
             try:
                 yield
             finally:
-                await stop_own()
+                await own.stop()
                 await http.aclose()
 
     app = FastAPI(
@@ -106,8 +116,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         lifespan=lifespan,
         telemetry=FASTAPI_TELEMETRY,
     )
-    app.state.settings = settings
-    app.state.verifier = verifier
     install_problem_handlers(app)
 
     # innermost first: the token is checked before the size, and both before a body is read
@@ -119,7 +127,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             REPLICATE_WEBHOOK_PATH: replicate_webhooks.MAX_BODY_BYTES,
         },
     )
-    app.add_middleware(TokenBeforeBody, open_paths=frozenset({REPLICATE_WEBHOOK_PATH}))
+    app.add_middleware(TokenBeforeBody, verifier=verifier, open_paths=frozenset({REPLICATE_WEBHOOK_PATH}))
     app.add_middleware(RequestIdMiddleware)
     if settings.cors_origins:
         app.add_middleware(
@@ -138,7 +146,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(batches.router)
     app.include_router(models.router)
     app.include_router(images.router)
-    app.include_router(uploads_router)  # issue #6
+    app.include_router(uploads_router)
     app.include_router(library.router)
     app.include_router(replicate_webhooks_router)
     return app

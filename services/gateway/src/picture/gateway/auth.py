@@ -39,6 +39,7 @@ from picture.common.problems import ProblemError, problem_response
 from picture.common.text import unstorable_reason
 from picture.gateway.errors import Unauthenticated, Unavailable
 from picture.gateway.settings import GatewaySettings
+from picture.gateway.state import gateway_state
 
 log = logging.getLogger(__name__)
 
@@ -308,20 +309,22 @@ class TokenBeforeBody:
     authenticated otherwise (a signed webhook). The verified principal is kept in the
     request's state, so the route's dependency does not verify the token again."""
 
-    def __init__(self, app: ASGIApp, *, open_paths: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, app: ASGIApp, *, verifier: TokenVerifier, open_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
+        self.verifier = verifier
         self.open_paths = open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.open_paths or not declares_body(scope["headers"]):
             await self.app(scope, receive, send)
             return
-        verifier: TokenVerifier = scope["app"].state.verifier
         try:
             token = bearer_token(request_header(scope, b"authorization"))
             if token is None:
                 raise Unauthenticated("missing access token")
-            principal = await verifier.verify(token)
+            principal = await self.verifier.verify(token)
         except ProblemError as exc:
             response = problem_response(
                 None, exc.status, exc.slug, exc.title, exc.detail, headers=exc.headers
@@ -334,11 +337,8 @@ class TokenBeforeBody:
 
 async def admit(request: HTTPConnection, principal: Principal) -> None:
     """Per-user request rate and first sight (the catalog is asked to create the profile)."""
-    from picture.gateway.limits import Limiter
-
-    limiter: Limiter | None = getattr(request.app.state, "limiter", None)
-    if limiter is None:
-        return
+    state = gateway_state(request)
+    limiter = state.limiter
     try:
         created = await limiter.see_user(principal.user_id, principal.email, principal.is_anonymous)
     except Unavailable:
@@ -346,7 +346,7 @@ async def admit(request: HTTPConnection, principal: Principal) -> None:
     await limiter.hit(principal.user_id, principal.is_anonymous)
     if created:
         try:
-            await request.app.state.backend.bus.publish(
+            await state.backend.bus.publish(
                 c.ENSURE_PROFILE,
                 c.EnsureProfileCommand(user_id=principal.user_id, email=principal.email),
                 message_id=uuid.uuid5(uuid.NAMESPACE_URL, f"ensure-profile:{principal.user_id}"),
@@ -358,8 +358,7 @@ async def admit(request: HTTPConnection, principal: Principal) -> None:
 async def authenticate(request: HTTPConnection, token: str) -> Principal:
     principal: Principal | None = request.scope.get("state", {}).get(VERIFIED_PRINCIPAL)
     if principal is None:
-        verifier: TokenVerifier = request.app.state.verifier
-        principal = await verifier.verify(token)
+        principal = await gateway_state(request).verifier.verify(token)
     await admit(request, principal)
     return principal
 

@@ -1,4 +1,5 @@
-"""The gateway's view of the other services: NATS queries with typed errors mapped to HTTP.
+"""The gateway's view of the other services: NATS queries whose typed errors become the
+gateway's problems (:meth:`Backend.ask`, the one way routes query another service).
 
 Models are cached briefly (they change rarely and every submit needs one).
 """
@@ -8,24 +9,16 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import NoReturn
+from typing import TypeVar
 
 from picture.common import contracts as c
 from picture.common.ids import derived_id
 from picture.common.messaging import Bus, QueryFailed
-from picture.gateway.errors import Conflict, InvalidField, NotFound, Unavailable
+from picture.gateway.errors import InvalidField, NotFound, problem_for
 from picture.gateway.read_model import GenerationViews
 
-
-def _raise(exc: QueryFailed, what: str) -> NoReturn:
-    if exc.code is c.QueryErrorCode.NOT_FOUND:
-        raise NotFound(what) from exc
-    if exc.code is c.QueryErrorCode.INVALID:
-        raise InvalidField(exc.field or "body", exc.message) from exc
-    if exc.code is c.QueryErrorCode.CONFLICT:
-        raise Conflict(exc.message) from exc
-    raise Unavailable(f"{what}: {exc.message}") from exc
-
+Req = TypeVar("Req", bound=c.Message)
+Rep = TypeVar("Rep", bound=c.Message)
 
 log = logging.getLogger(__name__)
 
@@ -39,24 +32,31 @@ class Backend:
         self._model_ttl = model_cache_seconds
         self._models: dict[str, tuple[float, c.ModelSpec]] = {}
 
+    async def ask(self, query: c.Query[Req, Rep], message: Req, what: str) -> Rep:
+        """The reply to ``query``; a failed query raises the gateway's problem for it
+        (:func:`picture.gateway.errors.problem_for`; ``what`` names the resource asked for)."""
+        try:
+            return await self.bus.request(query, message)
+        except QueryFailed as exc:
+            raise problem_for(exc, what) from exc
+
     async def model(self, name: str) -> c.ModelSpec:
         cached = self._models.get(name)
         if cached and cached[0] > time.monotonic():
             return cached[1]
         try:
-            reply = await self.bus.request(c.GET_MODEL, c.GetModelRequest(name=name))
-        except QueryFailed as exc:
-            if exc.code is c.QueryErrorCode.NOT_FOUND:
-                raise InvalidField("model", f"unknown model {name!r}; see GET /v1/models") from exc
-            _raise(exc, "model")
+            reply = await self.ask(c.GET_MODEL, c.GetModelRequest(name=name), "model")
+        except NotFound as exc:
+            raise InvalidField("model", f"unknown model {name!r}; see GET /v1/models") from exc
         self._models[name] = (time.monotonic() + self._model_ttl, reply.model)
         return reply.model
 
+    def forget_model(self, name: str) -> None:
+        """Drop a model from this replica's cache (an admin just changed it)."""
+        self._models.pop(name, None)
+
     async def models(self) -> tuple[c.ModelSpec, ...]:
-        try:
-            reply = await self.bus.request(c.LIST_MODELS, c.ListModelsRequest())
-        except QueryFailed as exc:
-            _raise(exc, "models")
+        reply = await self.ask(c.LIST_MODELS, c.ListModelsRequest(), "models")
         return reply.models
 
     async def generation(self, generation_id: uuid.UUID, user_id: uuid.UUID) -> c.GenerationView:
@@ -75,12 +75,11 @@ class Backend:
         return live if live.version >= stored.version else stored.view
 
     async def orchestrators_view(self, generation_id: uuid.UUID, user_id: uuid.UUID) -> c.GenerationView:
-        try:
-            reply = await self.bus.request(
-                c.GET_GENERATION, c.GetGenerationRequest(generation_id=generation_id, user_id=user_id)
-            )
-        except QueryFailed as exc:
-            _raise(exc, "generation")
+        reply = await self.ask(
+            c.GET_GENERATION,
+            c.GetGenerationRequest(generation_id=generation_id, user_id=user_id),
+            "generation",
+        )
         return reply.generation
 
     async def batch(
@@ -90,19 +89,13 @@ class Backend:
         query: c.Query[c.BatchRequest, c.BatchReply] = c.GET_BATCH,
     ) -> c.BatchView:
         """A batch (``query``: get, cancel, delete; another user's answers 404)."""
-        try:
-            reply = await self.bus.request(query, c.BatchRequest(batch_id=batch_id, user_id=user_id))
-        except QueryFailed as exc:
-            _raise(exc, "batch")
+        reply = await self.ask(query, c.BatchRequest(batch_id=batch_id, user_id=user_id), "batch")
         return reply.batch
 
     async def image(self, image_id: uuid.UUID, viewer_id: uuid.UUID | None) -> c.ImageView:
-        try:
-            reply = await self.bus.request(
-                c.GET_IMAGE, c.GetImageRequest(image_id=image_id, viewer_id=viewer_id)
-            )
-        except QueryFailed as exc:
-            _raise(exc, "image")
+        reply = await self.ask(
+            c.GET_IMAGE, c.GetImageRequest(image_id=image_id, viewer_id=viewer_id), "image"
+        )
         return reply.image
 
     async def source_image_url(self, image_id: uuid.UUID, user_id: uuid.UUID) -> str:
@@ -117,13 +110,11 @@ class Backend:
             raise InvalidField("source_image_id", "no such image of yours") from exc
         if image.user_id != user_id:
             raise InvalidField("source_image_id", "no such image of yours")
-        try:
-            resolved = await self.bus.request(
-                c.RESOLVE_OBJECT,
-                c.ResolveObjectRequest(key=image.content_key, expires_in_seconds=SOURCE_URL_SECONDS),
-            )
-        except QueryFailed as exc:
-            _raise(exc, "source image")
+        resolved = await self.ask(
+            c.RESOLVE_OBJECT,
+            c.ResolveObjectRequest(key=image.content_key, expires_in_seconds=SOURCE_URL_SECONDS),
+            "source image",
+        )
         return resolved.url
 
     async def template_used(
@@ -151,7 +142,4 @@ class Backend:
             log.warning("download of %s not counted: %s", image_id, exc)
 
     async def resolve_object(self, key: str) -> c.ResolvedObject:
-        try:
-            return await self.bus.request(c.RESOLVE_OBJECT, c.ResolveObjectRequest(key=key))
-        except QueryFailed as exc:
-            _raise(exc, "image")
+        return await self.ask(c.RESOLVE_OBJECT, c.ResolveObjectRequest(key=key), "image")

@@ -1,4 +1,5 @@
-"""FastAPI dependencies: the per-process resources, as annotated types.
+"""FastAPI dependencies: the per-process state (:class:`GatewayState`) and its parts, and the
+administrator, as annotated types.
 
 All ``async def``: FastAPI runs a plain ``def`` dependency in a worker thread, a thread hop per
 dependency per request for what is an attribute read.
@@ -13,51 +14,69 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from picture.gateway.acceptance import Acceptance
+from picture.gateway.auth import CurrentUser, Principal
 from picture.gateway.backend import Backend
+from picture.gateway.errors import Forbidden
+from picture.gateway.limits import Limiter
 from picture.gateway.live import Hub
 from picture.gateway.read_model import GenerationViews
 from picture.gateway.settings import GatewaySettings
+from picture.gateway.state import GatewayState, gateway_state
 
 
-async def _backend(request: Request) -> Backend:
-    backend: Backend = request.app.state.backend
-    return backend
+async def _state(request: Request) -> GatewayState:
+    return gateway_state(request)
 
 
-async def _settings(request: Request) -> GatewaySettings:
-    settings: GatewaySettings = request.app.state.settings
-    return settings
+StateDep = Annotated[GatewayState, Depends(_state)]
 
 
-async def _engine(request: Request) -> AsyncEngine:
-    engine: AsyncEngine = request.app.state.engine
-    return engine
+async def _backend(state: StateDep) -> Backend:
+    return state.backend
 
 
-async def _http(request: Request) -> httpx.AsyncClient:
-    client: httpx.AsyncClient = request.app.state.http
-    return client
+async def _settings(state: StateDep) -> GatewaySettings:
+    return state.settings
 
 
-async def _acceptance(request: Request) -> Acceptance:
-    acceptance: Acceptance = request.app.state.acceptance
-    return acceptance
+async def _engine(state: StateDep) -> AsyncEngine:
+    return state.engine
 
 
-async def _views(request: Request) -> GenerationViews:
-    views: GenerationViews = request.app.state.views
-    return views
+async def _http(state: StateDep) -> httpx.AsyncClient:
+    return state.http
 
 
-async def _hub(request: Request) -> Hub | None:
-    hub: Hub | None = getattr(request.app.state, "hub", None)
-    return hub
+async def _acceptance(state: StateDep) -> Acceptance:
+    return state.acceptance
 
 
+async def _views(state: StateDep) -> GenerationViews:
+    return state.views
+
+
+async def _hub(state: StateDep) -> Hub:
+    return state.hub
+
+
+async def _limiter(state: StateDep) -> Limiter:
+    return state.limiter
+
+
+async def _admin(user: CurrentUser, state: StateDep) -> Principal:
+    """Admin rights as the gateway grants them (PICTURE_ADMIN_USER_IDS or gateway.users.is_admin,
+    through its limiter), never from token claims a user can edit (user_metadata)."""
+    if not await state.limiter.is_admin(user.user_id):
+        raise Forbidden("administrators only")
+    return user
+
+
+AdminUser = Annotated[Principal, Depends(_admin)]
 AcceptanceDep = Annotated[Acceptance, Depends(_acceptance)]
 ViewsDep = Annotated[GenerationViews, Depends(_views)]
-HubDep = Annotated[Hub | None, Depends(_hub)]
+HubDep = Annotated[Hub, Depends(_hub)]
 BackendDep = Annotated[Backend, Depends(_backend)]
 SettingsDep = Annotated[GatewaySettings, Depends(_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(_engine)]
 HttpDep = Annotated[httpx.AsyncClient, Depends(_http)]
+LimiterDep = Annotated[Limiter, Depends(_limiter)]

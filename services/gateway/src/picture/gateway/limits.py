@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from picture.common.database import autocommit
 from picture.common.problems import ProblemError
-from picture.gateway.errors import InvalidField, Unavailable
+from picture.gateway.errors import InvalidField, TransientError, Unavailable
 from picture.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class LimitsView:
     total_all_time: int
 
 
-class LimitExceeded(ProblemError):
+class LimitExceeded(TransientError):
     """429 with Retry-After and the IETF RateLimit / RateLimit-Policy headers."""
 
     def __init__(self, reason: str, detail: str, *, limit: int, window: int, reset_in: float) -> None:

@@ -17,16 +17,18 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from picture.common import contracts as c
 from picture.common.messaging import Bus, Delivery, Route
 from picture.common.outbox import OutboxRelay
 from picture.gateway import webhooks
 from picture.gateway.acceptance import Acceptance
-from picture.gateway.auth import CurrentUser, Principal
+from picture.gateway.auth import CurrentUser, Principal, TokenVerifier
+from picture.gateway.deps import StateDep
 from picture.gateway.limits import Limiter
 from picture.gateway.live import Hub
 from picture.gateway.read_model import GenerationViews
@@ -67,9 +69,8 @@ class Charge:
                 )
 
 
-async def _charge(request: Request, user: CurrentUser) -> Charge:
-    limiter: Limiter = request.app.state.limiter
-    return Charge(limiter, user, request.app.state.settings)
+async def _charge(state: StateDep, user: CurrentUser) -> Charge:
+    return Charge(state.limiter, user, state.settings)
 
 
 ChargeDep = Annotated[Charge, Depends(_charge)]
@@ -93,25 +94,30 @@ async def start_generation_events(bus: Bus, limiter: Limiter, views: GenerationV
     )
 
 
-async def start_background(
-    app_state: object, bus: Bus, limiter: Limiter, verifier: object
-) -> Callable[[], Awaitable[None]]:
+@dataclass(frozen=True)
+class Background:
+    """What :func:`start_background` built for the routes, and the function that stops it
+    (called from the app's lifespan)."""
+
+    views: GenerationViews
+    acceptance: Acceptance
+    hub: Hub
+    stop: Callable[[], Awaitable[None]]
+
+
+async def start_background(bus: Bus, limiter: Limiter, verifier: TokenVerifier) -> Background:
     """The gateway's own background work: acceptance and its outbox relay, the generation
-    events consumer (read model, settlement), the request-rate sweeper, live updates.
-    Returns the function that stops it (called from the app's lifespan)."""
+    events consumer (read model, settlement), the request-rate sweeper, live updates."""
     engine = limiter.engine
     views = GenerationViews(engine)
     relay = OutboxRelay(engine, bus, outbox)
-    setattr(app_state, "limiter", limiter)  # noqa: B010 - app.state is dynamic
-    setattr(app_state, "views", views)  # noqa: B010
-    setattr(app_state, "acceptance", Acceptance(engine, limiter, relay, views))  # noqa: B010
+    acceptance = Acceptance(engine, limiter, relay, views)
     await bus.ensure_streams()
     relaying = asyncio.ensure_future(relay.run())
     await start_generation_events(bus, limiter, views)
     dispatcher = await webhooks.start_dispatcher(bus, limiter.engine, limiter.settings)
     hub = Hub(bus.js)  # live updates: one consumer per process, fanned out to the streams
     await hub.start()
-    setattr(app_state, "hub", hub)  # noqa: B010
 
     async def sweep_forever() -> None:
         while True:
@@ -131,8 +137,6 @@ async def start_background(
         await hub.stop()
         if dispatcher is not None:
             await dispatcher.aclose()
-        aclose = getattr(verifier, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await verifier.aclose()
 
-    return stop
+    return Background(views, acceptance, hub, stop)

@@ -10,12 +10,19 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from picture.common.contracts import GenerationStatus, GenerationView, ImageView
 from picture.common.text import Storable
 
 MAX_SEED = 2**32 - 1
+
+# The page parameters of the catalog-backed lists (gallery, explore, prompt templates).
+Limit = Annotated[int, Query(ge=1, le=100, description="Page size (1-100).")]
+Cursor = Annotated[
+    str | None, Query(max_length=512, description="next_cursor of the previous page."), Storable
+]
 
 
 class GenerationCreate(BaseModel):

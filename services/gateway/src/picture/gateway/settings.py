@@ -26,7 +26,7 @@ class GatewaySettings(ServiceSettings):
     max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     model_cache_seconds: float = 30.0
 
-    # ---- uploads (issue #6): streamed to the media service's internal endpoint
+    # ---- uploads: streamed to the media service's internal endpoint
     media_internal_url: str = "http://127.0.0.1:8083"
     # Shared with media (its PICTURE_MEDIA_INTERNAL_TOKEN); required in production.
     media_internal_token: SecretStr | None = None

@@ -1,28 +1,18 @@
-"""Admin endpoints: rights come from PICTURE_ADMIN_USER_IDS or gateway.users.is_admin, never
-from token claims a user can edit (user_metadata)."""
+"""Admin endpoints (:data:`picture.gateway.deps.AdminUser`)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from picture.common import contracts as c
-from picture.common.messaging import QueryFailed
-from picture.common.problems import Problem, ProblemError
-from picture.gateway.auth import CurrentUser
-from picture.gateway.backend import _raise
-from picture.gateway.deps import BackendDep
-from picture.gateway.limits import Limiter
+from picture.common.problems import Problem
+from picture.gateway.deps import AdminUser, BackendDep
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
-
-
-class Forbidden(ProblemError):
-    def __init__(self) -> None:
-        super().__init__(403, "forbidden", "Forbidden", "admin rights required")
 
 
 class Count(BaseModel):
@@ -58,21 +48,16 @@ def _group(rows: tuple[c.ErrorStatsRow, ...], attr: str) -> list[Count]:
     summary="Generation errors of the last N days by type, model and day (admins)",
 )
 async def error_stats(
-    user: CurrentUser,
-    request: Request,
+    user: AdminUser,
     backend: BackendDep,
     days: Annotated[int, Query(ge=1, le=90)] = 7,
 ) -> ErrorStatsOut:
-    limiter: Limiter = request.app.state.limiter
-    if not await limiter.is_admin(user.user_id):
-        raise Forbidden()
     until = datetime.now(UTC)
-    try:
-        reply = await backend.bus.request(
-            c.ERROR_STATS, c.ErrorStatsRequest(since=until - timedelta(days=days), until=until)
-        )
-    except QueryFailed as exc:
-        _raise(exc, "error statistics")
+    reply = await backend.ask(
+        c.ERROR_STATS,
+        c.ErrorStatsRequest(since=until - timedelta(days=days), until=until),
+        "error statistics",
+    )
     return ErrorStatsOut(
         since=reply.since,
         until=reply.until,

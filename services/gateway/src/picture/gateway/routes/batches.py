@@ -12,11 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from picture.common import contracts as c
 from picture.common.ids import derived_id, uuid7
-from picture.common.messaging import QueryFailed
 from picture.common.text import Storable
 from picture.gateway import idempotency
 from picture.gateway.auth import CurrentUser
-from picture.gateway.backend import _raise
 from picture.gateway.deps import BackendDep, EngineDep, SettingsDep
 from picture.gateway.errors import InvalidField
 from picture.gateway.quota import ChargeDep
@@ -181,22 +179,20 @@ async def create_batch(
             raise InvalidField(field, exc.detail or "invalid") from exc
         item_id = derived_id("batch-item", batch_id, index) if idempotency_key else uuid7()
         items.append(c.BatchItemSpec(generation_id=item_id, parameters=parameters))
-    try:
-        async with charge([i.generation_id for i in items]):  # quotas per item (gateway limits, issue #5)
-            reply = await backend.bus.request(
-                c.CREATE_BATCH,
-                c.CreateBatchRequest(
-                    batch_id=batch_id,
-                    user_id=user.user_id,
-                    name=body.batch_name,
-                    kind=kind,
-                    model=model,
-                    items=tuple(items),
-                    reuse=body.reuse,
-                ),
-            )
-    except QueryFailed as exc:
-        _raise(exc, "batch")
+    async with charge([i.generation_id for i in items]):  # quotas per item (gateway limits)
+        reply = await backend.ask(
+            c.CREATE_BATCH,
+            c.CreateBatchRequest(
+                batch_id=batch_id,
+                user_id=user.user_id,
+                name=body.batch_name,
+                kind=kind,
+                model=model,
+                items=tuple(items),
+                reuse=body.reuse,
+            ),
+            "batch",
+        )
     return BatchOut.build(reply.batch, settings.public_url)
 
 
@@ -208,12 +204,9 @@ async def list_batches(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200), Storable] = None,
 ) -> BatchPage:
-    try:
-        reply = await backend.bus.request(
-            c.LIST_BATCHES, c.ListBatchesRequest(user_id=user.user_id, limit=limit, cursor=cursor)
-        )
-    except QueryFailed as exc:
-        _raise(exc, "batches")
+    reply = await backend.ask(
+        c.LIST_BATCHES, c.ListBatchesRequest(user_id=user.user_id, limit=limit, cursor=cursor), "batches"
+    )
     return BatchPage(
         data=[BatchOut.build(b, settings.public_url) for b in reply.batches], next_cursor=reply.next_cursor
     )
@@ -257,13 +250,11 @@ async def retry_failed(
         return BatchOut.build(current, settings.public_url)
     new_ids = tuple(uuid7() for _ in retryable)
     async with charge(list(new_ids)):
-        try:
-            reply = await backend.bus.request(
-                c.RETRY_BATCH,
-                c.BatchRequest(batch_id=batch_id, user_id=user.user_id, new_generation_ids=new_ids),
-            )
-        except QueryFailed as exc:
-            _raise(exc, "batch")
+        reply = await backend.ask(
+            c.RETRY_BATCH,
+            c.BatchRequest(batch_id=batch_id, user_id=user.user_id, new_generation_ids=new_ids),
+            "batch",
+        )
     used = {i.generation_id for i in reply.batch.items}
     unused = [g for g in new_ids if g not in used]  # items that changed since we looked
     if unused:

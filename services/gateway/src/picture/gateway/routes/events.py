@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 import nats.errors
 import nats.js.errors
-from fastapi import APIRouter, Header, Request, WebSocket
+from fastapi import APIRouter, Header, WebSocket
 from fastapi.responses import Response, StreamingResponse
 from starlette.websockets import WebSocketDisconnect
 
@@ -31,13 +31,12 @@ from picture.common import contracts as c
 from picture.common.problems import Problem, ProblemError
 from picture.common.text import Storable
 from picture.gateway.auth import CurrentUser, authenticate
-from picture.gateway.deps import BackendDep, SettingsDep
+from picture.gateway.deps import BackendDep, SettingsDep, StateDep
 from picture.gateway.errors import InvalidField, Unavailable
 from picture.gateway.limits import LimitExceeded
 from picture.gateway.live import (
     HEARTBEAT,
     PROGRESS,
-    Hub,
     follow,
     generation_payload,
     generation_subject,
@@ -45,6 +44,7 @@ from picture.gateway.live import (
     last_update,
     sse,
 )
+from picture.gateway.state import GatewayState, gateway_state
 
 router = APIRouter(tags=["live updates"])
 
@@ -78,10 +78,19 @@ def _resume_point(last_event_id: str | None) -> int | None:
 
 
 @contextmanager
-def _stream_slot(request: Request | WebSocket, user_id: uuid.UUID) -> Iterator[None]:
+def _live() -> Iterator[None]:
+    """JetStream not answering a stream's first reads: 503, the client retries."""
+    try:
+        yield
+    except NATS_ERRORS as exc:
+        raise Unavailable("live updates are unavailable right now") from exc
+
+
+@contextmanager
+def _stream_slot(state: GatewayState, user_id: uuid.UUID) -> Iterator[None]:
     """Bound the streams one user holds open on this replica."""
-    counts: dict[uuid.UUID, int] = request.app.state.__dict__.setdefault("open_streams", {})
-    limit: int = request.app.state.settings.max_streams_per_user
+    counts = state.open_streams
+    limit = state.settings.max_streams_per_user
     if counts.get(user_id, 0) >= limit:
         raise LimitExceeded(
             "streams", f"at most {limit} open event streams", limit=limit, window=60, reset_in=5
@@ -103,7 +112,7 @@ def _stream_slot(request: Request | WebSocket, user_id: uuid.UUID) -> Iterator[N
 )
 async def generation_events(
     generation_id: uuid.UUID,
-    request: Request,
+    state: StateDep,
     user: CurrentUser,
     backend: BackendDep,
     settings: SettingsDep,
@@ -115,7 +124,7 @@ async def generation_events(
     subject = generation_subject(user.user_id, generation_id)
     base = settings.public_url
     first: tuple[int, c.GenerationView] | None = None
-    try:
+    with _live():
         if resume is None:
             stream_seq = await last_sequence(js)
             last = await last_update(js, subject)
@@ -127,11 +136,9 @@ async def generation_events(
                 last = await last_update(js, subject)
                 if last is None or last.seq <= resume:
                     return Response(status_code=204)
-    except NATS_ERRORS as exc:
-        raise Unavailable("live updates are unavailable right now") from exc
-    slot = _stream_slot(request, user.user_id)
+    slot = _stream_slot(state, user.user_id)
     slot.__enter__()
-    hub: Hub | None = getattr(request.app.state, "hub", None)
+    hub = state.hub
 
     async def body() -> AsyncIterator[bytes]:
         try:
@@ -187,7 +194,7 @@ def _batch_payload(batch: c.BatchView) -> dict[str, Any]:
 )
 async def batch_events(
     batch_id: uuid.UUID,
-    request: Request,
+    state: StateDep,
     user: CurrentUser,
     backend: BackendDep,
     settings: SettingsDep,
@@ -197,14 +204,12 @@ async def batch_events(
     batch = await backend.batch(batch_id, user.user_id)  # 404 unless it is yours
     js = backend.bus.js
     base = settings.public_url
-    try:
+    with _live():
         stream_seq = await last_sequence(js)
-    except NATS_ERRORS as exc:
-        raise Unavailable("live updates are unavailable right now") from exc
     start = (resume if resume is not None else stream_seq) + 1
-    slot = _stream_slot(request, user.user_id)
+    slot = _stream_slot(state, user.user_id)
     slot.__enter__()
-    hub: Hub | None = getattr(request.app.state, "hub", None)
+    hub = state.hub
 
     async def body() -> AsyncIterator[bytes]:
         try:
@@ -240,9 +245,10 @@ async def user_socket(websocket: WebSocket) -> None:
     protocols: list[str] = list(websocket.scope.get("subprotocols") or [])
     token = websocket.query_params.get("access_token")
     subprotocol = None
+    state = gateway_state(websocket)
     if token is None and len(protocols) >= 2 and protocols[0].lower() == "bearer":
         token, subprotocol = protocols[1], protocols[0]
-    if not token or len(token) > websocket.app.state.settings.max_token_bytes:
+    if not token or len(token) > state.settings.max_token_bytes:
         await websocket.close(code=4401, reason="missing access token")
         return
     try:
@@ -251,16 +257,14 @@ async def user_socket(websocket: WebSocket) -> None:
     except ProblemError as exc:
         await websocket.close(code=4000 + exc.status, reason=(exc.detail or exc.title)[:120])
         return
-    backend = websocket.app.state.backend
-    settings = websocket.app.state.settings
-    hub: Hub | None = getattr(websocket.app.state, "hub", None)
+    backend, settings, hub = state.backend, state.settings, state.hub
     try:
         start = (since if since is not None else await last_sequence(backend.bus.js)) + 1
     except NATS_ERRORS:
         await websocket.close(code=1013, reason="live updates unavailable")
         return
     try:
-        slot = _stream_slot(websocket, user.user_id)
+        slot = _stream_slot(state, user.user_id)
         slot.__enter__()
     except ProblemError:
         await websocket.close(code=1008, reason="too many open streams")

@@ -10,13 +10,13 @@ from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel
 
 from picture.common import contracts as c
-from picture.common.messaging import QueryFailed
 from picture.common.problems import Problem
 from picture.common.text import Storable
 from picture.gateway import idempotency, webhooks
 from picture.gateway.auth import CurrentUser
-from picture.gateway.backend import Backend, _raise
+from picture.gateway.backend import Backend
 from picture.gateway.deps import AcceptanceDep, BackendDep, EngineDep, HubDep, SettingsDep, ViewsDep
+from picture.gateway.errors import NotFound
 from picture.gateway.live import Hub, stream_position, wait_terminal
 from picture.gateway.schemas import GenerationCreate, GenerationOut
 from picture.gateway.validation import apply_model
@@ -179,15 +179,13 @@ async def list_generations(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200), Storable] = None,
 ) -> GenerationPage:
-    try:
-        reply = await backend.bus.request(
-            c.LIST_GENERATIONS,
-            c.ListGenerationsRequest(
-                user_id=user.user_id, status=status, batch_id=batch_id, limit=limit, cursor=cursor
-            ),
-        )
-    except QueryFailed as exc:
-        _raise(exc, "generations")
+    reply = await backend.ask(
+        c.LIST_GENERATIONS,
+        c.ListGenerationsRequest(
+            user_id=user.user_id, status=status, batch_id=batch_id, limit=limit, cursor=cursor
+        ),
+        "generations",
+    )
     return GenerationPage(
         data=[GenerationOut.build(v, settings.public_url) for v in reply.generations],
         next_cursor=reply.next_cursor,
@@ -208,15 +206,15 @@ async def cancel_generation(
     deadline = loop.time() + CREATE_IN_FLIGHT_SECONDS
     while True:
         try:
-            reply = await backend.bus.request(c.CANCEL_GENERATION, request)
+            reply = await backend.ask(c.CANCEL_GENERATION, request, "generation")
             break
-        except QueryFailed as exc:
+        except NotFound:
             # Accepted a moment ago, its create not yet taken in by the orchestrator: try again.
-            if exc.code is c.QueryErrorCode.NOT_FOUND and loop.time() < deadline:
+            if loop.time() < deadline:
                 stored = await views.get(generation_id)
                 if stored is not None and stored.user_id == user.user_id and stored.version == 0:
                     await asyncio.sleep(0.05)
                     continue
-            _raise(exc, "generation")
+            raise
     await views.apply([reply.generation])
     return GenerationOut.build(reply.generation, settings.public_url)

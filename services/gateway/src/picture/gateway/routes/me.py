@@ -10,18 +10,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from picture.common import contracts as c
-from picture.common.messaging import QueryFailed
 from picture.common.problems import Problem
 from picture.common.text import Storable
 from picture.gateway.auth import CurrentUser
-from picture.gateway.backend import _raise
-from picture.gateway.deps import BackendDep
+from picture.gateway.deps import BackendDep, LimiterDep
 from picture.gateway.errors import InvalidField
-from picture.gateway.limits import Limiter
 
 router = APIRouter(prefix="/v1/me", tags=["me"])
 USERNAME = r"^[A-Za-z0-9_.\-]+$"
@@ -106,12 +103,9 @@ def _me(user: CurrentUser, profile: c.ProfileView) -> MeOut:
 
 @router.get("", response_model=MeOut, responses=RESPONSES, summary="Your profile")
 async def get_me(user: CurrentUser, backend: BackendDep) -> MeOut:
-    try:
-        reply = await backend.bus.request(
-            c.GET_PROFILE, c.GetProfileRequest(user_id=user.user_id, email=user.email)
-        )
-    except QueryFailed as exc:
-        _raise(exc, "profile")
+    reply = await backend.ask(
+        c.GET_PROFILE, c.GetProfileRequest(user_id=user.user_id, email=user.email), "profile"
+    )
     return _me(user, reply.profile)
 
 
@@ -122,23 +116,20 @@ async def patch_me(body: MeUpdate, user: CurrentUser, backend: BackendDep) -> Me
         raise InvalidField("avatar_url", "avatar_url must be an https URL")
     if avatar is not None and len(avatar) > 1000:
         raise InvalidField("avatar_url", "avatar_url is too long")
-    try:
-        reply = await backend.bus.request(
-            c.UPDATE_PROFILE,
-            c.UpdateProfileRequest(
-                user_id=user.user_id,
-                username=body.username,
-                avatar_url=avatar,
-                clear_avatar=body.clear_avatar,
-            ),
-        )
-    except QueryFailed as exc:
-        _raise(exc, "profile")
+    reply = await backend.ask(
+        c.UPDATE_PROFILE,
+        c.UpdateProfileRequest(
+            user_id=user.user_id,
+            username=body.username,
+            avatar_url=avatar,
+            clear_avatar=body.clear_avatar,
+        ),
+        "profile",
+    )
     return _me(user, reply.profile)
 
 
 @router.get("/limits", response_model=LimitsOut, responses=RESPONSES, summary="Your quotas and what is left")
-async def my_limits(user: CurrentUser, request: Request) -> LimitsOut:
-    limiter: Limiter = request.app.state.limiter
+async def my_limits(user: CurrentUser, limiter: LimiterDep) -> LimitsOut:
     view = await limiter.view(user.user_id, user.email, user.is_anonymous)
     return LimitsOut.model_validate(view, from_attributes=True)

@@ -1,4 +1,6 @@
-"""GET /v1/models, GET /v1/models/{name}: public, cacheable (ETag; If-None-Match -> 304)."""
+"""The models: GET /v1/models and GET /v1/models/{name}, public and cacheable (ETag;
+If-None-Match -> 304); the administrators' list and edits under /v1/admin/models
+(:data:`admin_router`)."""
 
 from __future__ import annotations
 
@@ -9,14 +11,15 @@ from fastapi import APIRouter, Header, Path
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from picture.common.contracts import ModelSpec
+from picture.common import contracts as c
 from picture.common.problems import Problem
-from picture.common.text import Storable
-from picture.gateway.deps import BackendDep
+from picture.common.text import Storable, StorableText
+from picture.gateway.deps import AdminUser, BackendDep
 from picture.gateway.errors import NotFound
 from picture.gateway.schemas import ModelList, ModelOut
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
+admin_router = APIRouter(tags=["library"])
 
 CACHE_CONTROL = "public, max-age=60"
 RESPONSES: dict[int | str, dict[str, object]] = {
@@ -25,7 +28,7 @@ RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def _out(model: ModelSpec) -> ModelOut:
+def _out(model: c.ModelSpec) -> ModelOut:
     return ModelOut.model_validate(
         {**model.model_dump(), "supported_aspect_ratios": list(model.supported_aspect_ratios)}
     )
@@ -64,3 +67,40 @@ async def get_model(
         if model.name == name:
             return _cached(_out(model), if_none_match)
     raise NotFound("model")
+
+
+# ------------------------------------------------------------------ administrators (AdminUser)
+
+
+class ModelAdminOut(ModelOut):
+    replicate_id: str
+    version: str | None
+    is_active: bool
+    sort_order: int
+
+
+class ModelAdminList(BaseModel):
+    data: list[ModelAdminOut]
+
+
+def _admin_out(model: c.ModelSpec) -> ModelAdminOut:
+    return ModelAdminOut.model_validate(
+        {**model.model_dump(), "supported_aspect_ratios": list(model.supported_aspect_ratios)}
+    )
+
+
+@admin_router.get("/v1/admin/models", response_model=ModelAdminList, summary="Every model, inactive ones too")
+async def admin_list_models(user: AdminUser, backend: BackendDep) -> ModelAdminList:
+    reply = await backend.ask(c.LIST_MODELS, c.ListModelsRequest(include_inactive=True), "models")
+    return ModelAdminList(data=[_admin_out(m) for m in reply.models])
+
+
+@admin_router.patch(
+    "/v1/admin/models/{name}", response_model=ModelAdminOut, summary="Activate, deactivate, edit"
+)
+async def admin_patch_model(
+    name: StorableText, body: c.ModelPatch, user: AdminUser, backend: BackendDep
+) -> ModelAdminOut:
+    reply = await backend.ask(c.UPDATE_MODEL, c.UpdateModelRequest(name=name, patch=body), "model")
+    backend.forget_model(name)  # this replica's model cache sees it at once
+    return _admin_out(reply.model)

@@ -37,9 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from picture.common.contracts import REPLICATE_WEBHOOK, ReplicateWebhookCommand
 from picture.common.database import autocommit, schema_metadata
 from picture.common.ids import derived_id
-from picture.common.messaging import Bus
-from picture.common.problems import ProblemError
-from picture.gateway.deps import EngineDep, SettingsDep
+from picture.gateway.deps import BackendDep, EngineDep, SettingsDep
+from picture.gateway.errors import GatewayError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,9 @@ replicate_webhooks = Table(
 )
 
 
-class WebhookRefused(ProblemError):
+class WebhookRefused(GatewayError):
+    """Replicate retries a refused webhook: 503 when it may pass, 400/401/409/413 when it never will."""
+
     def __init__(self, status: int, detail: str, field: str | None = None) -> None:
         super().__init__(status, "webhook-refused", "Webhook refused", detail, field=field)
 
@@ -154,7 +155,9 @@ def _attempt(request: Request) -> dict[str, Any]:
     summary="Replicate prediction webhooks (signed; Standard Webhooks)",
     include_in_schema=False,
 )
-async def replicate_webhook(request: Request, settings: SettingsDep, engine: EngineDep) -> Response:
+async def replicate_webhook(
+    request: Request, settings: SettingsDep, engine: EngineDep, backend: BackendDep
+) -> Response:
     secret = settings.replicate_webhook_secret
     if secret is None or not secret.get_secret_value():
         raise WebhookRefused(503, "Replicate webhooks are not configured")
@@ -179,9 +182,8 @@ async def replicate_webhook(request: Request, settings: SettingsDep, engine: Eng
         raise WebhookRefused(400, "the webhook body is not a prediction object", field="body")
     if not await _remember(engine, webhook_id):
         raise WebhookRefused(409, "this webhook-id was already received", field="webhook-id")
-    bus: Bus = request.app.state.backend.bus
     try:
-        await bus.publish(
+        await backend.bus.publish(
             REPLICATE_WEBHOOK,
             ReplicateWebhookCommand(
                 webhook_id=webhook_id,

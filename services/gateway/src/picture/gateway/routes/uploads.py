@@ -21,10 +21,9 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
 
 from picture.common.contracts import ImageView
-from picture.common.problems import ProblemError
 from picture.gateway.auth import CurrentUser
 from picture.gateway.deps import HttpDep, SettingsDep
-from picture.gateway.errors import InvalidField, Unavailable
+from picture.gateway.errors import InvalidField, PermanentError, Unavailable
 from picture.gateway.schemas import ImageOut
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
@@ -92,8 +91,8 @@ class _FilePart:
             raise _TooLarge
 
 
-def _too_large(max_bytes: int) -> ProblemError:
-    return ProblemError(
+def _too_large(max_bytes: int) -> PermanentError:
+    return PermanentError(
         413, "payload-too-large", "File too large", f"uploads are at most {max_bytes} bytes", field="file"
     )
 
@@ -170,7 +169,7 @@ async def upload_image(
         raise Unavailable("image storage did not answer") from exc
     if response.status_code in (413, 422):
         problem = response.json()
-        raise ProblemError(
+        raise PermanentError(  # the media service refused the file itself
             response.status_code,
             str(problem.get("type", "")).rsplit("/", 1)[-1] or "validation-error",
             str(problem.get("title", "Invalid request")),
