@@ -26,7 +26,7 @@ from picture.devstack.tokens import mint_token
 
 TERMINAL = {"completed", "failed", "cancelled"}
 # Generous gateway limits so that suites are not throttled; the limit tests set per-user limits
-# in gateway.users (issue #5).
+# in gateway.users.
 GENEROUS_GATEWAY_LIMITS = {
     "PICTURE_HOURLY_LIMIT": "500",
     "PICTURE_DAILY_LIMIT": "2000",

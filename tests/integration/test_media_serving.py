@@ -1,4 +1,4 @@
-"""Image bytes through the gateway, uploads, SVG output: the real system (issue #6).
+"""Image bytes through the gateway, uploads, SVG output: the real system.
 
 Serving (filesystem backend: streamed by the gateway): ETag, Range (206), If-None-Match (304),
 private images 404 for anyone but their owner, public images readable anonymously. SVG

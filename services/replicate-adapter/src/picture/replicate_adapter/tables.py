@@ -59,7 +59,7 @@ predictions = Table(
     Column("create_sent_at", DateTime(timezone=True)),
     Column("create_settled_at", DateTime(timezone=True)),
     # W3C trace context of the predict command: the terminal event continues its trace, from
-    # any replica (a webhook) and after a restart (observability, issue #8).
+    # any replica (a webhook) and after a restart (observability).
     Column("trace_context", JSONB),
     UniqueConstraint("generation_id", "attempt", name="uq_predictions_generation_attempt"),
 )

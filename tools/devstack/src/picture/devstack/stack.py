@@ -231,7 +231,7 @@ class Stack:
                 PICTURE_JWT_ISSUER=DEV_ISSUER,
                 PICTURE_PUBLIC_URL=self.gateway_url,
                 PICTURE_REPLICATE_WEBHOOK_SECRET=self.secrets["PICTURE_REPLICATE_WEBHOOK_SECRET"],
-                # Uploads are streamed to media's internal endpoint (issue #6).
+                # Uploads are streamed to media's internal endpoint.
                 PICTURE_MEDIA_INTERNAL_URL=f"http://127.0.0.1:{self.ports.media}",
             )
         elif service == "replicate-adapter":
