@@ -58,6 +58,8 @@ from picture.common.text import UnstorableText
 
 log = logging.getLogger(__name__)
 DRAIN_TIMEOUT_SECONDS = 3.0
+# How long a pull for a known backlog may wait for messages that another replica took first.
+FETCH_BATCH_SECONDS = 0.05
 tracer = trace.get_tracer("picture.common.messaging")
 
 CONSUMER_MESSAGES = Counter(
@@ -380,6 +382,14 @@ class Bus:
         return consumer
 
 
+def _backlog(msg: Msg) -> int:
+    """How many more messages the server held for the consumer when it delivered ``msg``."""
+    try:
+        return msg.metadata.num_pending or 0
+    except nats.errors.NotJSMessageError:
+        return 0
+
+
 @dataclass
 class Consumer:
     """A durable pull consumer that dispatches by message type to its routes."""
@@ -417,14 +427,22 @@ class Consumer:
 
     async def run(self) -> None:
         assert self._sub is not None
+        backlog = 0  # messages the server still held for this consumer at the last delivery
         while True:
             free = self.options.max_in_flight - len(self._in_flight)
             if free <= 0:
                 await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
                 continue
+            # A pull for N messages returns when N arrived or the pull expired, never sooner:
+            # asked for more than the server holds, it held every message it got until expiry
+            # (up to a second per hop). So: wait for one message at a time, and take a batch
+            # only of what the server said it holds (a short expiry in case another replica
+            # took some of them first).
+            batch = min(free, backlog) if backlog > 0 else 1
             try:
-                msgs = await self._sub.fetch(batch=free, timeout=1.0)
+                msgs = await self._sub.fetch(batch=batch, timeout=FETCH_BATCH_SECONDS if batch > 1 else 1.0)
             except (TimeoutError, nats.errors.TimeoutError):
+                backlog = 0
                 continue
             except asyncio.CancelledError:
                 raise
@@ -436,6 +454,7 @@ class Consumer:
                 task = asyncio.ensure_future(self._handle(msg))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
+            backlog = _backlog(msgs[-1]) if msgs else 0
 
     def cancel_in_flight(self) -> None:
         for task in list(self._in_flight):
