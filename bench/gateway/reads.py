@@ -24,18 +24,20 @@ import uuid
 from pathlib import Path
 
 import httpx
+from run import load, pct, start_bare
 
 from picture.devstack.cpu import ms_per_item, tree_cpu_seconds
 from picture.devstack.secrets import ensure_dev_env
 from picture.devstack.stack import Ports, Stack
 from picture.devstack.tokens import mint_token
-from run import load, pct, start_bare
 
 BODY = {"model": "flux-schnell", "prompt": "a lighthouse at dusk", "width": 1024, "height": 1024}
 
 
 async def finished_generation(url: str, token: str) -> dict[str, object]:
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=90) as api:
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=90
+    ) as api:
         response = await api.post("/v1/generations", json=BODY, headers={"Prefer": "wait=60"})
         body: dict[str, object] = response.json()
         assert body["status"] == "completed", body
@@ -51,9 +53,12 @@ async def waiters(url: str, tokens: list[str], per_waiter: int) -> list[float]:
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=90) as api:
             for i in range(per_waiter):
                 started = time.perf_counter()
-                response = await api.post("/v1/generations", json={**BODY, "prompt": f"wait {uuid.uuid4()} {i}"})
+                response = await api.post(
+                    "/v1/generations", json={**BODY, "prompt": f"wait {uuid.uuid4()} {i}"}
+                )
                 body = response.json()
-                assert response.status_code == 202 and body["status"] == "completed", body
+                assert response.status_code == 202, body
+                assert body["status"] == "completed", body
                 latencies.append(time.perf_counter() - started)
 
     await asyncio.gather(*(one(t) for t in tokens))
@@ -99,7 +104,8 @@ async def main() -> None:
         tokens = [mint_token(secret, uuid.uuid4()) for _ in range(max(args.connections, args.waiters))]
         generation = await finished_generation(stack.gateway_url, tokens[0])
         path = f"/v1/generations/{generation['id']}"
-        httpx.put(f"{bare_url}{path}", json=generation).raise_for_status()
+        async with httpx.AsyncClient() as plain:
+            (await plain.put(f"{bare_url}{path}", json=generation)).raise_for_status()
         same_user = [tokens[0]]
         await load(stack.gateway_url, same_user, 2, args.connections, path)  # warm-up
         await load(bare_url, [], 2, args.connections, path)
@@ -112,7 +118,10 @@ async def main() -> None:
             for name, ms in ms_per_item(cpu_before, cpu_after, int(gateway_get["ok"])).items()
             if ms >= 0.01
         }
-        print(json.dumps({"bare_get": bare_get, "gateway_get": gateway_get, "cpu_ms_per_get": get_cpu}), flush=True)
+        print(
+            json.dumps({"bare_get": bare_get, "gateway_get": gateway_get, "cpu_ms_per_get": get_cpu}),
+            flush=True,
+        )
         await waiters(stack.gateway_url, tokens[: args.waiters], 1)  # warm-up
         e2e = await waiters(stack.gateway_url, tokens[: args.waiters], args.per_waiter)
     finally:

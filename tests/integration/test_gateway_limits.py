@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from picture.common import contracts as c
+from picture.common.database import build_pool
 from picture.devstack.ports import free_port
 from picture.devstack.stack import ManagedProcess, Stack
 from picture.devstack.tokens import mint_token
@@ -307,25 +308,31 @@ async def test_the_request_rate_allows_no_burst_across_a_minute_edge(db: AsyncEn
     """5 requests a minute: 10 requests within 2 s straddling a minute boundary (a clock of
     the test's own, so no waiting for a real one) get 5 answers, not 10, and the refused ones
     are told truthfully when the next request will be allowed."""
-    limiter = Limiter(db, GatewaySettings(jwt_secret=SecretStr("x" * 40), rate_limit_per_minute=5))
-    edge = datetime(2031, 1, 1, 12, 1, tzinfo=UTC)
-    now = edge - timedelta(seconds=1)
-    limiter.clock = lambda: now
-    user = uuid.uuid4()
-    allowed: list[datetime] = []
-    refusals: list[dict[str, str]] = []
-    for i in range(10):
-        now = edge + timedelta(seconds=-1 + 0.2 * i)
-        try:
-            await limiter.hit(user, is_anonymous=False)
-            allowed.append(now)
-        except LimitExceeded as refused:
-            refusals.append(refused.headers or {})
-    assert len(allowed) == 5, allowed
-    assert {h["RateLimit-Policy"] for h in refusals} == {'"requests";q=5;w=60'}
-    # the five were spent at once: the next one is due a fifth of a minute after the first
-    retry_after = [int(h["Retry-After"]) for h in refusals]
-    assert all(10 <= seconds <= 12 for seconds in retry_after), retry_after
+    pool = await build_pool(db.url.render_as_string(hide_password=False))
+    try:
+        limiter = Limiter(
+            db, GatewaySettings(jwt_secret=SecretStr("x" * 40), rate_limit_per_minute=5), pool=pool
+        )
+        edge = datetime(2031, 1, 1, 12, 1, tzinfo=UTC)
+        now = edge - timedelta(seconds=1)
+        limiter.clock = lambda: now
+        user = uuid.uuid4()
+        allowed: list[datetime] = []
+        refusals: list[dict[str, str]] = []
+        for i in range(10):
+            now = edge + timedelta(seconds=-1 + 0.2 * i)
+            try:
+                await limiter.hit(user, is_anonymous=False)
+                allowed.append(now)
+            except LimitExceeded as refused:
+                refusals.append(refused.headers or {})
+        assert len(allowed) == 5, allowed
+        assert {h["RateLimit-Policy"] for h in refusals} == {'"requests";q=5;w=60'}
+        # the five were spent at once: the next one is due a fifth of a minute after the first
+        retry_after = [int(h["Retry-After"]) for h in refusals]
+        assert all(10 <= seconds <= 12 for seconds in retry_after), retry_after
+    finally:
+        await pool.close()
 
 
 @pytest.mark.parametrize("quota", ["hourly", "daily"])

@@ -1,7 +1,13 @@
-"""Async SQLAlchemy (asyncpg) engines. Every service owns one PostgreSQL schema.
+"""Async SQLAlchemy (asyncpg) engines, and plain asyncpg pools for the hottest statements.
+Every service owns one PostgreSQL schema.
 
 Tables declare their schema in their ``MetaData(schema=...)``; no service names another's.
-Engines are built in a service's lifespan, never at import.
+Engines and pools are built in a service's lifespan, never at import.
+
+A statement run on every request (a rate-limit hit, a primary-key read) costs several times
+more CPU through SQLAlchemy's connection and result layers than the database's own work;
+those few statements run on an asyncpg pool (:func:`build_pool`), everything else on the
+engine (docs/adr/0017).
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import asyncpg
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -97,3 +104,35 @@ async def ping(engine: AsyncEngine) -> bool:
     except Exception:
         return False
     return True
+
+
+# A pool connection that failed (PostgreSQL down or restarted, the network): transient.
+POOL_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    OSError,
+    TimeoutError,
+)
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """The libpq-style DSN asyncpg takes, from a SQLAlchemy URL (``postgresql+asyncpg://``)."""
+    scheme, sep, rest = database_url.partition("://")
+    return f"{scheme.split('+', 1)[0]}{sep}{rest}"
+
+
+async def build_pool(database_url: str, *, max_size: int = 10, application_name: str = "") -> asyncpg.Pool:
+    """An asyncpg pool for single statements on the hot paths (autocommit, prepared and
+    cached per connection by asyncpg). No connection is opened before the first statement (a
+    service starts while its database is down, and answers 503 until it is back); connections
+    idle for a minute are closed."""
+    return await asyncpg.create_pool(
+        asyncpg_dsn(database_url),
+        min_size=0,
+        max_size=max_size,
+        max_inactive_connection_lifetime=60.0,
+        command_timeout=10.0,
+        server_settings={"application_name": application_name} if application_name else None,
+    )

@@ -18,6 +18,8 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as DatabaseTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from picture.common.database import POOL_ERRORS
+
 log = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -191,4 +193,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DatabaseTimeout, on_database_unavailable)
     app.add_exception_handler(DisconnectionError, on_database_unavailable)
     app.add_exception_handler(DBAPIError, on_database_error)
+    for pool_error in POOL_ERRORS:  # the asyncpg pool of the hot statements
+        if pool_error not in (OSError, TimeoutError):  # not every OSError is the database's
+            app.add_exception_handler(pool_error, on_database_unavailable)
     app.add_exception_handler(Exception, on_unexpected)

@@ -13,6 +13,7 @@ from opentelemetry import trace
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from picture.common.database import build_pool
 from picture.common.intake import BodySizeLimit
 from picture.common.observability import FASTAPI_TELEMETRY, HttpMetricsMiddleware, ops_router
 from picture.common.problems import install_problem_handlers
@@ -90,7 +91,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         async with service_lifespan(SERVICE, settings, res, app, ensure_streams=False) as scope:
             engine, bus = scope.engine, scope.bus
             http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False)
-            limiter = Limiter(engine, settings)
+            pool = await build_pool(
+                settings.database_url, max_size=settings.database_pool_size, application_name=SERVICE
+            )
+            scope.after_bus.push_async_callback(pool.close)  # the event consumers use it
+            limiter = Limiter(engine, settings, pool=pool)
             own = await start_background(bus, limiter, verifier)
             app.state.gateway = GatewayState(  # read through picture.gateway.state.gateway_state
                 settings=settings,

@@ -34,12 +34,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from picture.common.database import autocommit
+from picture.common.database import POOL_ERRORS, autocommit
 from picture.common.problems import ProblemError
 from picture.gateway.errors import InvalidField, TransientError, Unavailable
 from picture.gateway.settings import GatewaySettings
@@ -52,6 +53,7 @@ STORE_ERRORS: tuple[type[BaseException], ...] = (
     OperationalError,
     InterfaceError,
     DBAPIError,
+    *POOL_ERRORS,
     OSError,
     TimeoutError,
     ConnectionError,
@@ -142,23 +144,23 @@ _RESERVE = text(f"SELECT outcome, charged, limit_value, reset_in FROM {RESERVE_C
 
 # GCRA in one statement (migration 0005). excluded.tat is now + step: the update reads the
 # clock from it. ``ahead``: how far the stored tat is past now, in seconds.
-_HIT = text(
-    """
-    WITH t AS (SELECT coalesce(CAST(:now AS timestamptz), now()) AS now)
+# One statement per request, on the asyncpg pool (positional parameters: now or NULL for the
+# database's clock, user, step and window in seconds).
+_HIT = """
+    WITH t AS (SELECT coalesce($1::timestamptz, now()) AS now)
     INSERT INTO gateway.request_rates AS r (user_id, tat, allowed)
-    SELECT :u, t.now + make_interval(secs => :step), true FROM t
+    SELECT $2::uuid, t.now + make_interval(secs => $3::float8), true FROM t
     ON CONFLICT (user_id) DO UPDATE SET
-      allowed = greatest(r.tat + make_interval(secs => :step), excluded.tat)
-                <= excluded.tat + make_interval(secs => :window - :step),
+      allowed = greatest(r.tat + make_interval(secs => $3::float8), excluded.tat)
+                <= excluded.tat + make_interval(secs => $4::float8 - $3::float8),
       tat = CASE
-        WHEN greatest(r.tat + make_interval(secs => :step), excluded.tat)
-             <= excluded.tat + make_interval(secs => :window - :step)
-        THEN greatest(r.tat + make_interval(secs => :step), excluded.tat)
+        WHEN greatest(r.tat + make_interval(secs => $3::float8), excluded.tat)
+             <= excluded.tat + make_interval(secs => $4::float8 - $3::float8)
+        THEN greatest(r.tat + make_interval(secs => $3::float8), excluded.tat)
         ELSE r.tat
       END
     RETURNING allowed, extract(epoch FROM tat - (SELECT now FROM t)) AS ahead
-    """
-)
+"""
 
 RATE_WINDOW_SECONDS = 60.0
 
@@ -175,9 +177,11 @@ class Limiter:
         engine: AsyncEngine,
         settings: GatewaySettings,
         *,
+        pool: asyncpg.Pool,
         clock: Callable[[], datetime | None] = database_time,
     ) -> None:
         self.engine = engine
+        self.pool = pool  # the statement of every request (and the read model's)
         # single-statement writes: no BEGIN/COMMIT round trips (same pool)
         self._autocommit = autocommit(engine)
         self.settings = settings
@@ -264,18 +268,15 @@ class Limiter:
         tier = self.tier(is_anonymous, self.cached_user(user_id))
         step = RATE_WINDOW_SECONDS / tier.rate_per_minute
         try:
-            async with asyncio.timeout(STORE_TIMEOUT_SECONDS), self._autocommit.connect() as conn:
-                row = (
-                    await conn.execute(
-                        _HIT, {"u": user_id, "now": self.clock(), "step": step, "window": RATE_WINDOW_SECONDS}
-                    )
-                ).one()
+            async with asyncio.timeout(STORE_TIMEOUT_SECONDS):
+                row = await self.pool.fetchrow(_HIT, self.clock(), user_id, step, RATE_WINDOW_SECONDS)
         except STORE_ERRORS as exc:
             log.warning("request rate limiter unavailable, letting the request through: %s", exc)
             return
-        if not row.allowed:
+        assert row is not None  # INSERT ... ON CONFLICT DO UPDATE ... RETURNING: one row
+        if not row["allowed"]:
             # refused: the tat did not move; this request fits once max(tat, now) + step - window has come
-            retry_in = max(float(row.ahead), 0.0) + step - RATE_WINDOW_SECONDS
+            retry_in = max(float(row["ahead"]), 0.0) + step - RATE_WINDOW_SECONDS
             raise LimitExceeded(
                 "requests",
                 f"at most {tier.rate_per_minute} requests a minute",

@@ -109,7 +109,7 @@ async def start_background(bus: Bus, limiter: Limiter, verifier: TokenVerifier) 
     """The gateway's own background work: acceptance and its outbox relay, the generation
     events consumer (read model, settlement), the request-rate sweeper, live updates."""
     engine = limiter.engine
-    views = GenerationViews(engine)
+    views = GenerationViews(limiter.pool)
     relay = OutboxRelay(engine, bus, outbox)
     acceptance = Acceptance(engine, limiter, relay, views)
     await bus.ensure_streams()

@@ -17,24 +17,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+import asyncpg
 
 from picture.common import contracts as c
-from picture.common.database import autocommit
 
-_GET = text("SELECT user_id, version, view FROM gateway.generation_views WHERE id = :id")
-# executemany form: compiled once; a lower or equal version changes nothing
-_APPLY = text(
-    """
+# On the asyncpg pool (a GET is this one statement): positional parameters.
+_GET = "SELECT user_id, version, view FROM gateway.generation_views WHERE id = $1"
+# a lower or equal version changes nothing
+_APPLY = """
     INSERT INTO gateway.generation_views AS g (id, user_id, version, status, view, created_at, updated_at)
-    VALUES (:id, :user_id, :version, :status, :view, :created_at, :updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
     ON CONFLICT (id) DO UPDATE SET
       version = excluded.version, status = excluded.status, view = excluded.view,
       updated_at = excluded.updated_at
     WHERE g.version < excluded.version
-    """
-)
+"""
+_APPLY_COLUMNS = ("id", "user_id", "version", "status", "view", "created_at", "updated_at")
 
 
 @dataclass(frozen=True)
@@ -58,19 +56,18 @@ def view_row(view: c.GenerationView) -> dict[str, object]:
 
 
 class GenerationViews:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._single_statements = autocommit(engine)
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
 
     async def get(self, generation_id: uuid.UUID) -> StoredView | None:
-        async with self._single_statements.connect() as conn:
-            row = (await conn.execute(_GET, {"id": generation_id})).first()
+        row = await self._pool.fetchrow(_GET, generation_id)
         if row is None:
             return None
-        return StoredView(row.user_id, row.version, c.GenerationView.model_validate_json(bytes(row.view)))
+        return StoredView(row["user_id"], row["version"], c.GenerationView.model_validate_json(row["view"]))
 
     async def apply(self, views: Sequence[c.GenerationView]) -> None:
         """Keep each view unless a newer one is stored already."""
         if not views:
             return
-        async with self._single_statements.connect() as conn:
-            await conn.execute(_APPLY, [view_row(view) for view in views])
+        rows = [view_row(view) for view in views]
+        await self._pool.executemany(_APPLY, [tuple(row[k] for k in _APPLY_COLUMNS) for row in rows])
