@@ -4,11 +4,13 @@
    concurrent connections for --seconds, against a bare FastAPI GET (bare_app.py: the same
    response model, one stored representation, no auth) in the same run; the ratio of their
    throughputs, and the gateway's CPU per GET.
+   ``--seconds 0`` leaves this part out.
 2. Waiting instead of polling: --waiters clients each submit with ``Prefer: wait=60`` (the
    answer comes when the generation is terminal) --per-waiter times, the simulator taking a
    fixed --predict-ms; end-to-end p50/p99 and what the system adds to the prediction.
 
     .venv/bin/python bench/gateway/reads.py --seconds 10 --waiters 10 --predict-ms 3000
+    .venv/bin/python bench/gateway/reads.py --seconds 0 --waiters 1 --per-waiter 10   # one at a time
 """
 
 from __future__ import annotations
@@ -102,26 +104,31 @@ async def main() -> None:
     try:
         secret = secrets["PICTURE_JWT_SECRET"]
         tokens = [mint_token(secret, uuid.uuid4()) for _ in range(max(args.connections, args.waiters))]
-        generation = await finished_generation(stack.gateway_url, tokens[0])
-        path = f"/v1/generations/{generation['id']}"
-        async with httpx.AsyncClient() as plain:
-            (await plain.put(f"{bare_url}{path}", json=generation)).raise_for_status()
-        same_user = [tokens[0]]
-        await load(stack.gateway_url, same_user, 2, args.connections, path)  # warm-up
-        await load(bare_url, [], 2, args.connections, path)
-        bare_get = await load(bare_url, [], args.seconds, args.connections, path)
-        cpu_before = tree_cpu_seconds(stack.pids())
-        gateway_get = await load(stack.gateway_url, same_user, args.seconds, args.connections, path)
-        cpu_after = tree_cpu_seconds(stack.pids())
-        get_cpu = {
-            name: round(ms, 2)
-            for name, ms in ms_per_item(cpu_before, cpu_after, int(gateway_get["ok"])).items()
-            if ms >= 0.01
-        }
-        print(
-            json.dumps({"bare_get": bare_get, "gateway_get": gateway_get, "cpu_ms_per_get": get_cpu}),
-            flush=True,
-        )
+        get: dict[str, object] = {}
+        if args.seconds > 0:
+            generation = await finished_generation(stack.gateway_url, tokens[0])
+            path = f"/v1/generations/{generation['id']}"
+            async with httpx.AsyncClient() as plain:
+                (await plain.put(f"{bare_url}{path}", json=generation)).raise_for_status()
+            same_user = [tokens[0]]
+            await load(stack.gateway_url, same_user, 2, args.connections, path)  # warm-up
+            await load(bare_url, [], 2, args.connections, path)
+            bare_get = await load(bare_url, [], args.seconds, args.connections, path)
+            cpu_before = tree_cpu_seconds(stack.pids())
+            gateway_get = await load(stack.gateway_url, same_user, args.seconds, args.connections, path)
+            cpu_after = tree_cpu_seconds(stack.pids())
+            get_cpu = {
+                name: round(ms, 2)
+                for name, ms in ms_per_item(cpu_before, cpu_after, int(gateway_get["ok"])).items()
+                if ms >= 0.01
+            }
+            get = {
+                "bare": bare_get,
+                "gateway": gateway_get,
+                "ratio": round(gateway_get["requests_per_second"] / bare_get["requests_per_second"], 3),
+                "cpu_ms_per_get": get_cpu,
+            }
+            print(json.dumps({"get": get}), flush=True)
         await waiters(stack.gateway_url, tokens[: args.waiters], 1)  # warm-up
         e2e = await waiters(stack.gateway_url, tokens[: args.waiters], args.per_waiter)
     finally:
@@ -133,12 +140,7 @@ async def main() -> None:
         json.dumps(
             {
                 "machine": f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",
-                "get": {
-                    "bare": bare_get,
-                    "gateway": gateway_get,
-                    "ratio": round(gateway_get["requests_per_second"] / bare_get["requests_per_second"], 3),
-                    "cpu_ms_per_get": get_cpu,
-                },
+                "get": get,
                 "prefer_wait": {
                     "waiters": args.waiters,
                     "generations": len(e2e),
@@ -147,6 +149,7 @@ async def main() -> None:
                     "e2e_p99_s": round(pct(e2e, 99), 3),
                     "added_p50_ms": round((statistics.median(e2e) - predict) * 1000),
                     "added_p99_ms": round((pct(e2e, 99) - predict) * 1000),
+                    "e2e_s": [round(seconds, 3) for seconds in e2e] if len(e2e) <= 20 else "(many)",
                 },
             },
             indent=2,
