@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from picture.common import contracts as c
+from picture.common.messaging import Bus
 from picture.devstack.stack import Stack
 from picture.devstack.tokens import mint_token
 from picture.gateway.quota import GENERATION_EVENTS_CONSUMER
@@ -137,3 +138,36 @@ async def test_another_users_generation_is_404_from_the_read_model(
     headers = {"Authorization": f"Bearer {other}"}
     async with httpx.AsyncClient(base_url=stack.gateway_url, headers=headers) as b:
         assert (await b.get(f"/v1/generations/{generation_id}")).status_code == 404
+
+
+async def test_the_announced_views_are_the_orchestrators_own(
+    api: httpx.AsyncClient, stack: Stack, db: AsyncEngine, user_id: uuid.UUID
+) -> None:
+    """After each change the orchestrator announces a view built from the locked row and its
+    history, without reading it back: the last one the read model keeps is exactly the view the
+    orchestrator reads from its tables (history, timings, image, version)."""
+    assert stack.nats is not None
+    generation_id = (await api.post("/v1/generations", json=GOOD)).json()["id"]
+    assert (await wait_terminal(api, generation_id))["status"] == "completed"
+    async with db.connect() as conn:
+        stored = (
+            await conn.execute(
+                text("SELECT view FROM gateway.generation_views WHERE id = :id"), {"id": generation_id}
+            )
+        ).scalar_one()
+    bus = await Bus.connect(stack.nats.url, "read-model-tests")
+    try:
+        reply = await bus.request(
+            c.GET_GENERATION, c.GetGenerationRequest(generation_id=generation_id, user_id=user_id)
+        )
+    finally:
+        await bus.close()
+    announced = c.GenerationView.model_validate_json(bytes(stored))
+    assert announced == reply.generation
+    assert [h.status for h in announced.history] == [
+        c.GenerationStatus.PENDING,
+        c.GenerationStatus.QUEUED,
+        c.GenerationStatus.PROCESSING,
+        c.GenerationStatus.DOWNLOADING,
+        c.GenerationStatus.COMPLETED,
+    ]

@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -41,14 +41,26 @@ from picture.orchestrator.state_machine import (
     transition,
 )
 from picture.orchestrator.tables import generation_errors, generation_performance, generations, status_history
-from picture.orchestrator.views import duration_ms, load_view
+from picture.orchestrator.views import (
+    HISTORY,
+    HistoryEntry,
+    duration_ms,
+    generation_view,
+    history_entries,
+    is_waiting,
+    load_view,
+)
+
+_LOCK = (
+    select(generations, HISTORY).where(generations.c.id == bindparam("id")).with_for_update(of=generations)
+)
 
 
 async def lock(conn: AsyncConnection, generation_id: uuid.UUID) -> Any:
-    """The generation's row, locked until the transaction ends; None if there is none."""
-    return (
-        await conn.execute(select(generations).where(generations.c.id == generation_id).with_for_update())
-    ).first()
+    """The generation's row with its history, locked until the transaction ends; None if there
+    is none. (With the history at hand, the view announced after a change is built here instead
+    of read back.)"""
+    return (await conn.execute(_LOCK, {"id": generation_id})).first()
 
 
 def snapshot(row: Any) -> Generation | None:
@@ -105,14 +117,25 @@ async def _persist(ctx: Context, conn: AsyncConnection, row: Any, decision: Deci
         case End(error=error) if error is not None:
             await _record_error(ctx, conn, row, error, "fail")
     before = row
+    # a row read by lock() has its history: the new view needs no read back (unless it waits
+    # for a slot: its queue position depends on the other generations)
+    history_column = row._mapping.get("history")
+    history = history_entries(history_column) if history_column is not None else None
     for move in decision.moves:
         row = await _apply_move(conn, row, move, now)
+        if history is not None:
+            history.append(HistoryEntry(move.target.value, now, move.reason))
     if row.status == GenerationStatus.DOWNLOADING.value:
         delay = decision.delay_seconds if isinstance(decision, Retry) else 0.0
         await enqueue(conn, c.INGEST, messages.ingest_command(row), delay_seconds=delay)
     if isinstance(decision, End) and decision.cancel_prediction:
         await enqueue(conn, c.CANCEL_PREDICTION, messages.cancel_prediction_command(before))
-    view = await load_view(conn, row.id, ctx.settings.global_concurrency)
+    slots = ctx.settings.global_concurrency
+    view = (
+        generation_view(row, history, None, slots)
+        if history is not None and not is_waiting(row)
+        else await load_view(conn, row.id, slots)
+    )
     assert view is not None
     await enqueue_all(conn, [messages.update_message(view)])
 

@@ -76,7 +76,7 @@ _QUEUE_AHEAD = select(
         bindparam("id", type_=Uuid),
     )
 )
-_HISTORY = (
+HISTORY = (
     select(
         func.coalesce(
             func.json_agg(
@@ -99,6 +99,7 @@ _HISTORY = (
     .scalar_subquery()
     .label("history")
 )
+"""A column of a generations query: the row's status history (JSON, oldest first)."""
 # A column of a generations query: the row's queue position, NULL unless waiting.
 QUEUE_POSITION = (
     case(
@@ -120,15 +121,17 @@ async def load_view(
     """The generation, its history and its queue position, in one round trip."""
     row = (
         await conn.execute(
-            select(generations, _HISTORY, QUEUE_POSITION).where(generations.c.id == generation_id)
+            select(generations, HISTORY, QUEUE_POSITION).where(generations.c.id == generation_id)
         )
     ).first()
     if row is None:
         return None
-    history = [
-        HistoryEntry(h["to_status"], datetime.fromisoformat(h["at"]), h["reason"]) for h in row.history
-    ]
-    return generation_view(row, history, row.queue_position, slots)
+    return generation_view(row, history_entries(row.history), row.queue_position, slots)
+
+
+def history_entries(history: list[dict[str, Any]]) -> list[HistoryEntry]:
+    """The entries of a :data:`HISTORY` column."""
+    return [HistoryEntry(h["to_status"], datetime.fromisoformat(h["at"]), h["reason"]) for h in history]
 
 
 async def queue_position(conn: AsyncConnection, row: Any) -> int | None:
