@@ -11,6 +11,7 @@ from typing import Self
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from picture.common import contracts as c
 from picture.common.settings import PLACEHOLDER_SECRETS, Environment, ServiceSettings
 
 
@@ -40,7 +41,7 @@ class AdapterSettings(ServiceSettings):
     # Bulkhead: Replicate calls in flight at once from this process.
     replicate_max_concurrency: int = Field(default=32, ge=1)
     # Deliveries of a predict command before it is reported as failed (transient).
-    predict_max_deliveries: int = Field(default=8, ge=1)
+    predict_max_deliveries: int = Field(default=c.ADAPTER_COMMANDS.max_deliver, ge=1)
     # Longest wait honoured from a 429's Retry-After (or "resets in ~Ns") before trying again.
     replicate_max_retry_after_seconds: float = Field(default=30.0, gt=0)
     # Circuit breaker: opens when, over the last window, at least min_calls calls were made and
