@@ -67,6 +67,9 @@ def create_app(settings: AdapterSettings, *, transport: httpx.AsyncBaseTransport
             else settings.replicate_poll_max_interval_seconds,
             backoff=settings.replicate_poll_backoff,
             max_polls_per_second=settings.replicate_poll_max_per_second,
+            lease_seconds=settings.replicate_poll_lease_seconds,
+            heartbeat_seconds=settings.replicate_poll_heartbeat_seconds,
+            takeover_batch=settings.replicate_poll_takeover_batch,
         )
         await poller.start()
         scope.after_bus.push_async_callback(poller.stop)
