@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from picture.common.contracts import PREDICT, PredictionStatus
 from picture.common.messaging import Bus
+from picture.devstack.waiting import eventually
 from picture.replicate_adapter import store
 from picture.replicate_adapter.app import create_app
 from picture.replicate_adapter.poller import Poller
@@ -211,14 +212,19 @@ async def test_a_second_adapter_finishes_what_a_killed_one_was_polling(
             assert started.status is PredictionStatus.STARTED
             row = await store.get(engine, cmd.generation_id, cmd.attempt)
             assert row is not None
-            async with engine.connect() as conn:
-                owner = (
-                    await conn.execute(
-                        text("SELECT owner FROM adapter.predictions WHERE prediction_id = :p"),
-                        {"p": row.prediction_id},
-                    )
-                ).scalar_one()
-            assert owner is not None
+
+            async def owner() -> str:
+                # "started" is published before the creating replica takes the prediction
+                async with engine.connect() as conn:
+                    found: str | None = (
+                        await conn.execute(
+                            text("SELECT owner FROM adapter.predictions WHERE prediction_id = :p"),
+                            {"p": row.prediction_id},
+                        )
+                    ).scalar_one()
+                return found or ""
+
+            await eventually(owner, what="the first adapter owning the prediction")
             # "Kill" the first: its poller stops without giving its lease up.
             poller_of_first: Poller = first.state.adapter.poller
             poller_of_first.lease_seconds = None  # a crash never reaches the hand-over
