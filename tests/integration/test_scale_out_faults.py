@@ -7,6 +7,11 @@ terminal, at least 99 % completed (a failure has a readable reason caused by a f
 generation has two catalog images, each attempt made at most one prediction (adapter and
 simulator), and SSE followers (resuming with Last-Event-ID on whichever gateway answers) never
 saw a generation's state go back. The counts are printed.
+
+Then, on the same stack, a rolling restart under load: every replica is stopped (SIGTERM) and
+started again one at a time, the next only once the new one is ready, as a Deployment rollout
+does, while generations are submitted and read: no client request fails and no generation is
+lost.
 """
 
 from __future__ import annotations
@@ -47,8 +52,11 @@ FOLLOWED = 20  # generations followed over SSE from start to end
 
 
 class Failover(httpx.AsyncBaseTransport):
-    """Sends each request to the current gateway replica; when it refuses connections (killed),
-    to the next one. What a load balancer in front of the replicas does."""
+    """Sends each request to the current gateway replica; when it refuses connections (killed,
+    stopped), to the next one. A request that may be repeated (a GET, a POST with an
+    Idempotency-Key) is also sent to the next replica when the connection closed before any
+    answer (a replica stopping closes its idle keep-alive connections). What a load balancer in
+    front of the replicas does."""
 
     def __init__(self, urls: list[str], first: int) -> None:
         self.ports = [httpx.URL(url).port for url in urls]
@@ -61,6 +69,10 @@ class Failover(httpx.AsyncBaseTransport):
             try:
                 return await self.inner.handle_async_request(request)
             except httpx.ConnectError:
+                self.current = (self.current + 1) % len(self.ports)
+            except httpx.RemoteProtocolError:
+                if request.method != "GET" and "Idempotency-Key" not in request.headers:
+                    raise
                 self.current = (self.current + 1) % len(self.ports)
         raise httpx.ConnectError("no gateway replica answers", request=request)
 
@@ -319,3 +331,93 @@ async def test_two_replicas_of_everything_on_three_nats_nodes_survive_kills(scal
     assert max(per_attempt.values()) == 1
     assert not backwards, {gid: sse[gid] for gid in backwards}
     assert all(seen and seen[-1][1] in TERMINAL for seen in sse.values()), sse
+
+
+ROLLING = 40
+
+
+async def test_a_rolling_restart_of_every_replica_fails_no_request_and_loses_no_generation(
+    scaled_stack: Stack,
+) -> None:
+    stack = scaled_stack
+    began = time.monotonic()
+    loop = asyncio.get_running_loop()
+    run = uuid.uuid4().hex[:8]
+    clients = [client_for(stack, uuid.uuid4(), Failover(stack.gateway_urls, i)) for i in range(USERS)]
+    requests: Counter[str] = Counter()
+    failures: list[str] = []
+    ids: dict[str, httpx.AsyncClient] = {}
+
+    async def call(api: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> httpx.Response | None:
+        requests[method] += 1
+        try:
+            response = await api.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            failures.append(f"{method} {path}: {type(exc).__name__} {exc}")
+            return None
+        if response.status_code >= 500:
+            failures.append(f"{method} {path}: {response.status_code} {response.text[:200]}")
+        return response
+
+    async def load(stop: asyncio.Event) -> None:
+        """Submit ROLLING generations spread over the rollout (one every 1.5 s: the rollout
+        takes about a minute here), reading the latest ones all along, until the rollout ended
+        and all were submitted."""
+        index = 0
+        while index < ROLLING or not stop.is_set():
+            if index < ROLLING:
+                api = clients[index % USERS]
+                body = {
+                    "model": "flux-schnell",
+                    "prompt": f"rolling {run} {index}",
+                    "width": 256,
+                    "height": 256,
+                }
+                response = await call(
+                    api, "POST", "/v1/generations", json=body, headers={"Idempotency-Key": f"{run}-{index}"}
+                )
+                if response is not None and response.status_code == 202:
+                    ids[response.json()["id"]] = api
+                index += 1
+            for gid, owner in list(ids.items())[-5:]:
+                await call(owner, "GET", f"/v1/generations/{gid}")
+            await asyncio.sleep(1.5)
+
+    stop = asyncio.Event()
+    loader = asyncio.create_task(load(stop))
+    restarted = []
+    try:
+        await asyncio.sleep(2)
+        for service in SERVICES:
+            for process in stack.replicas_of(service):
+                await loop.run_in_executor(None, process.stop)
+                await loop.run_in_executor(None, start, process)
+                restarted.append(process.name)
+        stop.set()
+        await loader
+        assert len(ids) == ROLLING, f"{len(ids)} of {ROLLING} accepted"
+
+        deadline = time.monotonic() + 120
+        statuses: dict[str, str] = {}
+        while not (len(statuses) == len(ids) and set(statuses.values()) <= TERMINAL):
+            for gid, api in ids.items():
+                if statuses.get(gid) not in TERMINAL:
+                    response = await call(api, "GET", f"/v1/generations/{gid}")
+                    if response is not None and response.status_code == 200:
+                        statuses[gid] = response.json()["status"]
+            assert time.monotonic() < deadline, f"not all terminal: {Counter(statuses.values())}"
+            await asyncio.sleep(0.5)
+    finally:
+        loader.cancel()
+        for client in clients:
+            await client.aclose()
+    outcomes = Counter(statuses.values())
+    print(
+        f"\nrolling restart ({time.monotonic() - began:.0f}s; {len(restarted)} processes one at a time: "
+        f"{', '.join(restarted)}): requests {dict(requests)}, failed {len(failures)}; "
+        f"generations {dict(outcomes)}"
+    )
+    for failure in failures:
+        print(f"  {failure}")
+    assert not failures
+    assert outcomes == {"completed": ROLLING}, outcomes
