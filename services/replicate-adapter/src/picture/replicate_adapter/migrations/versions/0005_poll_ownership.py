@@ -1,6 +1,6 @@
 """Predictions: which replica polls a prediction (owner) and until when its lease holds
 (owned_until). Replicas renew their leases by heartbeat and take over expired ones, so each
-active prediction is polled by exactly one live replica (see docs/adr/0017).
+active prediction is polled by exactly one live replica (see docs/adr/0018).
 
 Revision ID: 0005
 Revises: 0004
