@@ -1,12 +1,13 @@
 """Two replicas of every service on a three-node JetStream cluster, proven under faults.
 
 100 generations from 10 users are in flight while one replica of each service is SIGKILLed
-(the gateway's clients fail over to the other replica) and the NATS server leading the
-streams is SIGKILLed, then everything killed is started again. Afterwards every generation is
-terminal, at least 99 % completed (a failure has a readable reason caused by a fault), no
-generation has two catalog images, each attempt made at most one prediction (adapter and
-simulator), and SSE followers (resuming with Last-Event-ID on whichever gateway answers) never
-saw a generation's state go back. The counts are printed.
+(the gateway's clients fail over to the other replica), the NATS server leading the streams
+is SIGKILLed and PostgreSQL is stopped at once; then everything is started again. Afterwards
+every generation is terminal, at least 99 % completed (a failure has a readable reason caused
+by a fault), no generation has two catalog images, none is charged twice (the cost of one
+prediction), each attempt made at most one prediction (adapter and simulator), and SSE
+followers (resuming with Last-Event-ID on whichever gateway answers) never saw a generation's
+state go back. The counts are printed.
 
 Then, on the same stack, a rolling restart under load: every replica is stopped (SIGTERM) and
 started again one at a time, the next only once the new one is ready, as a Deployment rollout
@@ -88,7 +89,9 @@ def scaled_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         var_dir,
         ports,
         ensure_dev_env(var_dir / "dev.env"),
-        pg_fsync=False,  # PostgreSQL is not killed here
+        # Durable commits: with synchronous_commit off, an immediate stop loses acknowledged
+        # transactions, which no consumer can be idempotent against (production runs with it on).
+        pg_fsync=True,
         replicas=dict.fromkeys(SERVICES, 2),
         nats_nodes=3,
         extra_env={
@@ -216,6 +219,10 @@ async def test_two_replicas_of_everything_on_three_nats_nodes_survive_kills(scal
         await wave()
         await kill_replica("gateway")
         await loop.run_in_executor(None, leader.start)
+        assert stack.postgres is not None
+        await loop.run_in_executor(None, stack.postgres.kill)
+        await loop.run_in_executor(None, stack.postgres.start)
+        faults.append("PostgreSQL immediate stop and restart")
         await asyncio.gather(
             *(
                 loop.run_in_executor(None, start, killed.pop(name))
@@ -264,7 +271,7 @@ async def test_two_replicas_of_everything_on_three_nats_nodes_survive_kills(scal
                 str(r.id): r
                 for r in await conn.execute(
                     text(
-                        "SELECT id, status, attempt, error_code, error_message, "
+                        "SELECT id, status, attempt, cost_usd, error_code, error_message, "
                         "parameters->>'prompt' AS prompt FROM orchestrator.generations WHERE id = ANY(:ids)"
                     ),
                     {"ids": uuids},
@@ -307,7 +314,8 @@ async def test_two_replicas_of_everything_on_three_nats_nodes_survive_kills(scal
     backwards = [gid for gid, seen in sse.items() if went_back(seen)]
     print(
         f"\nscale-out fault run ({time.monotonic() - began:.0f}s; {'; '.join(faults)}): {dict(outcomes)}; "
-        f"catalog images {sum(images.values())} (max per generation {max(images.values(), default=0)}); "
+        f"catalog images {sum(images.values())} (max per generation {max(images.values(), default=0)}), "
+        f"charged twice {sum(1 for g in gens.values() if g.status == 'completed' and g.cost_usd != 0.003)}; "
         f"adapter predictions {len(adapter)} over {len(per_attempt)} attempts "
         f"(pollers: {dict(Counter(a.owner.split(':')[1] if a.owner else None for a in adapter))}), "
         f"simulator predictions {sum(simulated.values())}, "
@@ -324,6 +332,7 @@ async def test_two_replicas_of_everything_on_three_nats_nodes_survive_kills(scal
         assert images[gid] <= 1, (gid, images[gid])
         if g.status == "completed":
             assert images[gid] == 1, gid
+            assert g.cost_usd == 0.003, (gid, g.cost_usd)  # one prediction's cost, not a sum
         else:
             assert readable(g.error_message), (gid, g.error_message)
             assert failed_by_a_fault(g.error_code, errors.get(gid, [])), (gid, g.error_code, errors.get(gid))
