@@ -14,6 +14,10 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
 PYPROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml clients/*/pyproject.toml)
 PYTEST_ARGS ?=
+# `make run REPLICAS=2 NATS_NODES=3`: every service as two processes on a 3-node JetStream
+# cluster. REPLICAS also takes per-service counts: REPLICAS=1,gateway=2,replicate-adapter=3.
+REPLICAS ?= 1
+NATS_NODES ?= 1
 MYPY_PACKAGES := -p picture.common -p picture.gateway -p picture.orchestrator -p picture.replicate_adapter \
 	-p picture.media -p picture.catalog -p picture.replicate_simulator -p picture.devstack -p picture.client
 
@@ -33,7 +37,7 @@ $(VENV)/.synced: $(UV) uv.lock $(PYPROJECTS)
 install: $(VENV)/.synced ## install uv and the workspace (idempotent)
 
 run: install ## start NATS, PostgreSQL, the simulator and the five services (Ctrl-C stops)
-	$(VENV)/bin/picture-devstack run
+	$(VENV)/bin/picture-devstack run --replicas $(REPLICAS) --nats-nodes $(NATS_NODES)
 
 observe: install ## with `make run` up: Prometheus (alert rules, exemplars) scraping it; prints its URL
 	$(VENV)/bin/picture-devstack observe

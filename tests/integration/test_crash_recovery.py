@@ -35,27 +35,22 @@ from picture.common.messaging import Bus
 from picture.devstack.ports import free_port
 from picture.devstack.secrets import ensure_dev_env
 from picture.devstack.stack import Ports, Stack
-from picture.devstack.tokens import mint_token
 from picture.devstack.waiting import eventually
 from tests.integration.conftest import running_stack
+from tests.integration.faults import (
+    DOWNLOAD_BUDGET,
+    GATEWAY,
+    PER_USER,
+    SHORT,
+    client_for,
+    failed_by_a_fault,
+    readable,
+    simulator_predictions,
+    submit,
+)
 
 TERMINAL = {"completed", "failed", "cancelled"}
 TOTAL = 50
-DOWNLOAD_BUDGET = "5"
-PER_USER = 3
-SHORT = {
-    "PICTURE_RETRY_DELAYS_SECONDS": "[0.2, 0.5, 1.0]",
-    "PICTURE_SWEEP_INTERVAL_SECONDS": "1",
-    "PICTURE_STUCK_DISPATCHED_SECONDS": "8",
-    "PICTURE_STUCK_PROCESSING_SECONDS": "15",
-    "PICTURE_STUCK_DOWNLOADING_SECONDS": "8",
-    # the sweeper resumes a download only after media's budget: keep both short here
-    "PICTURE_INGEST_DOWNLOAD_BUDGET_SECONDS": DOWNLOAD_BUDGET,
-    "PICTURE_STUCK_DOWNLOADING_MARGIN_SECONDS": "3",
-    "PICTURE_GLOBAL_CONCURRENCY": "20",
-    "PICTURE_PER_USER_CONCURRENCY": str(PER_USER),
-}
-GATEWAY = {"PICTURE_MAX_CONCURRENT": "100", "PICTURE_HOURLY_LIMIT": "1000", "PICTURE_DAILY_LIMIT": "1000"}
 USERS = 5
 
 
@@ -155,13 +150,6 @@ def crash_stack(
         yield system
 
 
-def _client(stack: Stack, user_id: uuid.UUID) -> httpx.AsyncClient:
-    token = mint_token(stack.secrets["PICTURE_JWT_SECRET"], user_id)
-    return httpx.AsyncClient(
-        base_url=stack.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-    )
-
-
 async def _wait_terminal(api: httpx.AsyncClient, generation_id: str, timeout: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -178,7 +166,7 @@ async def test_one_users_ten_do_not_starve_another_user_and_the_per_user_limit_h
 ) -> None:
     stack = crash_stack
     user_a, user_b = uuid.uuid4(), uuid.uuid4()
-    async with _client(stack, user_a) as a, _client(stack, user_b) as b:
+    async with client_for(stack, user_a) as a, client_for(stack, user_b) as b:
         a_ids = []
         for i in range(10):
             response = await a.post(
@@ -260,7 +248,7 @@ async def test_transient_failures_are_retried_after_the_configured_delays_then_f
     bus = await Bus.connect(stack.nats.url, "crash-tests")
     engine = create_async_engine(stack.database_url)
     try:
-        async with _client(stack, uuid.uuid4()) as api:
+        async with client_for(stack, uuid.uuid4()) as api:
             response = await api.post(
                 "/v1/generations", json={"model": "flux-schnell", "prompt": "[sim:slow=20000] flaky"}
             )
@@ -316,7 +304,7 @@ async def test_transient_failures_are_retried_after_the_configured_delays_then_f
             ("gpu_lost", "transient", "retry_predict", 2),
             ("gpu_lost", "transient", "fail", 3),
         ]
-        assert _failed_by_a_fault("gpu_lost", list(errors))  # how the crash run tells a fault's failure
+        assert failed_by_a_fault("gpu_lost", list(errors))  # how the crash run tells a fault's failure
         for error, delay in zip(errors, (0.2, 0.5, 1.0), strict=False):
             assert delay <= float(error.delay) < delay + 0.3, (float(error.delay), delay)
     finally:
@@ -324,41 +312,10 @@ async def test_transient_failures_are_retried_after_the_configured_delays_then_f
         await engine.dispose()
 
 
-async def _submit(api: httpx.AsyncClient, index: int, run: str) -> str:
-    """POST with an Idempotency-Key until accepted: the stack may be down for a moment."""
-    deadline = time.monotonic() + 60
-    body = {"model": "flux-schnell", "prompt": f"crash {run} {index}", "width": 256, "height": 256}
-    while True:
-        try:
-            response = await api.post(
-                "/v1/generations", json=body, headers={"Idempotency-Key": f"{run}-{index}"}
-            )
-            if response.status_code == 202:
-                generation_id: str = response.json()["id"]
-                return generation_id
-            assert response.status_code >= 500, response.text
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"generation {index} not accepted within 60 s")
-        await asyncio.sleep(0.3)
-
-
 def _restart(stack: Stack, name: str) -> None:
     stack.processes[name].kill()
     stack.processes[name].start()
     stack.processes[name].wait_ready(90)
-
-
-async def _simulator_predictions(stack: Stack) -> list[dict[str, Any]]:
-    results: list[dict[str, Any]] = []
-    url: str | None = f"{stack.simulator_url}/v1/predictions"
-    async with httpx.AsyncClient(headers={"Authorization": "Bearer simulator-token"}, timeout=10) as client:
-        while url:
-            page = (await client.get(url)).json()
-            results += page["results"]
-            url = page["next"]
-    return results
 
 
 async def _some_dispatched(generation_ids: list[str], owner: dict[str, httpx.AsyncClient]) -> bool:
@@ -373,36 +330,10 @@ async def _some_dispatched(generation_ids: list[str], owner: dict[str, httpx.Asy
     return False
 
 
-# How a generation may end failed in the crash run: the faults make errors transient (a killed
-# service, NATS or PostgreSQL down) and retries can run out; a message redelivered past its
-# limit is poisoned; a generation held up too long hits a deadline. Nothing else fails here
-# (plain prompts, a simulator told to succeed).
-FAULT_ENDINGS = {"poison_message", "timeout", "start_deadline"}
-
-
-def _failed_by_a_fault(error_code: str, errors: list[Any]) -> bool:
-    """``errors``: the generation's rows of orchestrator.generation_errors, oldest first."""
-    if error_code in FAULT_ENDINGS:
-        return True
-    last = errors[-1] if errors else None
-    return last is not None and last.error_kind == "transient" and last.recovery_action == "fail"
-
-
-def _readable(message: str | None) -> bool:
-    """A sentence for a user: no traceback, no object repr, not a dump."""
-    return bool(
-        message
-        and message.isprintable()
-        and len(message) <= 500
-        and "Traceback" not in message
-        and " object at 0x" not in message
-    )
-
-
 async def test_fifty_generations_survive_crashes_without_loss_or_duplicates(crash_stack: Stack) -> None:
     stack = crash_stack
     run = uuid.uuid4().hex[:8]
-    clients = [_client(stack, uuid.uuid4()) for _ in range(USERS)]
+    clients = [client_for(stack, uuid.uuid4()) for _ in range(USERS)]
     ids: list[str] = []
     owner: dict[str, httpx.AsyncClient] = {}
     try:
@@ -411,7 +342,7 @@ async def test_fifty_generations_survive_crashes_without_loss_or_duplicates(cras
             start = len(ids)
             users = [clients[i % USERS] for i in range(start, start + size)]
             accepted = await asyncio.gather(
-                *(_submit(user, i, run) for user, i in zip(users, range(start, start + size), strict=True))
+                *(submit(user, i, run) for user, i in zip(users, range(start, start + size), strict=True))
             )
             owner.update(zip(accepted, users, strict=True))
             ids.extend(accepted)
@@ -511,7 +442,7 @@ async def test_fifty_generations_survive_crashes_without_loss_or_duplicates(cras
         await engine.dispose()
     simulated = Counter(
         p["input"]["prompt"]
-        for p in await _simulator_predictions(stack)
+        for p in await simulator_predictions(stack)
         if str(p.get("input", {}).get("prompt", "")).startswith(f"crash {run} ")
     )
     outcomes = Counter(g.status for g in gens.values())
@@ -536,8 +467,8 @@ async def test_fifty_generations_survive_crashes_without_loss_or_duplicates(cras
             assert images[gid] == 1 and objects[gid] == 2, (gid, images[gid], objects[gid])
             assert g.cost_usd == 0.003, (gid, g.cost_usd)  # one prediction's cost, not a sum
         else:
-            assert _readable(g.error_message), (gid, g.error_message)
-            assert _failed_by_a_fault(g.error_code, errors.get(gid, [])), (gid, g.error_code, errors.get(gid))
+            assert readable(g.error_message), (gid, g.error_message)
+            assert failed_by_a_fault(g.error_code, errors.get(gid, [])), (gid, g.error_code, errors.get(gid))
         # The adapter and the simulator created at most one prediction per attempt.
         assert created[gid] <= g.attempt, (gid, created[gid], g.attempt)
         assert simulated[g.prompt] <= g.attempt, (gid, simulated[g.prompt], g.attempt)
@@ -554,7 +485,7 @@ async def test_a_download_slower_than_the_sweepers_limit_never_runs_twice_at_onc
     proxy.delay = 12.0
     seen = set(proxy.downloads)
     try:
-        async with _client(crash_stack, uuid.uuid4()) as api:
+        async with client_for(crash_stack, uuid.uuid4()) as api:
             response = await api.post(
                 "/v1/generations", json={"model": "flux-schnell", "prompt": "a slow cat"}
             )
@@ -577,7 +508,7 @@ async def test_deadlines_fail_what_did_not_start_or_finish_in_time(crash_stack: 
     orchestrator = stack.processes["orchestrator"]
     orchestrator.env.update(PICTURE_START_DEADLINE_SECONDS="4", PICTURE_TOTAL_TIMEOUT_SECONDS="8")
     await asyncio.get_running_loop().run_in_executor(None, _restart, stack, "orchestrator")
-    async with _client(stack, uuid.uuid4()) as api:
+    async with client_for(stack, uuid.uuid4()) as api:
         slow = []
         for i in range(PER_USER):
             response = await api.post(
@@ -661,8 +592,8 @@ async def test_every_generation_completes_once_after_the_whole_stack_is_killed_a
         owners: dict[str, uuid.UUID] = {}
         for index in range(2 * PER_USER):
             user = users[index % len(users)]
-            async with _client(first, user) as api:
-                owners[await _submit(api, index, run)] = user
+            async with client_for(first, user) as api:
+                owners[await submit(api, index, run)] = user
         async with httpx.AsyncClient(timeout=10) as plain:
             deadline = time.monotonic() + 60
             while (await plain.get(f"{first.simulator_url}/_control/stats")).json()["in_flight"] < len(users):
@@ -675,7 +606,7 @@ async def test_every_generation_completes_once_after_the_whole_stack_is_killed_a
     with running_stack(second, migrate=False):
         restarted = time.monotonic()
         for generation_id, user in owners.items():
-            async with _client(second, user) as api:
+            async with client_for(second, user) as api:
                 done = await _wait_terminal(api, generation_id, timeout=120)
             assert done["status"] == "completed", (generation_id, done.get("error_message"))
             # On its first attempt: the prediction made before the kill finished it (a simulator
@@ -706,7 +637,7 @@ async def test_every_generation_completes_once_after_the_whole_stack_is_killed_a
             await engine.dispose()
         simulated = Counter(
             p["input"]["prompt"]
-            for p in await _simulator_predictions(second)
+            for p in await simulator_predictions(second)
             if str(p.get("input", {}).get("prompt", "")).startswith(f"crash {run} ")
         )
         async with httpx.AsyncClient() as plain:  # outputs of before the kill are still served

@@ -73,10 +73,11 @@ def contract_module(name: str) -> ModuleType:
 
 
 def defined_names(module: ModuleType) -> set[str]:
-    """The public names a module binds at top level (classes and assignments), imports aside."""
+    """The public names a module binds at top level (classes, functions and assignments),
+    imports aside."""
     names: set[str] = set()
     for node in ast.parse(inspect.getsource(module)).body:
-        if isinstance(node, ast.ClassDef):
+        if isinstance(node, ast.ClassDef | ast.FunctionDef):
             names.add(node.name)
         elif isinstance(node, ast.Assign):
             names |= {t.id for t in node.targets if isinstance(t, ast.Name)}

@@ -44,6 +44,7 @@ from picture.common.contracts import (
     DLQ_SUBJECT_PREFIX,
     STREAMS,
     Channel,
+    ConsumerSpec,
     Envelope,
     M,
     Message,
@@ -165,6 +166,17 @@ class ConsumerOptions:
     # Delay before redelivery, by delivery count (the last value repeats).
     retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
+    @classmethod
+    def of(cls, spec: ConsumerSpec, **overrides: Any) -> ConsumerOptions:
+        """The declared settings of ``spec`` (``overrides``: this process's own, e.g. from its
+        settings, or ``max_in_flight``)."""
+        declared: dict[str, Any] = {
+            "ack_wait_seconds": spec.ack_wait_seconds,
+            "max_deliver": spec.max_deliver,
+            "max_ack_pending": spec.max_ack_pending,
+        }
+        return cls(**{**declared, **overrides})
+
 
 class Bus:
     """One NATS connection and its JetStream context, per process."""
@@ -189,8 +201,11 @@ class Bus:
         async def on_reconnect() -> None:
             log.info("nats reconnected")
 
+        # Several servers (a cluster) as a comma-separated list: the client starts with any
+        # one that answers and fails over to the others.
+        servers = [part.strip() for part in url.split(",") if part.strip()]
         nc = await nats.connect(
-            url,
+            servers,
             name=service,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
@@ -380,6 +395,24 @@ class Bus:
         self._consumers.append(consumer)
         self._spawn(consumer.run())
         return consumer
+
+    async def start_declared(
+        self,
+        spec: ConsumerSpec,
+        routes: Sequence[Route[Any]],
+        *,
+        on_poison: PoisonHook | None = None,
+        **overrides: Any,
+    ) -> Consumer:
+        """:meth:`start_consumer` with the declared settings of ``spec`` (``overrides``:
+        :class:`ConsumerOptions` fields this process sets itself)."""
+        return await self.start_consumer(
+            spec.stream,
+            spec.durable,
+            routes,
+            options=ConsumerOptions.of(spec, **overrides),
+            on_poison=on_poison,
+        )
 
 
 def _backlog(msg: Msg) -> int:

@@ -17,7 +17,7 @@ from picture.catalog.outbox import OutboxRelay, outbox
 from picture.catalog.settings import CatalogSettings
 from picture.common import contracts as c
 from picture.common.contracts import M
-from picture.common.messaging import ConsumerOptions, Delivery, QueryFailed, Route
+from picture.common.messaging import Delivery, QueryFailed, Route
 from picture.common.service import ServiceScope, service_app
 
 SERVICE = "catalog"
@@ -87,16 +87,14 @@ def create_app(settings: CatalogSettings) -> FastAPI:
         for query, function in QUERIES:
             await bus.serve(query, partial(_invalid_data_as_invalid, function, engine))
         scope.start_task(relay.run())
-        await bus.start_consumer(
-            c.CMD_STREAM,
-            "catalog-commands",
+        await bus.start_declared(
+            c.CATALOG_COMMANDS,
             [
                 Route(c.RECORD_IMAGE, _command(partial(images.record_image, engine, bus))),
                 Route(c.ENSURE_PROFILE, _command(partial(profiles.ensure_profile, engine))),
                 Route(c.TEMPLATE_USED, _command(partial(templates.template_used, engine))),
                 Route(c.IMAGE_DOWNLOADED, _command(partial(images.count_download, engine))),
             ],
-            options=ConsumerOptions(ack_wait_seconds=30, max_deliver=20),
         )
         yield
 

@@ -38,8 +38,7 @@ from picture.gateway.tables import outbox
 log = logging.getLogger(__name__)
 
 REFUNDED = frozenset({c.GenerationStatus.FAILED, c.GenerationStatus.CANCELLED})
-# The durable's first job gave it its name; deployed streams keep it.
-GENERATION_EVENTS_CONSUMER = "gateway-quota"
+GENERATION_EVENTS_CONSUMER = c.GATEWAY_QUOTA.durable
 
 
 class Charge:
@@ -89,9 +88,7 @@ async def start_generation_events(bus: Bus, limiter: Limiter, views: GenerationV
             if refunded:
                 log.info("refunded generation %s (%s)", generation.id, generation.status.value)
 
-    await bus.start_consumer(
-        c.EVT_STREAM, GENERATION_EVENTS_CONSUMER, [Route(c.GENERATION_UPDATED, on_update)]
-    )
+    await bus.start_declared(c.GATEWAY_QUOTA, [Route(c.GENERATION_UPDATED, on_update)])
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from picture.common import contracts as c
 from picture.common.database import autocommit
 from picture.common.egress import IPAddress, is_public_address, pinned_request, system_resolver
-from picture.common.messaging import Bus, ConsumerOptions, Delivery, Retry, Route
+from picture.common.messaging import Bus, Delivery, Retry, Route
 from picture.common.settings import Environment
 from picture.gateway.errors import InvalidField
 from picture.gateway.live import generation_payload
@@ -44,7 +44,7 @@ from picture.gateway.tables import webhook_deliveries, webhook_subscriptions
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_CONSUMER = "gateway-webhooks"
+WEBHOOK_CONSUMER = c.GATEWAY_WEBHOOKS.durable
 MAX_URL_LENGTH = 2048
 RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0, 600.0, 1800.0)
 
@@ -235,14 +235,11 @@ async def start_dispatcher(bus: Bus, engine: AsyncEngine, settings: GatewaySetti
     if not settings.webhook_signing_secret:
         return None
     dispatcher = Dispatcher(engine, settings)
-    await bus.start_consumer(
-        c.EVT_STREAM,
-        WEBHOOK_CONSUMER,
+    await bus.start_declared(
+        c.GATEWAY_WEBHOOKS,
         [Route(c.GENERATION_UPDATED, dispatcher.on_update)],
-        options=ConsumerOptions(
-            ack_wait_seconds=settings.webhook_timeout_seconds + 20,
-            max_deliver=settings.webhook_max_attempts + 2,
-            retry_delays=RETRY_DELAYS,
-        ),
+        ack_wait_seconds=settings.webhook_timeout_seconds + 20,
+        max_deliver=settings.webhook_max_attempts + 2,
+        retry_delays=RETRY_DELAYS,
     )
     return dispatcher

@@ -12,7 +12,7 @@ import httpx
 from fastapi import FastAPI
 
 from picture.common import contracts as c
-from picture.common.messaging import ConsumerOptions, Route
+from picture.common.messaging import Route
 from picture.common.service import ServiceScope, service_app
 from picture.media import handlers, queries
 from picture.media.download import Downloader, DownloadPolicy
@@ -97,14 +97,13 @@ def create_app(
             return await queries.resolve_object(engine, storage, req)
 
         await bus.serve(c.RESOLVE_OBJECT, resolve_object)
-        await bus.start_consumer(
-            c.CMD_STREAM,
-            "media-commands",
+        await bus.start_declared(
+            c.MEDIA_COMMANDS,
             [
                 Route(c.INGEST, partial(handlers.ingest, ctx)),
                 Route(c.DELETE_OBJECTS, partial(handlers.delete_objects, ctx)),
             ],
-            options=ConsumerOptions(ack_wait_seconds=60, max_deliver=10, max_in_flight=16),
+            max_in_flight=16,
             on_poison=partial(handlers.on_poison, ctx),
         )
         yield

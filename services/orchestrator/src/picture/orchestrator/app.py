@@ -10,7 +10,7 @@ from functools import partial
 from fastapi import FastAPI
 
 from picture.common import contracts as c
-from picture.common.messaging import ConsumerOptions, Route
+from picture.common.messaging import Route
 from picture.common.service import ServiceScope, service_app
 from picture.orchestrator import batches, events, intake, lifecycle, scheduler, views
 from picture.orchestrator.context import Context
@@ -38,22 +38,19 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
         await bus.serve(c.CANCEL_BATCH, partial(batches.cancel_batch, ctx))
         await bus.serve(c.RETRY_BATCH, partial(batches.retry_failed, ctx))
         await bus.serve(c.DELETE_BATCH, partial(batches.delete_batch, ctx))
-        await bus.start_consumer(
-            c.CMD_STREAM,
-            "orchestrator-create",
+        await bus.start_declared(
+            c.ORCHESTRATOR_CREATE,
             [Route(c.CREATE_GENERATION, partial(intake.on_create, writer))],
-            options=ConsumerOptions(ack_wait_seconds=30, max_deliver=50, max_in_flight=256),
+            max_in_flight=256,
         )
-        await bus.start_consumer(
-            c.EVT_STREAM,
-            "orchestrator-events",
+        await bus.start_declared(
+            c.ORCHESTRATOR_EVENTS,
             [
                 Route(c.PREDICTION_UPDATED, partial(events.on_prediction, ctx)),
                 Route(c.MEDIA_STORED, partial(events.on_media_stored, ctx)),
                 Route(c.MEDIA_FAILED, partial(events.on_media_failed, ctx)),
                 Route(c.IMAGE_CREATED, partial(events.on_image_created, ctx)),
             ],
-            options=ConsumerOptions(ack_wait_seconds=30, max_deliver=50),
             on_poison=partial(events.on_poison, ctx),
         )
         scope.start_task(scheduler.run_scheduler(ctx), name="scheduler")

@@ -12,7 +12,7 @@ import httpx
 from fastapi import FastAPI
 
 from picture.common import contracts as c
-from picture.common.messaging import ConsumerOptions, Route
+from picture.common.messaging import Route
 from picture.common.service import ServiceScope, service_app
 from picture.common.settings import Environment
 from picture.replicate_adapter.breaker import CircuitBreaker
@@ -22,8 +22,6 @@ from picture.replicate_adapter.replicate import ReplicateClient, build_http_clie
 from picture.replicate_adapter.settings import AdapterSettings
 
 SERVICE = "replicate-adapter"
-DURABLE = "adapter-commands"
-WEBHOOK_DURABLE = "adapter-webhooks"
 
 
 def create_app(settings: AdapterSettings, *, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
@@ -69,6 +67,9 @@ def create_app(settings: AdapterSettings, *, transport: httpx.AsyncBaseTransport
             else settings.replicate_poll_max_interval_seconds,
             backoff=settings.replicate_poll_backoff,
             max_polls_per_second=settings.replicate_poll_max_per_second,
+            lease_seconds=settings.replicate_poll_lease_seconds,
+            heartbeat_seconds=settings.replicate_poll_heartbeat_seconds,
+            takeover_batch=settings.replicate_poll_takeover_batch,
         )
         await poller.start()
         scope.after_bus.push_async_callback(poller.stop)
@@ -83,27 +84,21 @@ def create_app(settings: AdapterSettings, *, transport: httpx.AsyncBaseTransport
         )
         app.state.breaker = breaker
         app.state.adapter = adapter
-        await bus.start_consumer(
-            c.CMD_STREAM,
-            DURABLE,
+        await bus.start_declared(
+            c.ADAPTER_COMMANDS,
             [Route(c.PREDICT, adapter.predict), Route(c.CANCEL_PREDICTION, adapter.cancel)],
-            options=ConsumerOptions(
-                # A create may take the whole HTTP timeout; leave room for the DB.
-                ack_wait_seconds=settings.replicate_timeout_seconds + 30,
-                max_deliver=settings.predict_max_deliveries,
+            # A create may take the whole HTTP timeout; leave room for the DB.
+            ack_wait_seconds=max(
+                c.ADAPTER_COMMANDS.ack_wait_seconds, settings.replicate_timeout_seconds + 30
             ),
+            max_deliver=settings.predict_max_deliveries,
             on_poison=adapter.on_poison,
         )
-        await bus.start_consumer(
-            c.CMD_STREAM,
-            WEBHOOK_DURABLE,
+        await bus.start_declared(
+            c.ADAPTER_WEBHOOKS,
             [Route(c.REPLICATE_WEBHOOK, adapter.webhook)],
-            options=ConsumerOptions(
-                ack_wait_seconds=30,
-                max_deliver=6,
-                max_in_flight=256,
-                retry_delays=(1.0, 1.0, 2.0, 2.0, 5.0),
-            ),
+            max_in_flight=256,
+            retry_delays=(1.0, 1.0, 2.0, 2.0, 5.0),
         )
         await bus.serve(c.COST_TOTALS, adapter.cost_totals)
         yield

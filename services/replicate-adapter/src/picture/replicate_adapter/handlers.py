@@ -179,11 +179,9 @@ class Adapter:
             error_code=error_code(event),
         )
 
-    def _follow(self, row: store.PredictionRow) -> None:
-        assert row.prediction_id is not None
-        self.poller.track(
-            row.generation_id, row.attempt, row.prediction_id, row.model, row.cost_usd, row.status
-        )
+    async def _follow(self, row: store.PredictionRow) -> None:
+        """Poll the prediction here, unless another replica already does."""
+        await self.poller.follow(row)
 
     # ------------------------------------------------------------------ predict
 
@@ -226,7 +224,7 @@ class Adapter:
             if row.terminal:
                 await self._republish_terminal(row)
             else:
-                self._follow(row)
+                await self._follow(row)
                 if row.cancel_requested:
                     await self._cancel_at_replicate(row)
             return
@@ -267,7 +265,7 @@ class Adapter:
             cmd.model.name,
         )
         await self._publish_started(row)
-        self._follow(row)
+        await self._follow(row)
         if row.cancel_requested:
             await self._cancel_at_replicate(row)
 
@@ -413,7 +411,7 @@ class Adapter:
             )
             WEBHOOKS.labels("adopted").inc()
             await self._publish_started(row)
-            self._follow(row)
+            await self._follow(row)
             return row
         current = await store.get(self.engine, generation_id, attempt)
         if current is not None and current.prediction_id != prediction.id and not prediction.is_terminal:
@@ -467,5 +465,5 @@ class Adapter:
             raise Retry(f"cancel failed: {exc.message}", exc.retry_after) from exc
         except PermanentReplicateError as exc:
             log.warning("cancel of %s refused: %s", row.prediction_id, exc.message)
-        self._follow(row)
+        await self._follow(row)
         self.poller.poll_soon(row.generation_id, row.attempt)

@@ -61,3 +61,7 @@ WEBHOOKS = Counter(
     "Verified Replicate webhooks the adapter handled, by outcome (terminal, update, unknown, stale).",
     ["outcome"],
 )
+TAKEOVERS = Counter(
+    "picture_adapter_poll_takeovers_total",
+    "Predictions this replica took over polling (their owner's lease ended: it died or stopped).",
+)

@@ -6,8 +6,16 @@ client's bulkhead bounds them) and reschedules its prediction with a growing int
 row: if the process dies in between, the restart polls again and publishes the same event
 (its id is derived from generation and attempt, so it is deduplicated downstream).
 
-On start, every prediction row that has a prediction id and is not terminal is loaded again
-(crash recovery).
+Ownership (several replicas): each followed prediction has one owner, the replica that polls
+it, holding a lease (``owner``, ``owned_until`` in its row). A heartbeat every
+``heartbeat_seconds`` renews the leases this replica holds and takes over (a bounded batch)
+those whose lease expired: a dead replica's predictions are polled again within
+``lease_seconds`` plus one heartbeat. A replica polls only while its own view of its lease
+holds (measured from before its last renewal, so it ends no later than the row's): once
+another replica may have taken a prediction over, this one has stopped polling it. A renewal
+that no longer returns a prediction (taken over meanwhile) drops it here. A graceful stop gives
+its leases up, for the others to take at once. Without ``lease_seconds`` (one process, unit
+tests) every active row is loaded at start and followed, as before leases existed.
 
 With webhooks on, :meth:`Poller.complete` finishes a prediction from a verified webhook
 (``completed_via`` = webhook) and polling is only the fallback for lost webhooks, at a
@@ -22,6 +30,9 @@ import contextlib
 import heapq
 import itertools
 import logging
+import math
+import os
+import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -34,7 +45,14 @@ from picture.common.observability import carrier_exemplar
 from picture.common.telemetry import capture_trace_context, trace_context_from
 from picture.replicate_adapter import store
 from picture.replicate_adapter.errors import PermanentReplicateError, TransientReplicateError
-from picture.replicate_adapter.metrics import COMPLETIONS, COST, IN_FLIGHT, OUTCOMES, PREDICTION_SECONDS
+from picture.replicate_adapter.metrics import (
+    COMPLETIONS,
+    COST,
+    IN_FLIGHT,
+    OUTCOMES,
+    PREDICTION_SECONDS,
+    TAKEOVERS,
+)
 from picture.replicate_adapter.outcomes import LOST, error_code, terminal_event, terminal_id
 from picture.replicate_adapter.replicate import Prediction, ReplicateClient
 
@@ -72,8 +90,21 @@ class Poller:
         max_interval: float = 5.0,
         backoff: float = 1.5,
         max_polls_per_second: float | None = None,
+        owner: str | None = None,
+        lease_seconds: float | None = None,
+        heartbeat_seconds: float | None = None,
+        takeover_batch: int = 200,
     ) -> None:
         self.engine = engine
+        # This process's identity in the rows it polls (unique per process: a restarted
+        # replica takes its old rows over like any other, once their leases end).
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = lease_seconds
+        self.heartbeat_seconds = heartbeat_seconds or (lease_seconds / 3 if lease_seconds else None)
+        self.takeover_batch = takeover_batch
+        # Until when (monotonic) this replica may poll what it owns; unbounded without leases.
+        self._lease_deadline = math.inf if lease_seconds is None else 0.0
+        self._heartbeat: asyncio.Task[None] | None = None
         # Polls started per second at most (None: unbounded): with thousands in flight the
         # fallback polling spreads out instead of taking the process's CPU from new work.
         self.max_polls_per_second = max_polls_per_second
@@ -93,8 +124,38 @@ class Poller:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Resume every active prediction, then run the scheduler."""
-        rows = await store.active(self.engine)
+        """Resume the active predictions (without leases: all of them; with leases: those
+        whose lease ended, by the first heartbeat), then run the scheduler."""
+        if self.lease_seconds is None:
+            rows = await store.active(self.engine)
+            self._follow_rows(rows)
+            if rows:
+                log.info("resumed polling %d prediction(s)", len(rows))
+        else:
+            await self.beat()
+            self._heartbeat = asyncio.create_task(self._beat_forever(), name="replicate-poller-heartbeat")
+        self._task = asyncio.create_task(self._run(), name="replicate-poller")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._heartbeat, self._task, *self._polls) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tracked.clear()
+        IN_FLIGHT.set(0)
+        if self.lease_seconds is not None:
+            self._lease_deadline = 0.0
+            try:
+                released = await store.disown(self.engine, self.owner)
+            except Exception as exc:  # their leases end on their own
+                log.warning("giving up the poll leases failed: %s", exc)
+            else:
+                if released:
+                    log.info("gave up %d prediction(s) for the other replicas", released)
+
+    def _follow_rows(self, rows: list[store.PredictionRow]) -> None:
         for row in rows:
             assert row.prediction_id is not None
             self.track(
@@ -107,19 +168,65 @@ class Poller:
                 delay=0.0,
                 trace_carrier=row.trace_context or {},
             )
-        if rows:
-            log.info("resumed polling %d prediction(s)", len(rows))
-        self._task = asyncio.create_task(self._run(), name="replicate-poller")
 
-    async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._polls) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tracked.clear()
-        IN_FLIGHT.set(0)
+    # ------------------------------------------------------------------ ownership
+
+    @property
+    def owns_leases(self) -> bool:
+        """Whether this replica's leases hold now (it may poll)."""
+        return time.monotonic() < self._lease_deadline
+
+    async def beat(self) -> None:
+        """One heartbeat: renew this replica's leases, drop what another replica took over,
+        take over (a batch of) what nobody holds."""
+        assert self.lease_seconds is not None
+        started = time.monotonic()
+        kept = await store.renew(self.engine, self.owner, self.lease_seconds)
+        # A margin below the row's end: a poll started just before it still ends before
+        # another replica may start one.
+        self._lease_deadline = started + self.lease_seconds * 0.8
+        for key in [key for key in self._tracked if key not in kept]:
+            log.warning("prediction of %s/%d is polled by another replica now", *key)
+            self._untrack(self._tracked[key])
+        rows = await store.take_over(self.engine, self.owner, self.lease_seconds, self.takeover_batch)
+        if rows:
+            TAKEOVERS.inc(len(rows))
+            log.info("took over polling of %d prediction(s)", len(rows))
+            self._follow_rows(rows)
+        self._wake.set()
+
+    async def _beat_forever(self) -> None:
+        assert self.heartbeat_seconds is not None
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            try:
+                await self.beat()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # polling pauses when the leases run out
+                log.warning("poll lease heartbeat failed: %s", exc)
+
+    async def follow(self, row: store.PredictionRow) -> bool:
+        """Poll ``row``'s prediction here if no other replica holds it (with leases, take it);
+        True when this replica follows it."""
+        if self.lease_seconds is not None:
+            owned = await store.own(
+                self.engine, row.generation_id, row.attempt, self.owner, self.lease_seconds
+            )
+            if owned is None:
+                return False
+            row = owned
+        assert row.prediction_id is not None
+        self.track(
+            row.generation_id,
+            row.attempt,
+            row.prediction_id,
+            row.model,
+            row.cost_usd,
+            row.status,
+            trace_carrier=row.trace_context,
+        )
+        return True
 
     @property
     def tracked(self) -> int:
@@ -179,6 +286,13 @@ class Poller:
         while True:
             now = time.monotonic()
             rate = self.max_polls_per_second
+            if not self.owns_leases:
+                # Our leases may have ended: another replica may poll these now. Wait for
+                # the heartbeat (it wakes us) before polling again.
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.heartbeat_seconds or 1.0)
+                continue
             while self._heap and self._heap[0][0] <= now:
                 if rate and self._next_slot > now:
                     break  # over the poll rate: the overdue ones wait for the next slot
@@ -194,6 +308,9 @@ class Poller:
             timeout = self._heap[0][0] - now if self._heap else None
             if timeout is not None and timeout <= 0:
                 timeout = max(0.0, self._next_slot - now)
+            if self._lease_deadline != math.inf:
+                timeout = min(timeout if timeout is not None else math.inf, self._lease_deadline - now)
+                timeout = max(0.0, timeout)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)

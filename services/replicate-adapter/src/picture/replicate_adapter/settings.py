@@ -11,6 +11,7 @@ from typing import Self
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from picture.common import contracts as c
 from picture.common.settings import PLACEHOLDER_SECRETS, Environment, ServiceSettings
 
 
@@ -35,12 +36,19 @@ class AdapterSettings(ServiceSettings):
     # Polls started per second at most by this process (fallback polling of thousands of
     # predictions spreads out instead of starving new work).
     replicate_poll_max_per_second: float = Field(default=100.0, gt=0)
+    # Poll ownership between replicas: a replica holds a lease of this length on each
+    # prediction it polls and renews them every heartbeat; a dead replica's predictions are
+    # taken over once their lease ends (within lease + one heartbeat), at most
+    # takeover_batch per heartbeat.
+    replicate_poll_lease_seconds: float = Field(default=15.0, gt=0)
+    replicate_poll_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    replicate_poll_takeover_batch: int = Field(default=200, ge=1)
     # HTTP timeout of one Replicate call.
     replicate_timeout_seconds: float = Field(default=30.0, gt=0)
     # Bulkhead: Replicate calls in flight at once from this process.
     replicate_max_concurrency: int = Field(default=32, ge=1)
     # Deliveries of a predict command before it is reported as failed (transient).
-    predict_max_deliveries: int = Field(default=8, ge=1)
+    predict_max_deliveries: int = Field(default=c.ADAPTER_COMMANDS.max_deliver, ge=1)
     # Longest wait honoured from a 429's Retry-After (or "resets in ~Ns") before trying again.
     replicate_max_retry_after_seconds: float = Field(default=30.0, gt=0)
     # Circuit breaker: opens when, over the last window, at least min_calls calls were made and
@@ -56,6 +64,14 @@ class AdapterSettings(ServiceSettings):
     replicate_webhook_url: str | None = None
     replicate_webhook_poll_interval_seconds: float = Field(default=15.0, gt=0)
     replicate_webhook_poll_max_interval_seconds: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_poll_lease(self) -> Self:
+        # Renewals must land well inside the lease (its last fifth is not polled), or a live
+        # replica would lose what it polls.
+        if self.replicate_poll_heartbeat_seconds > self.replicate_poll_lease_seconds / 2:
+            raise ValueError("PICTURE_REPLICATE_POLL_HEARTBEAT_SECONDS must be at most half the lease")
+        return self
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Self:

@@ -341,6 +341,86 @@ async def active(engine: AsyncEngine) -> list[PredictionRow]:
     return [PredictionRow.from_mapping(r) for r in rows]
 
 
+def _lease_end(seconds: float) -> Any:
+    return func.now() + text(f"interval '{float(seconds)} seconds'")
+
+
+_FOLLOWED = ~t.c.terminal & t.c.prediction_id.is_not(None)
+_UNOWNED = t.c.owned_until.is_(None) | (t.c.owned_until < func.now())
+
+
+async def own(
+    engine: AsyncEngine, generation_id: uuid.UUID, attempt: int, owner: str, seconds: float
+) -> PredictionRow | None:
+    """Make ``owner`` the poller of the attempt's prediction for ``seconds``, unless another
+    replica's lease on it still holds (or it finished). The row when ``owner`` owns it."""
+    async with autocommit(engine).connect() as conn:
+        row = (
+            (
+                await conn.execute(
+                    update(t)
+                    .where(_key(generation_id, attempt) & _FOLLOWED & (_UNOWNED | (t.c.owner == owner)))
+                    .values(owner=owner, owned_until=_lease_end(seconds))
+                    .returning(t)
+                )
+            )
+            .mappings()
+            .first()
+        )
+    return PredictionRow.from_mapping(row) if row else None
+
+
+async def renew(engine: AsyncEngine, owner: str, seconds: float) -> set[tuple[uuid.UUID, int]]:
+    """Extend every lease ``owner`` holds on a prediction still followed, expired ones included
+    (no other replica took them yet); the (generation, attempt) keys it still owns."""
+    async with autocommit(engine).connect() as conn:
+        rows = await conn.execute(
+            update(t)
+            .where(_FOLLOWED & (t.c.owner == owner))
+            .values(owned_until=_lease_end(seconds))
+            .returning(t.c.generation_id, t.c.attempt)
+        )
+        return {(r.generation_id, r.attempt) for r in rows}
+
+
+async def take_over(engine: AsyncEngine, owner: str, seconds: float, limit: int) -> list[PredictionRow]:
+    """Claim up to ``limit`` followed predictions nobody holds a live lease on (their replica
+    died, stopped, or never took them), oldest first. Replicas claiming at once skip each
+    other's rows (SKIP LOCKED), so each row gets one new owner."""
+    free = (
+        select(t.c.id)
+        .where(_FOLLOWED & _UNOWNED)
+        .order_by(t.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    async with autocommit(engine).connect() as conn:
+        rows = (
+            (
+                await conn.execute(
+                    update(t)
+                    .where(t.c.id.in_(free) & _FOLLOWED & _UNOWNED)
+                    .values(owner=owner, owned_until=_lease_end(seconds))
+                    .returning(t)
+                )
+            )
+            .mappings()
+            .all()
+        )
+    return sorted((PredictionRow.from_mapping(r) for r in rows), key=lambda r: r.created_at)
+
+
+async def disown(engine: AsyncEngine, owner: str) -> int:
+    """Give up every lease of ``owner`` at once (a graceful stop): the other replicas take the
+    predictions over at their next heartbeat instead of after the lease."""
+    async with autocommit(engine).connect() as conn:
+        result = await conn.execute(
+            update(t).where(_FOLLOWED & (t.c.owner == owner)).values(owned_until=None).returning(t.c.id)
+        )
+        return len(result.all())
+
+
 async def by_prediction_id(engine: AsyncEngine, prediction_id: str) -> PredictionRow | None:
     async with autocommit(engine).connect() as conn:
         row = (await conn.execute(select(t).where(t.c.prediction_id == prediction_id))).mappings().first()

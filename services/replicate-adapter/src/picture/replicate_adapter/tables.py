@@ -61,5 +61,9 @@ predictions = Table(
     # W3C trace context of the predict command: the terminal event continues its trace, from
     # any replica (a webhook) and after a restart (observability).
     Column("trace_context", JSONB),
+    # The replica that polls this prediction and until when its lease holds (renewed by its
+    # heartbeat; an expired lease is taken over by another replica). Revision 0005.
+    Column("owner", String(128)),
+    Column("owned_until", DateTime(timezone=True)),
     UniqueConstraint("generation_id", "attempt", name="uq_predictions_generation_attempt"),
 )

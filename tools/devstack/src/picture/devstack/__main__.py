@@ -1,6 +1,8 @@
 """``picture-devstack``: run the whole system locally, or mint a development token.
 
 picture-devstack run              # what `make run` calls
+picture-devstack run --replicas 2 --nats-nodes 3   # every service twice, a 3-node JetStream
+picture-devstack run --replicas 1,gateway=2        # per-service counts
 picture-devstack token [--user U] # what `make token` calls
 picture-devstack observe          # what `make observe` calls: Prometheus on the running stack
 picture-devstack nats-exporter    # NATS monitoring as Prometheus metrics (started by observe)
@@ -25,7 +27,7 @@ from picture.devstack.infra import reachable_data_dir
 from picture.devstack.nats_exporter import serve as serve_nats_metrics
 from picture.devstack.observe import Observer
 from picture.devstack.secrets import ensure_dev_env
-from picture.devstack.stack import Ports, Stack
+from picture.devstack.stack import SERVICES, Ports, Stack, parse_replicas
 from picture.devstack.tokens import mint_token
 
 VAR_DIR = Path(os.environ.get("PICTURE_VAR_DIR", "var")).resolve()
@@ -64,7 +66,7 @@ def _ports() -> Ports:
     )
 
 
-def run() -> int:
+def run(replicas: dict[str, int] | None = None, nats_nodes: int = 1) -> int:
     started = time.monotonic()
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     lock = (VAR_DIR / "run.lock").open("a+")
@@ -87,10 +89,22 @@ def run() -> int:
     if pg_data.is_symlink():
         print(f"PostgreSQL keeps its data in {pg_data.resolve()} (linked from {pg_data})", flush=True)
     secrets = ensure_dev_env(VAR_DIR / "dev.env")
-    stack = Stack(VAR_DIR, _ports(), secrets, replicate_token=os.environ.get("REPLICATE_API_TOKEN") or None)
+    stack = Stack(
+        VAR_DIR,
+        _ports(),
+        secrets,
+        replicate_token=os.environ.get("REPLICATE_API_TOKEN") or None,
+        replicas=replicas or {},
+        nats_nodes=nats_nodes,
+    )
 
     def start() -> None:
-        print("starting NATS (JetStream) and PostgreSQL ...", flush=True)
+        nodes = (
+            f"{nats_nodes} nodes, streams with {stack.stream_replicas} replicas"
+            if nats_nodes > 1
+            else "1 node"
+        )
+        print(f"starting NATS (JetStream, {nodes}) and PostgreSQL ...", flush=True)
         stack.start_infra()
         print("migrating ...", flush=True)
         stack.migrate()
@@ -98,9 +112,17 @@ def run() -> int:
         stack.start_services()
         token = mint_token(secrets["PICTURE_JWT_SECRET"], ttl_seconds=24 * 3600)
         replicate = "real Replicate" if stack.replicate_token else f"simulator {stack.simulator_url}"
+        more_gateways = "".join(f"\n  gateway   {url}" for url in stack.gateway_urls[1:])
+        replicas = "".join(
+            f"\n  {service:<9} {' '.join(p.url for p in stack.replicas_of(service))}"
+            for service in SERVICES
+            if service != "gateway" and stack.replica_count(service) > 1
+        )
+        nats = f"\n  nats      {stack.nats_url}" if nats_nodes > 1 else ""
         print(
             f"\nPicture is up in {time.monotonic() - started:.1f}s\n"
-            f"  gateway   {stack.gateway_url}   (API docs: {stack.gateway_url}/docs)\n"
+            f"  gateway   {stack.gateway_url}   (API docs: {stack.gateway_url}/docs)"
+            f"{more_gateways}{replicas}{nats}\n"
             f"  replicate {replicate}\n"
             f"  logs      {stack.log_dir}/\n"
             f"  token     {token}\n\n"
@@ -192,7 +214,18 @@ def token(user: str | None) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="picture-devstack")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="start NATS, PostgreSQL, the simulator and the five services")
+    run_parser = sub.add_parser("run", help="start NATS, PostgreSQL, the simulator and the five services")
+    run_parser.add_argument(
+        "--replicas",
+        default="1",
+        help='processes per service: "2" (each), "gateway=2,media=3", or "2,media=1" (default 1)',
+    )
+    run_parser.add_argument(
+        "--nats-nodes",
+        type=int,
+        default=1,
+        help="NATS servers; 3 or more form a JetStream cluster (default 1)",
+    )
     token_parser = sub.add_parser("token", help="print a development access token")
     token_parser.add_argument("--user", help="user id (uuid); a new random user if omitted")
     sub.add_parser("observe", help="start Prometheus and the exporters on the running stack (make run)")
@@ -203,7 +236,13 @@ def main() -> None:
     exporter.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     if args.command == "run":
-        sys.exit(run())
+        try:
+            replicas = parse_replicas(args.replicas)
+        except ValueError as exc:
+            parser.error(f"--replicas: {exc}")
+        if args.nats_nodes < 1:
+            parser.error("--nats-nodes must be at least 1")
+        sys.exit(run(replicas, args.nats_nodes))
     if args.command == "observe":
         sys.exit(observe())
     if args.command == "nats-exporter":

@@ -16,7 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
@@ -58,12 +58,42 @@ class NatsServer:
     port: int
     monitor_port: int
     log_file: Path
+    server_name: str = "picture"
+    # A cluster node: its own route port and the route ports of every node (its own included,
+    # as NATS ignores a route to itself); None: a single server.
+    cluster_port: int | None = None
+    routes: tuple[int, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
+
+    def arguments(self) -> list[str]:
+        args = [
+            "--jetstream",
+            "--store_dir",
+            str(self.store_dir),
+            "--addr",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--http_port",
+            str(self.monitor_port),
+            "--server_name",
+            self.server_name,
+        ]
+        if self.cluster_port is not None:
+            args += [
+                "--cluster_name",
+                "picture",
+                "--cluster",
+                f"nats://127.0.0.1:{self.cluster_port}",
+                "--routes",
+                ",".join(f"nats://127.0.0.1:{port}" for port in self.routes),
+            ]
+        return args
 
     @property
     def monitor_url(self) -> str:
@@ -77,20 +107,7 @@ class NatsServer:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_file.open("ab")
         self.proc = subprocess.Popen(  # noqa: S603 - fixed binary and arguments
-            [
-                binary,
-                "--jetstream",
-                "--store_dir",
-                str(self.store_dir),
-                "--addr",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--http_port",
-                str(self.monitor_port),
-                "--server_name",
-                "picture",
-            ],
+            [binary, *self.arguments()],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -103,6 +120,24 @@ class NatsServer:
         except httpx.HTTPError:
             return False
         return resp.status_code == 200
+
+    def healthy(self) -> bool:
+        """JetStream is usable through this server (in a cluster: it sees a meta leader and its
+        streams are current), not just enabled."""
+        try:
+            return httpx.get(f"{self.monitor_url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        assert self.proc is not None
+        _wait(self.healthy, timeout, f"nats-server {self.server_name} (JetStream health)", self.proc)
+
+    def jsz(self) -> dict[str, Any]:
+        """The monitoring endpoint's JetStream view: meta leader, streams and their leaders."""
+        params = {"accounts": "true", "streams": "true", "consumers": "true"}
+        data: dict[str, Any] = httpx.get(f"{self.monitor_url}/jsz", params=params, timeout=2).json()
+        return data
 
     def stop(self) -> None:
         _stop(self.proc, signal.SIGTERM, 15)

@@ -3,6 +3,12 @@
 ``make run`` and the integration tests both build a :class:`Stack`; only ports and folders
 differ. Services are started through their console scripts (``picture-<service> serve``):
 services are run, never imported.
+
+Shape: each service runs as ``replicas[service]`` processes (default one), the first on the
+documented port (``gateway``, ``media``, ...), the others on free ports named ``gateway-2``,
+``gateway-3``, ...; NATS runs as ``nats_nodes`` servers (default one). Three or more nodes form
+a JetStream cluster and the streams get :func:`~picture.common.contracts.stream_replicas_for`
+replicas (3), as in production.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import IO
 
 import httpx
 
+from picture.common.contracts import stream_replicas_for
 from picture.devstack.infra import NatsServer, PostgresServer
 from picture.devstack.ports import free_port
 from picture.devstack.tokens import DEV_ISSUER
@@ -26,6 +33,31 @@ from picture.devstack.tokens import DEV_ISSUER
 SERVICES = ("catalog", "orchestrator", "replicate-adapter", "media", "gateway")
 MIGRATED = ("catalog", "orchestrator", "replicate-adapter", "media", "gateway")
 REAL_REPLICATE_URL = "https://api.replicate.com"
+SERVICE_ALIASES = {"adapter": "replicate-adapter", "simulator": "replicate-simulator"}
+
+
+def replica_name(service: str, index: int) -> str:
+    """``gateway`` for the first replica (its name before replicas existed), ``gateway-2`` on."""
+    return service if index == 1 else f"{service}-{index}"
+
+
+def parse_replicas(spec: str) -> dict[str, int]:
+    """``"2"`` (every service), ``"gateway=2,media=3"``, or both (``"2,media=3"``: the count
+    applies to every service, the pairs override it)."""
+    counts: dict[str, int] = {}
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        name, _, value = part.rpartition("=")
+        count = int(value)
+        if count < 1:
+            raise ValueError(f"replicas must be at least 1: {part!r}")
+        if not name:
+            counts.update(dict.fromkeys(SERVICES, count))
+            continue
+        service = SERVICE_ALIASES.get(name, name)
+        if service not in SERVICES:
+            raise ValueError(f"unknown service {name!r} (one of {', '.join(SERVICES)})")
+        counts[service] = count
+    return counts
 
 
 @dataclass
@@ -147,9 +179,13 @@ class Stack:
     replicate_token: str | None = None  # set: talk to the real Replicate, no simulator
     pg_fsync: bool = True
     extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
-    nats: NatsServer | None = None
+    replicas: dict[str, int] = field(default_factory=dict)  # per service; missing: 1
+    nats_nodes: int = 1
+    nats: NatsServer | None = None  # the first node (the only one unless nats_nodes > 1)
+    nats_cluster: list[NatsServer] = field(default_factory=list)  # every node, nats first
     postgres: PostgresServer | None = None
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
+    _replica_ports: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
     def log_dir(self) -> Path:
@@ -158,6 +194,60 @@ class Stack:
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.gateway}"
+
+    @property
+    def gateway_urls(self) -> list[str]:
+        """Every gateway replica's URL, the first (documented port) first."""
+        return [f"http://127.0.0.1:{self.port_of(name)}" for name in self.replica_names("gateway")]
+
+    @property
+    def nats_url(self) -> str:
+        """Every node's client URL, comma separated (the services connect to any of them)."""
+        return ",".join(node.url for node in self.nats_cluster)
+
+    @property
+    def stream_replicas(self) -> int:
+        return stream_replicas_for(self.nats_nodes)
+
+    def replica_count(self, service: str) -> int:
+        return max(1, self.replicas.get(service, 1))
+
+    def replica_names(self, service: str) -> list[str]:
+        return [replica_name(service, i) for i in range(1, self.replica_count(service) + 1)]
+
+    def replicas_of(self, service: str) -> list[ManagedProcess]:
+        """The started processes of ``service``, first replica first."""
+        return [self.processes[name] for name in self.replica_names(service) if name in self.processes]
+
+    def port_of(self, name: str) -> int:
+        """The HTTP port of a process by name: the documented port for a first replica, a free
+        one (chosen once) for the others."""
+        if name in SERVICES or name == "replicate-simulator":
+            return self.ports.of(name)
+        if name not in self._replica_ports:
+            self._replica_ports[name] = free_port()
+        return self._replica_ports[name]
+
+    def stream_leaders(self) -> dict[str, str]:
+        """Server name of each stream's leader (Raft), asked of any healthy node."""
+        for node in self.nats_cluster:
+            if node.proc is None or node.proc.poll() is not None:
+                continue
+            try:
+                jsz = node.jsz()
+            except (httpx.HTTPError, ValueError):
+                continue
+            leaders = {
+                stream["name"]: stream.get("cluster", {}).get("leader", node.server_name)
+                for account in jsz.get("account_details", [])
+                for stream in account.get("stream_detail", [])
+            }
+            if leaders:
+                return leaders
+        return {}
+
+    def nats_node(self, server_name: str) -> NatsServer:
+        return next(node for node in self.nats_cluster if node.server_name == server_name)
 
     @property
     def simulator_url(self) -> str:
@@ -171,29 +261,59 @@ class Stack:
     def pids(self) -> dict[str, int]:
         """The running processes of the stack by name (services, simulator, nats, postgres)."""
         found = {name: p.proc.pid for name, p in self.processes.items() if p.proc is not None and p.alive()}
-        for name, server in (("nats", self.nats), ("postgres", self.postgres)):
+        servers: list[tuple[str, NatsServer | PostgresServer | None]] = [
+            ("nats" if i == 0 else f"nats-{i + 1}", node) for i, node in enumerate(self.nats_cluster)
+        ]
+        servers.append(("postgres", self.postgres))
+        for name, server in servers:
             if server is not None and server.proc is not None and server.proc.poll() is None:
                 found[name] = server.proc.pid
         return found
 
     # ------------------------------------------------------------------ infra
 
+    def _nats_servers(self) -> list[NatsServer]:
+        if self.nats_nodes <= 1:
+            return [
+                NatsServer(
+                    self.var_dir / "nats", self.ports.nats, self.ports.nats_monitor, self.log_dir / "nats.log"
+                )
+            ]
+        # A cluster keeps its stores apart from a single server's (var/nats): a store written
+        # without a cluster cannot join one.
+        client = [self.ports.nats, *(free_port() for _ in range(self.nats_nodes - 1))]
+        monitor = [self.ports.nats_monitor, *(free_port() for _ in range(self.nats_nodes - 1))]
+        routes = tuple(free_port() for _ in range(self.nats_nodes))
+        return [
+            NatsServer(
+                self.var_dir / "nats-cluster" / f"n{i + 1}",
+                client[i],
+                monitor[i],
+                self.log_dir / ("nats.log" if i == 0 else f"nats-{i + 1}.log"),
+                server_name=f"picture-{i + 1}",
+                cluster_port=routes[i],
+                routes=routes,
+            )
+            for i in range(self.nats_nodes)
+        ]
+
     def start_infra(self) -> None:
-        self.nats = NatsServer(
-            self.var_dir / "nats",
-            self.ports.nats,
-            self.ports.nats_monitor,
-            self.log_dir / "nats.log",
-        )
+        if not self.nats_cluster:
+            self.nats_cluster = self._nats_servers()
+        self.nats = self.nats_cluster[0]
         self.postgres = PostgresServer(
             self.var_dir / "pg",
             self.ports.postgres,
             self.log_dir / "postgres.log",
             fsync=self.pg_fsync,
         )
-        with ThreadPoolExecutor(2) as pool:
-            for future in [pool.submit(self.nats.start), pool.submit(self.postgres.start)]:
+        starts = [node.start for node in self.nats_cluster] + [self.postgres.start]
+        with ThreadPoolExecutor(len(starts)) as pool:
+            for future in [pool.submit(start) for start in starts]:
                 future.result()
+        if self.nats_nodes > 1:  # JetStream needs the cluster's meta leader before any stream
+            for node in self.nats_cluster:
+                node.wait_healthy()
 
     def migrate(self) -> None:
         """Each service migrates its own schema, as its own one-shot step."""
@@ -214,16 +334,19 @@ class Stack:
 
     # ------------------------------------------------------------------ processes
 
-    def env_for(self, service: str) -> dict[str, str]:
+    def env_for(self, service: str, port: int | None = None) -> dict[str, str]:
+        """The environment of one process of ``service`` (listening on ``port``, default the
+        first replica's)."""
         assert self.nats is not None
         assert self.postgres is not None
         env = {k: v for k, v in os.environ.items() if not k.startswith("PICTURE_")}
         env.update(
             PICTURE_ENVIRONMENT="development",
-            PICTURE_NATS_URL=self.nats.url,
+            PICTURE_NATS_URL=self.nats_url,
             PICTURE_DATABASE_URL=self.postgres.url,
-            PICTURE_HTTP_PORT=str(self.ports.of(service)),
+            PICTURE_HTTP_PORT=str(port or self.ports.of(service)),
             PICTURE_LOG_JSON="true",
+            PICTURE_STREAM_REPLICAS=str(self.stream_replicas),
         )
         if service == "gateway":
             env.update(
@@ -271,27 +394,26 @@ class Stack:
         env.update(self.extra_env.get(service, {}))
         return env
 
-    def _process(self, service: str) -> ManagedProcess:
+    def _process(self, service: str, index: int = 1) -> ManagedProcess:
+        name = replica_name(service, index)
+        port = self.port_of(name)
         argv = [_script(f"picture-{service}")]
         if service != "replicate-simulator":
             argv.append("serve")
         else:
             argv += ["--port", str(self.ports.simulator)]
-        return ManagedProcess(
-            service,
-            argv,
-            self.env_for(service),
-            self.ports.of(service),
-            self.log_dir / f"{service}.log",
-        )
+        return ManagedProcess(name, argv, self.env_for(service, port), port, self.log_dir / f"{name}.log")
 
     def start_services(self) -> None:
-        names = list(SERVICES)
+        services = list(SERVICES)
         if not self.replicate_token:
-            names.insert(0, "replicate-simulator")
-        for name in names:
-            self.processes[name] = self._process(name)
-            self.processes[name].start()
+            services.insert(0, "replicate-simulator")
+        for service in services:
+            count = 1 if service == "replicate-simulator" else self.replica_count(service)
+            for index in range(1, count + 1):
+                process = self._process(service, index)
+                self.processes[process.name] = process
+                process.start()
         for process in self.processes.values():
             process.wait_ready()
 
@@ -321,5 +443,5 @@ class Stack:
             list(pool.map(ManagedProcess.close, self.processes.values()))
         if self.postgres is not None:
             self.postgres.stop()
-        if self.nats is not None:
-            self.nats.stop()
+        for node in self.nats_cluster:
+            node.stop()

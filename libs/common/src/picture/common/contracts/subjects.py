@@ -1,5 +1,7 @@
 """Streams and subjects, and the typed endpoints bound to them: a :class:`Channel` (a JetStream
-subject and its message type) and a :class:`Query` (request/reply)."""
+subject and its message type) and a :class:`Query` (request/reply); the durable consumers and
+their settings (:class:`ConsumerSpec`), declared once for the services, the devstack and the
+deploy checks (why each number: docs/scaling.md)."""
 
 from __future__ import annotations
 
@@ -9,15 +11,27 @@ from typing import Generic
 from picture.common.contracts.messages import M, R
 
 __all__ = [
+    "ADAPTER_COMMANDS",
+    "ADAPTER_WEBHOOKS",
+    "CATALOG_COMMANDS",
     "CMD_STREAM",
+    "CONSUMERS",
     "DLQ_STREAM",
     "DLQ_SUBJECT_PREFIX",
     "EVT_STREAM",
+    "GATEWAY_QUOTA",
+    "GATEWAY_WEBHOOKS",
+    "MEDIA_COMMANDS",
+    "ORCHESTRATOR_CREATE",
+    "ORCHESTRATOR_EVENTS",
+    "PRODUCTION_STREAM_REPLICAS",
     "STREAMS",
     "SUBJECT_PREFIX",
     "Channel",
+    "ConsumerSpec",
     "Query",
     "StreamSpec",
+    "stream_replicas_for",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -45,6 +59,68 @@ EVT_STREAM = StreamSpec("PICTURE_EVT", ("picture.evt.>",), work_queue=False, max
 DLQ_STREAM = StreamSpec("PICTURE_DLQ", ("picture.dlq.>",), work_queue=False, max_age_seconds=14 * 86400)
 DLQ_SUBJECT_PREFIX = "picture.dlq"
 STREAMS: tuple[StreamSpec, ...] = (CMD_STREAM, EVT_STREAM, DLQ_STREAM)
+
+# Every stream (and every durable consumer, which inherits its stream's count) is kept on this
+# many JetStream servers in production: a quorum of 2 out of 3 survives losing any one node.
+PRODUCTION_STREAM_REPLICAS = 3
+
+
+def stream_replicas_for(nodes: int) -> int:
+    """Stream replicas on a JetStream of ``nodes`` servers: 3 from three nodes on; else 1 (two
+    replicas on two nodes need both for a quorum, so they add a failure, not a spare)."""
+    return PRODUCTION_STREAM_REPLICAS if nodes >= PRODUCTION_STREAM_REPLICAS else 1
+
+
+# --------------------------------------------------------------------------------------------
+# Durable consumers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A durable pull consumer shared by every replica of its service.
+
+    ``ack_wait_seconds``: how long one delivery may stay unacknowledged before JetStream hands
+    it to another replica (a killed replica's messages come back after this); handlers that run
+    longer report progress. ``max_deliver``: deliveries before the message is dead-lettered.
+    ``max_ack_pending``: unacknowledged messages across all replicas together (the consumer's
+    back-pressure). ``scale_lag``: pending messages per replica the autoscaler aims at (KEDA's
+    lagThreshold); None where the service scales on CPU.
+    """
+
+    durable: str
+    stream: StreamSpec
+    ack_wait_seconds: float
+    max_deliver: int
+    max_ack_pending: int = 1000
+    scale_lag: int | None = None
+
+
+ORCHESTRATOR_CREATE = ConsumerSpec("orchestrator-create", CMD_STREAM, ack_wait_seconds=30, max_deliver=50)
+ORCHESTRATOR_EVENTS = ConsumerSpec(
+    "orchestrator-events", EVT_STREAM, ack_wait_seconds=30, max_deliver=50, scale_lag=100
+)
+# A create may take the adapter's whole Replicate timeout (30 s by default) plus the database.
+ADAPTER_COMMANDS = ConsumerSpec(
+    "adapter-commands", CMD_STREAM, ack_wait_seconds=60, max_deliver=8, scale_lag=20
+)
+ADAPTER_WEBHOOKS = ConsumerSpec("adapter-webhooks", CMD_STREAM, ack_wait_seconds=30, max_deliver=6)
+MEDIA_COMMANDS = ConsumerSpec("media-commands", CMD_STREAM, ack_wait_seconds=60, max_deliver=10, scale_lag=10)
+CATALOG_COMMANDS = ConsumerSpec("catalog-commands", CMD_STREAM, ack_wait_seconds=30, max_deliver=20)
+# The durable's first job gave it its name (it also feeds the read model); deployed streams keep it.
+GATEWAY_QUOTA = ConsumerSpec("gateway-quota", EVT_STREAM, ack_wait_seconds=30, max_deliver=10)
+# Client webhooks: the gateway's settings lengthen the ack wait to its delivery timeout + 20 s.
+GATEWAY_WEBHOOKS = ConsumerSpec("gateway-webhooks", EVT_STREAM, ack_wait_seconds=30, max_deliver=10)
+CONSUMERS: tuple[ConsumerSpec, ...] = (
+    ORCHESTRATOR_CREATE,
+    ORCHESTRATOR_EVENTS,
+    ADAPTER_COMMANDS,
+    ADAPTER_WEBHOOKS,
+    MEDIA_COMMANDS,
+    CATALOG_COMMANDS,
+    GATEWAY_QUOTA,
+    GATEWAY_WEBHOOKS,
+)
 
 # --------------------------------------------------------------------------------------------
 # Channels and queries
