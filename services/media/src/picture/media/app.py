@@ -16,6 +16,7 @@ from picture.common.messaging import ConsumerOptions, Route
 from picture.common.service import ServiceScope, service_app
 from picture.media import handlers, queries
 from picture.media.download import Downloader, DownloadPolicy
+from picture.media.imports import router as imports_router
 from picture.media.routes import ObjectServing, router
 from picture.media.settings import MediaSettings, StorageBackend
 from picture.media.signing import UrlSigner
@@ -109,4 +110,6 @@ def create_app(
         )
         yield
 
-    return service_app(SERVICE, settings, run, title="Picture media", routers=(router, uploads_router))
+    return service_app(
+        SERVICE, settings, run, title="Picture media", routers=(router, uploads_router, imports_router)
+    )

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from picture.common import contracts as c
 from picture.common.messaging import ConsumerOptions, Route
 from picture.common.service import ServiceScope, service_app
-from picture.orchestrator import batches, events, intake, lifecycle, scheduler, views
+from picture.orchestrator import batches, events, imports, intake, lifecycle, scheduler, views
 from picture.orchestrator.context import Context
 from picture.orchestrator.outbox import OutboxRelay, outbox
 from picture.orchestrator.settings import OrchestratorSettings
@@ -38,6 +38,7 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
         await bus.serve(c.CANCEL_BATCH, partial(batches.cancel_batch, ctx))
         await bus.serve(c.RETRY_BATCH, partial(batches.retry_failed, ctx))
         await bus.serve(c.DELETE_BATCH, partial(batches.delete_batch, ctx))
+        await bus.serve(c.IMPORT_GENERATION, partial(imports.import_generation, ctx))
         await bus.start_consumer(
             c.CMD_STREAM,
             "orchestrator-create",
