@@ -15,7 +15,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 PYPROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml clients/*/pyproject.toml)
 PYTEST_ARGS ?=
 MYPY_PACKAGES := -p picture.common -p picture.gateway -p picture.orchestrator -p picture.replicate_adapter \
-	-p picture.media -p picture.catalog -p picture.replicate_simulator -p picture.devstack -p picture.client
+	-p picture.media -p picture.catalog -p picture.replicate_simulator -p picture.devstack -p picture.client -p picture.importer
 
 .PHONY: help install run observe token test unit integration lint typecheck deploy-check fmt clean
 
