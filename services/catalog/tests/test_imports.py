@@ -75,6 +75,14 @@ async def test_profiles_and_templates_keep_ids_and_times(engine: AsyncEngine) ->
     # The same name held by someone else: the second profile is kept without it.
     clash = first.model_copy(update={"user_id": other, "username": name.upper()})
     assert (await imports.import_profile(engine, clash)).created
+    # Signed in to the new system before the import: the bare profile gets the old one's data.
+    early = uuid.uuid4()
+    await profiles.get_profile(engine, c.GetProfileRequest(user_id=early))
+    late = first.model_copy(update={"user_id": early, "username": f"{name}_2"})
+    assert (await imports.import_profile(engine, late)).created
+    assert not (await imports.import_profile(engine, late)).created
+    filled = (await profiles.get_profile(engine, c.GetProfileRequest(user_id=early))).profile
+    assert (filled.username, filled.email, filled.created_at) == (f"{name}_2", "a@example.org", OLD)
     mine = (await profiles.get_profile(engine, c.GetProfileRequest(user_id=user))).profile
     theirs = (await profiles.get_profile(engine, c.GetProfileRequest(user_id=other))).profile
     assert (mine.username, mine.created_at, theirs.username) == (name, OLD, None)

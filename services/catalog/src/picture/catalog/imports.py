@@ -3,13 +3,15 @@ timestamps: profiles, shared tags, images (with their tags and likes) and prompt
 
 Each query is idempotent by id: a record that exists already is left as it is and the reply
 says ``created`` False, so a second import, or one resumed after a crash, writes nothing twice.
+A profile made on first sight in the new system (the user signed in before the import) is the
+one exception: the old profile fills in what it lacks.
 An image's tags and likes go in the same transaction as its row: an image is either imported
 whole or not at all.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -40,19 +42,34 @@ async def import_profile(engine: AsyncEngine, req: c.ImportProfileRequest) -> c.
             ).first()
             if holder is not None and holder.id != req.user_id:
                 username = None
+        statement = pg_insert(profiles).values(
+            id=req.user_id,
+            email=req.email,
+            username=username,
+            avatar_url=req.avatar_url,
+            created_at=req.created_at,
+            updated_at=req.updated_at,
+        )
+        new = statement.excluded
+        # The user may have signed in to the new system first (a bare profile made on first
+        # sight): the old profile fills in what it lacks, and its older creation time wins.
         written = (
             await conn.execute(
-                pg_insert(profiles)
-                .values(
-                    id=req.user_id,
-                    email=req.email,
-                    username=username,
-                    avatar_url=req.avatar_url,
-                    created_at=req.created_at,
-                    updated_at=req.updated_at,
-                )
-                .on_conflict_do_nothing(index_elements=["id"])
-                .returning(profiles.c.id)
+                statement.on_conflict_do_update(
+                    index_elements=["id"],
+                    set_={
+                        "email": func.coalesce(profiles.c.email, new.email),
+                        "username": func.coalesce(profiles.c.username, new.username),
+                        "avatar_url": func.coalesce(profiles.c.avatar_url, new.avatar_url),
+                        "created_at": func.least(profiles.c.created_at, new.created_at),
+                    },
+                    where=or_(
+                        and_(profiles.c.email.is_(None), new.email.is_not(None)),
+                        and_(profiles.c.username.is_(None), new.username.is_not(None)),
+                        and_(profiles.c.avatar_url.is_(None), new.avatar_url.is_not(None)),
+                        new.created_at < profiles.c.created_at,
+                    ),
+                ).returning(profiles.c.id)
             )
         ).first()
     return c.ImportReply(created=written is not None)
