@@ -442,6 +442,78 @@ class ModelPatch(BaseModel):
     strength_min: Annotated[StrengthMin | None, Field(title="Strength Min")] = None
 
 
+class Height1(RootModel[int]):
+    root: Annotated[int, Field(ge=64, le=4096, title="Height")]
+
+
+class ModelId(RootModel[str]):
+    root: Annotated[str, Field(description="Model name or Replicate id.", max_length=200, title="Model Id")]
+
+
+class ModelVersion(RootModel[str]):
+    root: Annotated[str, Field(max_length=200, title="Model Version")]
+
+
+class NumInferenceSteps(RootModel[int]):
+    root: Annotated[int, Field(ge=1, le=150, title="Num Inference Steps")]
+
+
+class Seed2(RootModel[int]):
+    root: Annotated[int, Field(ge=0, title="Seed")]
+
+
+class SourceImageUrl(RootModel[str]):
+    root: Annotated[str, Field(max_length=2048, title="Source Image Url")]
+
+
+class Strength1(RootModel[float]):
+    root: Annotated[float, Field(ge=0.0, le=1.0, title="Strength")]
+
+
+class Width1(RootModel[int]):
+    root: Annotated[int, Field(ge=64, le=4096, title="Width")]
+
+
+class OldGenerateImage(BaseModel):
+    """
+    The body the old app sent to ``generate-image`` (unknown fields are ignored, as there).
+    """
+
+    generation_id: Annotated[UUID | None, Field(title="Generation Id")] = None
+    guidance_scale: Annotated[GuidanceScale | None, Field(title="Guidance Scale")] = None
+    height: Annotated[Height1 | None, Field(title="Height")] = None
+    model_id: Annotated[
+        ModelId | None, Field(description="Model name or Replicate id.", title="Model Id")
+    ] = None
+    model_version: Annotated[ModelVersion | None, Field(title="Model Version")] = None
+    negative_prompt: Annotated[NegativePrompt | None, Field(title="Negative Prompt")] = None
+    num_inference_steps: Annotated[NumInferenceSteps | None, Field(title="Num Inference Steps")] = None
+    prompt: Annotated[str, Field(max_length=2000, min_length=1, title="Prompt")]
+    seed: Annotated[Seed2 | None, Field(title="Seed")] = None
+    source_image_url: Annotated[SourceImageUrl | None, Field(title="Source Image Url")] = None
+    strength: Annotated[Strength1 | None, Field(title="Strength")] = None
+    width: Annotated[Width1 | None, Field(title="Width")] = None
+
+
+class Status(StrEnum):
+    pending = "pending"
+    queued = "queued"
+    processing = "processing"
+    downloading = "downloading"
+    completed = "completed"
+    failed = "failed"
+
+
+class OldImage(BaseModel):
+    file_size: Annotated[int, Field(title="File Size")]
+    format: Annotated[str, Field(title="Format")]
+    height: Annotated[int, Field(title="Height")]
+    id: Annotated[UUID, Field(title="Id")]
+    thumbnail_url: Annotated[str | None, Field(title="Thumbnail Url")]
+    url: Annotated[str, Field(title="Url")]
+    width: Annotated[int, Field(title="Width")]
+
+
 class Problem(BaseModel):
     model_config = ConfigDict(extra="allow")
     detail: Annotated[str | None, Field(title="Detail")] = None
@@ -453,16 +525,8 @@ class Problem(BaseModel):
     type: Annotated[str, Field(title="Type")]
 
 
-class Height1(RootModel[int]):
-    root: Annotated[int, Field(ge=64, le=4096, title="Height")]
-
-
-class Seed2(RootModel[int]):
+class Seed3(RootModel[int]):
     root: Annotated[int, Field(description="Batch of prompts only.", ge=0, le=4294967295, title="Seed")]
-
-
-class Width1(RootModel[int]):
-    root: Annotated[int, Field(ge=64, le=4096, title="Width")]
 
 
 class SharedSettings(BaseModel):
@@ -473,7 +537,7 @@ class SharedSettings(BaseModel):
         str, Field(max_length=64, min_length=1, pattern="^[a-z0-9][a-z0-9.\\-]*$", title="Model")
     ]
     negative_prompt: Annotated[NegativePrompt | None, Field(title="Negative Prompt")] = None
-    seed: Annotated[Seed2 | None, Field(description="Batch of prompts only.", title="Seed")] = None
+    seed: Annotated[Seed3 | None, Field(description="Batch of prompts only.", title="Seed")] = None
     steps: Annotated[Steps | None, Field(title="Steps")] = None
     width: Annotated[Width1 | None, Field(title="Width")] = None
 
@@ -650,6 +714,22 @@ class ModelAdminList(BaseModel):
 
 class ModelList(BaseModel):
     data: Annotated[list[ModelOut], Field(title="Data")]
+
+
+class OldGenerateImageReply(BaseModel):
+    """
+    What the old function answered.
+    """
+
+    error: Annotated[str | None, Field(title="Error")] = None
+    generation_id: Annotated[UUID | None, Field(title="Generation Id")] = None
+    generation_time_seconds: Annotated[float | None, Field(title="Generation Time Seconds")] = None
+    image: OldImage | None = None
+    image_url: Annotated[str | None, Field(title="Image Url")] = None
+    model: Annotated[str | None, Field(title="Model")] = None
+    seed: Annotated[int | None, Field(title="Seed")] = None
+    status: Annotated[Status | None, Field(title="Status")] = None
+    success: Annotated[bool, Field(title="Success")]
 
 
 class TagList(BaseModel):

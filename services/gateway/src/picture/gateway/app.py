@@ -32,6 +32,7 @@ from picture.gateway.routes import (
     models,
     replicate_webhooks,
 )
+from picture.gateway.routes.compat import router as compat_router
 from picture.gateway.routes.replicate_webhooks import router as replicate_webhooks_router
 from picture.gateway.routes.uploads import ENVELOPE_BYTES
 from picture.gateway.routes.uploads import router as uploads_router  # issue #6
@@ -141,4 +142,5 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(uploads_router)  # issue #6
     app.include_router(library.router)
     app.include_router(replicate_webhooks_router)
+    app.include_router(compat_router)  # old clients' generate-image (deprecated)
     return app
