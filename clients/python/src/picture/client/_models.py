@@ -5,10 +5,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from pydantic import AnyUrl, AwareDatetime, BaseModel, ConfigDict, Field, RootModel
-from enum import StrEnum
 from uuid import UUID
+from enum import StrEnum
+
+
+class AccountDeletion(BaseModel):
+    status: Annotated[Literal["deleting"], Field(title="Status")]
+    user_id: Annotated[UUID, Field(title="User Id")]
 
 
 class Author(BaseModel):

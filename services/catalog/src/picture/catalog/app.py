@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from picture.catalog import gallery, images, imports, likes, models, profiles, tags, templates
+from picture.catalog import accounts, gallery, images, imports, likes, models, profiles, tags, templates
 from picture.catalog.outbox import OutboxRelay, outbox
 from picture.catalog.settings import CatalogSettings
 from picture.common import contracts as c
@@ -101,6 +101,12 @@ def create_app(settings: CatalogSettings) -> FastAPI:
                 Route(c.IMAGE_DOWNLOADED, _command(partial(images.count_download, engine))),
             ],
             options=ConsumerOptions(ack_wait_seconds=30, max_deliver=20),
+        )
+        await bus.start_consumer(
+            c.EVT_STREAM,
+            "catalog-accounts",
+            [Route(c.ACCOUNT_DELETED, _command(partial(accounts.delete_account, engine)))],
+            options=ConsumerOptions(ack_wait_seconds=60, max_deliver=20),
         )
         yield
 

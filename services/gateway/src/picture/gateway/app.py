@@ -32,6 +32,7 @@ from picture.gateway.routes import (
     models,
     replicate_webhooks,
 )
+from picture.gateway.routes.account import router as account_router
 from picture.gateway.routes.compat import router as compat_router
 from picture.gateway.routes.replicate_webhooks import router as replicate_webhooks_router
 from picture.gateway.routes.uploads import ENVELOPE_BYTES
@@ -143,4 +144,5 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(library.router)
     app.include_router(replicate_webhooks_router)
     app.include_router(compat_router)  # old clients' generate-image (deprecated)
+    app.include_router(account_router)  # DELETE /v1/me
     return app

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from picture.common import contracts as c
 from picture.common.messaging import ConsumerOptions, Route
 from picture.common.service import ServiceScope, service_app
-from picture.media import handlers, queries
+from picture.media import accounts, handlers, queries
 from picture.media.download import Downloader, DownloadPolicy
 from picture.media.imports import router as imports_router
 from picture.media.routes import ObjectServing, router
@@ -107,6 +107,12 @@ def create_app(
             ],
             options=ConsumerOptions(ack_wait_seconds=60, max_deliver=10, max_in_flight=16),
             on_poison=partial(handlers.on_poison, ctx),
+        )
+        await bus.start_consumer(
+            c.EVT_STREAM,
+            "media-accounts",
+            [Route(c.ACCOUNT_DELETED, partial(accounts.on_account_deleted, ctx))],
+            options=ConsumerOptions(ack_wait_seconds=120, max_deliver=20),
         )
         yield
 

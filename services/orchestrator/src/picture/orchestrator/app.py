@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from picture.common import contracts as c
 from picture.common.messaging import ConsumerOptions, Route
 from picture.common.service import ServiceScope, service_app
-from picture.orchestrator import batches, events, imports, intake, lifecycle, scheduler, views
+from picture.orchestrator import accounts, batches, events, imports, intake, lifecycle, scheduler, views
 from picture.orchestrator.context import Context
 from picture.orchestrator.outbox import OutboxRelay, outbox
 from picture.orchestrator.settings import OrchestratorSettings
@@ -56,6 +56,12 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
             ],
             options=ConsumerOptions(ack_wait_seconds=30, max_deliver=50),
             on_poison=partial(events.on_poison, ctx),
+        )
+        await bus.start_consumer(
+            c.EVT_STREAM,
+            "orchestrator-accounts",
+            [Route(c.ACCOUNT_DELETED, partial(accounts.on_account_deleted, ctx))],
+            options=ConsumerOptions(ack_wait_seconds=60, max_deliver=20),
         )
         scope.start_task(scheduler.run_scheduler(ctx), name="scheduler")
         scope.start_task(scheduler.run_sweeper(ctx), name="sweeper")

@@ -16,7 +16,7 @@ Modules, by owner (import from this package; every public name is re-exported he
 - :mod:`.messages`: the message base, the envelope, the reply frame of queries;
 - :mod:`.subjects`: streams, :class:`Channel` and :class:`Query`;
 - :mod:`.values`: value types several services share (statuses, errors, models, views);
-- :mod:`.orchestrator`, :mod:`.adapter`, :mod:`.media`, :mod:`.catalog`: what each service
+- :mod:`.orchestrator`, :mod:`.adapter`, :mod:`.media`, :mod:`.catalog`, :mod:`.gateway`: what each service
   owns. A command or query belongs to the service that consumes or answers it; an event to the
   service that publishes it.
 """
@@ -117,6 +117,7 @@ from picture.common.contracts.catalog import (
     UpdateModelRequest,
     UpdateProfileRequest,
 )
+from picture.common.contracts.gateway import ACCOUNT_DELETED, AccountDeletedEvent
 from picture.common.contracts.media import (
     DELETE_OBJECTS,
     INGEST,
@@ -200,6 +201,7 @@ from picture.common.contracts.values import (
 )
 
 __all__ = [
+    "ACCOUNT_DELETED",
     "BULK_IMAGES",
     "CANCEL_BATCH",
     "CANCEL_GENERATION",
@@ -261,6 +263,7 @@ __all__ = [
     "UPDATE_MODEL",
     "UPDATE_PROFILE",
     "UPDATE_TEMPLATE",
+    "AccountDeletedEvent",
     "BatchItemSpec",
     "BatchItemView",
     "BatchListReply",
