@@ -45,6 +45,11 @@ CREATE TABLE images (id uuid PRIMARY KEY, user_id uuid NOT NULL, generation_id u
   is_public bool DEFAULT false, is_favorite bool DEFAULT false, rating int, download_count int
   DEFAULT 0, blurhash text, generation_strength float8, archived_at timestamptz,
   created_at timestamptz NOT NULL);
+CREATE TABLE batch_generations (id uuid PRIMARY KEY, user_id uuid NOT NULL, name text,
+  total_count int, completed_count int, failed_count int, status text, model_id text,
+  model_version text, width int, height int, steps int, guidance_scale float8,
+  is_multi_generation bool DEFAULT false, multi_count int, created_at timestamptz NOT NULL,
+  completed_at timestamptz);
 CREATE TABLE tags (id serial PRIMARY KEY, name text UNIQUE NOT NULL, color text);
 CREATE TABLE image_tags (image_id uuid, tag_id int, UNIQUE (image_id, tag_id));
 CREATE TABLE image_likes (image_id uuid, user_id uuid, created_at timestamptz DEFAULT now(),
@@ -71,6 +76,7 @@ class OldProduct:
             t: []
             for t in (
                 "profiles",
+                "batch_generations",
                 "image_generations",
                 "images",
                 "tags",
@@ -89,8 +95,25 @@ class OldProduct:
         self.rows["tags"] += [{"id": 1, "name": self.tag.upper(), "color": "#ff8800"}]
         # Alice: two completed (PNG and JPEG; seed 0 and guidance 0), one left processing, one
         # cancelled (stored as failed "Cancelled by user"), one completed whose file is gone.
-        self.alice_png = self.generated(self.alice, 1, "png", seed=0, guidance_scale=0.0, public=True)
-        self.alice_jpeg = self.generated(self.alice, 2, "jpeg", rating=7)
+        # The first two are a batch whose stored counters are wrong (2 completed of 3).
+        self.batch = uuid.uuid4()
+        self.rows["batch_generations"].append(
+            {
+                "id": self.batch,
+                "user_id": self.alice,
+                "name": "evening set",
+                "total_count": 3,
+                "completed_count": 2,
+                "failed_count": 0,
+                "status": "processing",
+                "model_id": "black-forest-labs/flux-schnell",
+                "created_at": T0,
+            }
+        )
+        self.alice_png = self.generated(
+            self.alice, 1, "png", seed=0, guidance_scale=0.0, public=True, batch_id=self.batch, batch_index=0
+        )
+        self.alice_jpeg = self.generated(self.alice, 2, "jpeg", rating=7, batch_id=self.batch, batch_index=1)
         self.stuck = self.generation(self.alice, 3, "processing")
         self.cancelled = self.generation(self.alice, 4, "failed", error_message="Cancelled by user")
         self.lost = self.generated(self.alice, 5, "png", write_file=False)
@@ -309,6 +332,15 @@ async def test_import_shows_each_user_their_data_and_a_second_run_changes_nothin
     assert done["created_at"].startswith("2024-04-02T09:00:00")
     lost = [g for g in generations.values() if g["prompt"] == "old prompt 5"]
     assert lost[0]["status"] == "failed" and lost[0]["image"] is None
+
+    (batch,) = (await alice.get("/v1/batches")).json()["data"]
+    assert (batch["id"], batch["name"], batch["status"], batch["total"]) == (
+        str(old.batch),
+        "evening set",
+        "completed",
+        2,
+    )
+    assert [item["image"]["id"] for item in batch["items"]] == [str(old.alice_png), str(old.alice_jpeg)]
 
     me = (await alice.get("/v1/me")).json()
     assert me["username"] == old.username

@@ -52,8 +52,20 @@ def generation(user: uuid.UUID, status: str, minutes: int, **extra: Any) -> dict
 def old(tmp_path: Path) -> tuple[dict[str, list[dict[str, Any]]], DirectoryObjects]:
     done = generation(ALICE, "completed", 1)
     lost = generation(ALICE, "completed", 2)  # its file is gone
-    stuck = generation(BOB, "processing", 3)
-    cancelled = generation(BOB, "failed", 4, error_message="Cancelled by user")
+    group = uuid.uuid4()  # a quick multi-generation: only multi_group_id, no batch row
+    stuck = generation(BOB, "processing", 3, multi_group_id=group, multi_index=1)
+    cancelled = generation(
+        BOB, "failed", 4, error_message="Cancelled by user", multi_group_id=group, multi_index=0
+    )
+    batch = {
+        "id": uuid.uuid4(),
+        "user_id": ALICE,
+        "name": "two",
+        "model_id": FLUX.replicate_id,
+        "created_at": T0,
+    }
+    done["batch_id"] = lost["batch_id"] = batch["id"]
+    lost["batch_index"] = 0  # done has no index: it takes the next free place
     image = {
         "id": uuid.uuid4(),
         "user_id": ALICE,
@@ -85,6 +97,7 @@ def old(tmp_path: Path) -> tuple[dict[str, list[dict[str, Any]]], DirectoryObjec
         ],
         "tags": [{"id": 1, "name": " Sunset ", "color": "orange"}, {"id": 2, "name": "", "color": None}],
         "prompt_templates": [],
+        "batch_generations": [batch],
         "image_generations": [done, lost, stuck, cancelled],
         "images": [image, lost_image, upload],
         "image_tags": [{"image_id": image["id"], "tag_id": 1}, {"image_id": uuid.uuid4(), "tag_id": 1}],
@@ -157,6 +170,20 @@ def test_the_plan_repairs_the_known_defects(
     assert image is not None and image.request.rating is None  # 9 is not a rating
     assert image.request.tags == ("sunset",) and image.request.liked_by == (BOB,)
     assert [p.username for p in plan.profiles] == ["alice", None]
+    batches = {b.kind: b for b in plan.batches}
+    assert (batches["batch"].name, batches["batch"].model, batches["batch"].user_id) == (
+        "two",
+        "flux-schnell",
+        ALICE,
+    )
+    assert (batches["multi"].user_id, batches["multi"].model) == (BOB, "flux-schnell")
+    placed = {
+        g.request.parameters.prompt: (g.request.batch_id, g.request.batch_index) for g in plan.generations
+    }
+    assert placed["completed 2"] == (batches["batch"].batch_id, 0)
+    assert placed["completed 1"] == (batches["batch"].batch_id, 1)
+    assert placed["failed 4"] == (batches["multi"].batch_id, 0)
+    assert placed["processing 3"] == (batches["multi"].batch_id, 1)
     reasons = {(s.table, s.reason) for s in plan.skipped}
     assert ("image_tags", "orphan row: no such image") in reasons
     assert ("tags", "bad value: name ''") in reasons
@@ -184,6 +211,7 @@ async def test_import_then_again_writes_nothing_twice(
     again = second.as_dict()["counts"]
     assert again["image_generations"] == {"imported": 0, "already": 4, "skipped": 0}
     assert again["images"]["imported"] == 0 and again["profiles"]["imported"] == 0
+    assert again["batch_generations"] == {"imported": 0, "already": 2, "skipped": 0}
     assert len(services.stored) == stored  # nothing stored again either
 
 

@@ -39,6 +39,7 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
         await bus.serve(c.RETRY_BATCH, partial(batches.retry_failed, ctx))
         await bus.serve(c.DELETE_BATCH, partial(batches.delete_batch, ctx))
         await bus.serve(c.IMPORT_GENERATION, partial(imports.import_generation, ctx))
+        await bus.serve(c.IMPORT_BATCH, partial(imports.import_batch, ctx))
         await bus.start_consumer(
             c.CMD_STREAM,
             "orchestrator-create",

@@ -1,4 +1,5 @@
-"""Finished generations of the old product, written by ``picture-import``.
+"""Finished generations (and the batches they belong to) of the old product, written by
+``picture-import``.
 
 An imported generation is written as it ended (completed, failed or cancelled), never queued
 nor dispatched, with its own id, owner and times; its history says it was imported (and why
@@ -21,7 +22,7 @@ from picture.orchestrator.context import Context
 from picture.orchestrator.lifecycle import record_performance
 from picture.orchestrator.messages import update_message
 from picture.orchestrator.outbox import enqueue_all
-from picture.orchestrator.tables import generations, status_history
+from picture.orchestrator.tables import batches, generations, status_history
 from picture.orchestrator.views import HistoryEntry, generation_view
 
 IMPORTED = "imported from the previous Picture backend"
@@ -68,6 +69,8 @@ def row_values(req: c.ImportGenerationRequest, now: datetime) -> dict[str, Any]:
         "cost_usd": None,
         "request_hash": None,
         "trace_context": null(),
+        "batch_id": req.batch_id,
+        "batch_index": req.batch_index if req.batch_id is not None else None,
     }
 
 
@@ -101,3 +104,24 @@ async def import_generation(ctx: Context, req: c.ImportGenerationRequest) -> c.I
         await record_performance(conn, row)
         await enqueue_all(conn, [update_message(generation_view(row, history))])
     return c.ImportReply(created=True)
+
+
+async def import_batch(ctx: Context, req: c.ImportBatchRequest) -> c.ImportReply:
+    """The batch's row; its items come as imported generations carrying its id."""
+    async with ctx.engine.begin() as conn:
+        row = (
+            await conn.execute(
+                insert(batches)
+                .values(
+                    id=req.batch_id,
+                    user_id=req.user_id,
+                    name=req.name,
+                    kind=req.kind,
+                    model=req.model,
+                    created_at=req.created_at,
+                )
+                .on_conflict_do_nothing(index_elements=["id"])
+                .returning(batches.c.id)
+            )
+        ).first()
+    return c.ImportReply(created=row is not None)

@@ -62,6 +62,7 @@ class Plan:
     profiles: list[c.ImportProfileRequest] = field(default_factory=list)
     tags: list[c.ImportTagRequest] = field(default_factory=list)
     templates: list[c.ImportTemplateRequest] = field(default_factory=list)
+    batches: list[c.ImportBatchRequest] = field(default_factory=list)
     generations: list[PlannedGeneration] = field(default_factory=list)
     images: list[PlannedImage] = field(default_factory=list)  # without a generation (uploads)
     skipped: list[Skip] = field(default_factory=list)
@@ -189,6 +190,8 @@ def build_plan(
             continue
         generations[gid] = row
 
+    batch_of = _plan_batches(plan, tables.get("batch_generations", ()), generations, models)
+
     images_by_id: dict[uuid.UUID, Row] = {}
     image_of_generation: dict[uuid.UUID, uuid.UUID] = {}
     for row in sorted(tables.get("images", ()), key=lambda r: _time(r.get("created_at"))):
@@ -300,6 +303,8 @@ def build_plan(
                 created_at=created,
                 completed_at=row.get("completed_at") or None,
                 reason=reason,
+                batch_id=batch_of.get(gid, (None, None))[0],
+                batch_index=batch_of.get(gid, (None, None))[1],
             )
         except ValidationError as exc:
             plan.skipped.append(Skip("image_generations", str(gid), f"bad value: {_first_error(exc)}"))
@@ -417,3 +422,60 @@ def _plan_templates(plan: Plan, rows: Iterable[Row]) -> None:
             )
         except ValidationError as exc:
             plan.skipped.append(Skip("prompt_templates", str(tid), f"bad value: {_first_error(exc)}"))
+
+
+def _plan_batches(
+    plan: Plan,
+    rows: Iterable[Row],
+    generations: Mapping[uuid.UUID, Row],
+    models: Mapping[str, c.ModelSpec],
+) -> dict[uuid.UUID, tuple[uuid.UUID, int]]:
+    """Queues the batches; returns generation id -> (batch id, index). A quick multi-generation
+    the old product kept only as ``multi_group_id`` becomes a batch of kind "multi"."""
+    owners: dict[uuid.UUID, uuid.UUID] = {}
+    for row in rows:
+        bid, uid = _uuid(row.get("id")), _uuid(row.get("user_id"))
+        if bid is None or uid is None:
+            plan.skipped.append(Skip("batch_generations", str(row.get("id")), "bad value: id or user_id"))
+            continue
+        owners[bid] = uid
+        plan.batches.append(
+            c.ImportBatchRequest(
+                batch_id=bid,
+                user_id=uid,
+                name=(_text(row.get("name")) or "")[:200] or None,
+                kind="multi" if row.get("is_multi_generation") else "batch",
+                model=model_of({"model_id": row.get("model_id")}, models).name,
+                created_at=_time(row.get("created_at")),
+            )
+        )
+    members: dict[uuid.UUID, list[tuple[int | None, datetime, uuid.UUID]]] = defaultdict(list)
+    for gid, row in generations.items():
+        bid, uid = _uuid(row.get("batch_id")), _uuid(row.get("user_id"))
+        index = _int(row.get("batch_index"))
+        group = _uuid(row.get("multi_group_id"))
+        if bid is not None and owners.get(bid) != uid:
+            plan.notes.append(Skip("image_generations", str(gid), "orphan link: no such batch of its user"))
+            bid = None
+        if bid is None and group is not None and uid is not None:
+            if group not in owners:
+                owners[group] = uid
+                plan.batches.append(
+                    c.ImportBatchRequest(
+                        batch_id=group,
+                        user_id=uid,
+                        kind="multi",
+                        model=model_of(row, models).name,
+                        created_at=_time(row.get("created_at")),
+                    )
+                )
+            if owners[group] == uid:
+                bid, index = group, _int(row.get("multi_index"))
+        if bid is not None:
+            members[bid].append((index, _time(row.get("created_at")), gid))
+    placed: dict[uuid.UUID, tuple[uuid.UUID, int]] = {}
+    for bid, items in members.items():
+        items.sort(key=lambda item: (item[0] if item[0] is not None else 1 << 30, item[1]))
+        for position, (index, _, gid) in enumerate(items):
+            placed[gid] = (bid, index if index is not None and index >= 0 else position)
+    return placed

@@ -1,6 +1,6 @@
 """The import itself: the plan sent to the services, each through its own write path.
 
-Order: profiles, tags, prompt templates, then each generation (its image stored by media,
+Order: profiles, tags, prompt templates, batches, then each generation (its image stored by media,
 recorded by the catalog, then the generation written by the orchestrator), then images without
 a generation (old uploads). Every write is idempotent by the record's id and a record found
 already imported is counted as such, so a second run writes nothing and a run stopped midway
@@ -151,6 +151,7 @@ async def run_import(
     await simple("profiles", c.IMPORT_PROFILE, plan.profiles)
     await simple("tags", c.IMPORT_TAG, plan.tags)
     await simple("prompt_templates", c.IMPORT_TEMPLATE, plan.templates)
+    await simple("batch_generations", c.IMPORT_BATCH, plan.batches)
 
     gate = asyncio.Semaphore(concurrency)
 
@@ -172,6 +173,9 @@ async def run_import(
 
 
 def _key(request: c.Message) -> str:
+    batch = getattr(request, "batch_id", None)
+    if batch is not None:
+        return str(batch)
     for name in ("user_id", "tag", "template"):
         value = getattr(request, name, None)
         if value is not None:

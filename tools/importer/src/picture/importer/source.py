@@ -20,6 +20,7 @@ TABLES = (
     "profiles",
     "tags",
     "prompt_templates",
+    "batch_generations",
     "image_generations",
     "images",
     "image_tags",

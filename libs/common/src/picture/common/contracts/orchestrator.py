@@ -32,6 +32,7 @@ __all__ = [
     "GENERATION_UPDATED",
     "GET_BATCH",
     "GET_GENERATION",
+    "IMPORT_BATCH",
     "IMPORT_GENERATION",
     "LIST_BATCHES",
     "LIST_GENERATIONS",
@@ -53,6 +54,7 @@ __all__ = [
     "GenerationReply",
     "GenerationUpdatedEvent",
     "GetGenerationRequest",
+    "ImportBatchRequest",
     "ImportGenerationRequest",
     "ListBatchesRequest",
     "ListGenerationsRequest",
@@ -305,6 +307,24 @@ class ImportGenerationRequest(Message):
     stored_objects: tuple[StoredObject, ...] = ()
     # Why the status differs from the old row's (a generation left "processing" is failed).
     reason: str = "imported"
+    # Its batch (imported before it, IMPORT_BATCH) and place in it.
+    batch_id: uuid.UUID | None = None
+    batch_index: int | None = Field(default=None, ge=0)
 
 
+class ImportBatchRequest(Message):
+    """A batch of the old product (its items are imported as generations with its id).
+    Idempotent by ``batch_id``."""
+
+    TYPE: ClassVar[str] = "orchestrator.import_batch"
+
+    batch_id: uuid.UUID
+    user_id: uuid.UUID
+    name: str | None = Field(default=None, max_length=200)
+    kind: Literal["batch", "multi"] = "batch"
+    model: str = Field(min_length=1, max_length=64)
+    created_at: datetime
+
+
+IMPORT_BATCH = Query("picture.q.orchestrator.import_batch", ImportBatchRequest, ImportReply)
 IMPORT_GENERATION = Query("picture.q.orchestrator.import_generation", ImportGenerationRequest, ImportReply)
