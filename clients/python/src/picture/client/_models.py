@@ -487,9 +487,7 @@ class OldGenerateImage(BaseModel):
     generation_id: Annotated[UUID | None, Field(title="Generation Id")] = None
     guidance_scale: Annotated[GuidanceScale | None, Field(title="Guidance Scale")] = None
     height: Annotated[Height1 | None, Field(title="Height")] = None
-    model_id: Annotated[
-        ModelId | None, Field(description="Model name or Replicate id.", title="Model Id")
-    ] = None
+    model_id: Annotated[ModelId | None, Field(title="Model Id")] = None
     model_version: Annotated[ModelVersion | None, Field(title="Model Version")] = None
     negative_prompt: Annotated[NegativePrompt | None, Field(title="Negative Prompt")] = None
     num_inference_steps: Annotated[NumInferenceSteps | None, Field(title="Num Inference Steps")] = None

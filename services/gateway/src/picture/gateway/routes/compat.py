@@ -35,6 +35,7 @@ from picture.common import contracts as c
 from picture.common.ids import uuid7
 from picture.common.messaging import QueryFailed
 from picture.common.problems import ProblemError
+from picture.common.text import Storable
 from picture.gateway.auth import CurrentUser
 from picture.gateway.backend import Backend
 from picture.gateway.deps import AcceptanceDep, BackendDep, HubDep, SettingsDep
@@ -57,23 +58,42 @@ OldStatus = Literal["pending", "queued", "processing", "downloading", "completed
 
 router = APIRouter(tags=["compatibility"])
 
+# Refused requests: the old body when this endpoint refuses; a problem document when the
+# request is refused before it (authentication, a malformed body, the rate limit).
+REFUSALS = {
+    401: "Missing or invalid access token",
+    422: "Invalid request; `error` (or the problem's `detail`) says why",
+    429: "A quota or rate limit; see Retry-After",
+    503: "A backing service is unavailable; retry",
+}
+
+
+def _refusal(description: str) -> dict[str, Any]:
+    return {
+        "model": OldGenerateImageReply,
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
 
 class OldGenerateImage(BaseModel):
     """The body the old app sent to ``generate-image`` (unknown fields are ignored, as there)."""
 
     model_config = ConfigDict(extra="ignore")
 
-    prompt: str = Field(min_length=1, max_length=2000)
-    negative_prompt: str | None = Field(default=None, max_length=2000)
-    model_id: str | None = Field(default=None, max_length=200, description="Model name or Replicate id.")
-    model_version: str | None = Field(default=None, max_length=200)
+    prompt: Annotated[str, Field(min_length=1, max_length=2000), Storable]
+    negative_prompt: Annotated[str, Field(max_length=2000), Storable] | None = None
+    model_id: (
+        Annotated[str, Field(max_length=200, description="Model name or Replicate id."), Storable] | None
+    ) = None
+    model_version: Annotated[str, Field(max_length=200), Storable] | None = None
     width: int | None = Field(default=None, ge=64, le=4096)
     height: int | None = Field(default=None, ge=64, le=4096)
     num_inference_steps: int | None = Field(default=None, ge=1, le=150)
     guidance_scale: float | None = Field(default=None, ge=0, le=50)
     generation_id: uuid.UUID | None = None
     seed: int | None = Field(default=None, ge=0)
-    source_image_url: str | None = Field(default=None, max_length=2048)
+    source_image_url: Annotated[str, Field(max_length=2048), Storable] | None = None
     strength: float | None = Field(default=None, ge=0, le=1)
 
 
@@ -196,8 +216,8 @@ def _refused(exc: ProblemError) -> JSONResponse:
     responses={
         202: {"model": OldGenerateImageReply, "description": "Still running when the wait ended"},
         400: {"model": OldGenerateImageReply, "description": "The generation failed or was cancelled"},
-        422: {"model": OldGenerateImageReply, "description": "Invalid request; `error` says why"},
-        429: {"model": OldGenerateImageReply, "description": "A quota or rate limit"},
+        404: {"model": OldGenerateImageReply, "description": "generation_id names someone else's generation"},
+        **{status: _refusal(why) for status, why in REFUSALS.items()},
     },
     summary="Old clients' generate-image (deprecated: use POST /v1/generations)",
 )
