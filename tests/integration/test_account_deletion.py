@@ -1,5 +1,6 @@
-"""``DELETE /v1/me`` through the real system: a user with generations, an upload, tags, likes
-(given and received) and a template deletes their account; then no row of theirs remains in
+"""``GET /v1/me/export`` and ``DELETE /v1/me`` through the real system: a user with
+generations, an upload, tags, likes (given and received) and a template exports their data,
+then deletes their account; then no row of theirs remains in
 any service's schema and no file of theirs in storage, while what belongs to others stays
 (another user's image keeps existing, its like count goes down)."""
 
@@ -111,6 +112,14 @@ async def test_deleting_an_account_leaves_no_row_or_file_of_the_user(
     assert (await other.post(f"/v1/images/{my_image}/like")).status_code == 200
     template = await me.post("/v1/prompt-templates", json={"name": "mine", "prompt": "a quiet harbour"})
     assert template.status_code == 201, template.text
+    exported = await me.get("/v1/me/export")
+    assert exported.status_code == 200, exported.text
+    data = exported.json()
+    assert data["profile"]["id"] == str(leaving)
+    assert [g["id"] for g in data["generations"]] == [mine["id"]]
+    assert {i["id"] for i in data["images"]} == {my_image, upload.json()["id"]}
+    assert [t["name"] for t in data["prompt_templates"]] == ["mine"]
+
     before = await remaining(db, leaving)
     assert {"catalog.images", "orchestrator.generations", "media.stored_objects", "gateway.users"} <= set(
         before

@@ -1,4 +1,7 @@
-"""``DELETE /v1/me``: the user deletes their account and everything of theirs.
+"""``GET /v1/me/export``: everything the services keep of the user, in one JSON document
+(profile, generations, images with their tags and flags, prompt templates, batches).
+
+``DELETE /v1/me``: the user deletes their account and everything of theirs.
 
 The gateway deletes its own rows of the user (generation views, idempotency keys, limits and
 counters, charges, webhook subscriptions and deliveries) and, in the same transaction, puts
@@ -13,19 +16,21 @@ the deletion. Cancel it or wait for it, then delete.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import delete, select
 
 from picture.common import contracts as c
+from picture.common.messaging import QueryFailed
 from picture.common.outbox import enqueue
 from picture.common.problems import Problem
 from picture.gateway.auth import CurrentUser
-from picture.gateway.deps import EngineDep
-from picture.gateway.errors import Conflict
+from picture.gateway.deps import BackendDep, EngineDep
+from picture.gateway.errors import Conflict, Unavailable
 from picture.gateway.tables import (
     charges,
     generation_views,
@@ -41,6 +46,81 @@ from picture.gateway.tables import (
 router = APIRouter(prefix="/v1/me", tags=["me"])
 
 TERMINAL = tuple(s.value for s in c.TERMINAL_STATUSES)
+
+
+T = TypeVar("T")
+PAGE = 100
+
+
+class AccountExport(BaseModel):
+    exported_at: datetime
+    profile: c.ProfileView
+    generations: list[c.GenerationView]
+    images: list[c.ImageDetail]
+    prompt_templates: list[c.TemplateView]
+    batches: list[c.BatchView]
+
+
+async def _all_pages(fetch: Callable[[str | None], Awaitable[tuple[tuple[T, ...], str | None]]]) -> list[T]:
+    found: list[T] = []
+    cursor: str | None = None
+    while True:
+        page, cursor = await fetch(cursor)
+        found += page
+        if cursor is None:
+            return found
+
+
+@router.get(
+    "/export",
+    response_model=AccountExport,
+    responses={
+        401: {"model": Problem, "description": "Missing or invalid access token"},
+        503: {"model": Problem, "description": "A backing service is unavailable; retry"},
+    },
+    summary="Everything kept of you, in one document",
+)
+async def export_account(user: CurrentUser, backend: BackendDep) -> AccountExport:
+    me, bus = user.user_id, backend.bus
+
+    async def generations(cursor: str | None) -> tuple[tuple[c.GenerationView, ...], str | None]:
+        reply = await bus.request(
+            c.LIST_GENERATIONS, c.ListGenerationsRequest(user_id=me, limit=PAGE, cursor=cursor)
+        )
+        return reply.generations, reply.next_cursor
+
+    def images(
+        archived: bool,
+    ) -> Callable[[str | None], Awaitable[tuple[tuple[c.ImageDetail, ...], str | None]]]:
+        async def fetch(cursor: str | None) -> tuple[tuple[c.ImageDetail, ...], str | None]:
+            request = c.ListImagesRequest(user_id=me, archived=archived, limit=PAGE, cursor=cursor)
+            reply = await bus.request(c.LIST_IMAGES, request)
+            return reply.images, reply.next_cursor
+
+        return fetch
+
+    async def templates(cursor: str | None) -> tuple[tuple[c.TemplateView, ...], str | None]:
+        request = c.ListTemplatesRequest(user_id=me, scope="own", limit=PAGE, cursor=cursor)
+        reply = await bus.request(c.LIST_TEMPLATES, request)
+        return reply.templates, reply.next_cursor
+
+    async def batches(cursor: str | None) -> tuple[tuple[c.BatchView, ...], str | None]:
+        reply = await bus.request(c.LIST_BATCHES, c.ListBatchesRequest(user_id=me, limit=PAGE, cursor=cursor))
+        return reply.batches, reply.next_cursor
+
+    try:
+        profile = (
+            await bus.request(c.GET_PROFILE, c.GetProfileRequest(user_id=me, email=user.email))
+        ).profile
+        found: dict[str, Any] = {
+            "generations": await _all_pages(generations),
+            "images": await _all_pages(images(False)) + await _all_pages(images(True)),
+            "prompt_templates": await _all_pages(templates),
+            "batches": await _all_pages(batches),
+        }
+    except QueryFailed as exc:
+        raise Unavailable(f"the export could not be gathered ({exc.message}); try again") from exc
+    return AccountExport(exported_at=datetime.now(UTC), profile=profile, **found)
 
 
 class AccountDeletion(BaseModel):
