@@ -59,8 +59,13 @@ async def import_image(request: Request) -> JSONResponse:
             "Invalid request",
             "X-Picture-User-Id and one of X-Picture-Generation-Id, X-Picture-Image-Id are required",
         )
+    cap = ctx.max_bytes * IMPORT_BYTES_FACTOR
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:  # refused before the body is read
+        IMPORTS.labels("refused").inc()
+        raise ProblemError(413, "payload-too-large", "File too large", f"imports are at most {cap} bytes")
     data = await request.body()
-    if not data or len(data) > ctx.max_bytes * IMPORT_BYTES_FACTOR:
+    if not data or len(data) > cap:
         IMPORTS.labels("refused").inc()
         raise ProblemError(422, "validation-error", "Invalid request", "the file is empty or too large")
     try:
