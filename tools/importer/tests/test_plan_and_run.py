@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import io
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aioboto3  # type: ignore[import-untyped]
 import pytest
+from moto.server import ThreadedMotoServer
 from PIL import Image
 
 from picture.common import contracts as c
+from picture.devstack.ports import free_port
 from picture.importer.plan import build_plan
 from picture.importer.run import RefusedError, run_import
-from picture.importer.source import DirectoryObjects, async_url
+from picture.importer.source import DirectoryObjects, S3Objects, async_url
 
 T0 = datetime(2024, 6, 1, 10, 0, tzinfo=UTC)
 ALICE, BOB = uuid.uuid4(), uuid.uuid4()
@@ -227,3 +231,37 @@ async def test_dry_run_sends_nothing_and_reports_what_it_would(
 def test_supabase_urls_are_read_with_asyncpg() -> None:
     assert async_url("postgres://u@h/db") == "postgresql+asyncpg://u@h/db"
     assert async_url("postgresql+asyncpg://u@h/db") == "postgresql+asyncpg://u@h/db"
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+async def test_the_buckets_can_be_read_from_s3(
+    old: tuple[dict[str, list[dict[str, Any]]], DirectoryObjects], moto_endpoint: str
+) -> None:
+    tables, folder = old
+    session = aioboto3.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+    async with session.client("s3", endpoint_url=moto_endpoint) as client:
+        for bucket in folder.root.iterdir():
+            await client.create_bucket(Bucket=bucket.name)
+            for file in bucket.rglob("*"):
+                if file.is_file():
+                    await client.put_object(
+                        Bucket=bucket.name, Key=str(file.relative_to(bucket)), Body=file.read_bytes()
+                    )
+        objects = S3Objects(client)
+        assert await objects.find([f"no-such-bucket/{ALICE}/x.png", "user-uploads/nothing.png"]) is None
+        from_s3 = await run_import(tables, objects, FakeServices())
+    from_folder = await run_import(tables, folder, FakeServices())
+    assert from_s3.as_dict()["counts"] == from_folder.as_dict()["counts"]
+    assert from_s3.as_dict()["counts"]["images"]["imported"] == 2

@@ -6,15 +6,17 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from picture.common.messaging import Bus
 from picture.importer.report import Report
 from picture.importer.run import Progress, Services, run_import
-from picture.importer.source import DirectoryObjects, read_tables
+from picture.importer.source import DirectoryObjects, ObjectSource, S3Objects, read_tables
 
 DEVELOPMENT_INTERNAL_TOKEN = "picture-development-internal-token"  # noqa: S105 - media's development default
 
@@ -25,9 +27,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--source-db", required=True, help="the old database URL (postgresql://...)")
     parser.add_argument("--source-schema", default="public", help="the old tables' schema")
-    parser.add_argument(
-        "--objects", type=Path, required=True, help="folder holding the old buckets (generated-images/, ...)"
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--objects", type=Path, help="folder holding the old buckets (generated-images/, user-uploads/)"
     )
+    source.add_argument(
+        "--s3-endpoint-url", help="S3 API holding the old buckets (Supabase storage's S3 endpoint, say)"
+    )
+    parser.add_argument("--s3-region", default=os.environ.get("AWS_REGION", "us-east-1"))
+    parser.add_argument("--s3-access-key-id", default=os.environ.get("AWS_ACCESS_KEY_ID"))
+    parser.add_argument("--s3-secret-access-key", default=os.environ.get("AWS_SECRET_ACCESS_KEY"))
     parser.add_argument("--nats-url", default=os.environ.get("PICTURE_NATS_URL", "nats://127.0.0.1:4222"))
     parser.add_argument(
         "--media-url", default=os.environ.get("PICTURE_MEDIA_INTERNAL_URL", "http://127.0.0.1:8083")
@@ -44,7 +53,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 async def run(args: argparse.Namespace) -> Report:
     tables, missing = await read_tables(args.source_db, args.source_schema)
-    objects = DirectoryObjects(args.objects)
+    async with AsyncExitStack() as stack:
+        objects = await _objects(args, stack)
+        report = await _run(args, tables, objects)
+    report.missing_tables = missing
+    return report
+
+
+async def _objects(args: argparse.Namespace, stack: AsyncExitStack) -> ObjectSource:
+    if args.objects is not None:
+        return DirectoryObjects(args.objects)
+    import aioboto3  # type: ignore[import-untyped]
+
+    session = aioboto3.Session(
+        aws_access_key_id=args.s3_access_key_id,
+        aws_secret_access_key=args.s3_secret_access_key,
+        region_name=args.s3_region,
+    )
+    client = await stack.enter_async_context(session.client("s3", endpoint_url=args.s3_endpoint_url))
+    return S3Objects(client)
+
+
+async def _run(
+    args: argparse.Namespace, tables: Mapping[str, Sequence[Mapping[str, Any]]], objects: ObjectSource
+) -> Report:
     progress = None if args.quiet else Progress()
     if args.dry_run:
         report = await run_import(tables, objects, None, progress=progress)
@@ -58,7 +90,6 @@ async def run(args: argparse.Namespace) -> Report:
                 )
         finally:
             await bus.close()
-    report.missing_tables = missing
     return report
 
 

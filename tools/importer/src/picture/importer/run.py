@@ -23,7 +23,7 @@ from picture.common import contracts as c
 from picture.common.messaging import Bus, QueryFailed
 from picture.importer.plan import PlannedGeneration, PlannedImage, Skip, build_plan
 from picture.importer.report import Report
-from picture.importer.source import DirectoryObjects
+from picture.importer.source import ObjectSource
 
 
 class RefusedError(Exception):
@@ -127,7 +127,7 @@ ProgressFn = Callable[[str, int, int], None]
 
 async def run_import(
     tables: Mapping[str, Sequence[Mapping[str, Any]]],
-    objects: DirectoryObjects,
+    objects: ObjectSource,
     target: Target | None,
     *,
     concurrency: int = 4,
@@ -207,7 +207,7 @@ async def _send(
 async def _image(
     report: Report,
     target: Target | None,
-    objects: DirectoryObjects,
+    objects: ObjectSource,
     planned: PlannedImage,
     generation_id: uuid.UUID | None,
 ) -> tuple[c.StoredObject, ...] | None:
@@ -216,7 +216,7 @@ async def _image(
     request = planned.request
     key = str(request.image_id)
     if target is None:
-        if objects.exists(planned.paths) is None:
+        if await objects.find(planned.paths) is None:
             report.skip(Skip("images", key, f"missing file: {_shown(planned.paths)}"))
             return None
         report.count("images", "imported")
@@ -238,7 +238,7 @@ async def _image(
 
 
 async def _upload(
-    report: Report, target: Target | None, objects: DirectoryObjects, planned: PlannedImage
+    report: Report, target: Target | None, objects: ObjectSource, planned: PlannedImage
 ) -> None:
     """An image without a generation (an old upload): stored and recorded unless it is there."""
     if target is not None and await target.image_exists(planned.request.image_id, planned.request.user_id):
@@ -248,7 +248,7 @@ async def _upload(
 
 
 async def _generation(
-    report: Report, target: Target | None, objects: DirectoryObjects, planned: PlannedGeneration
+    report: Report, target: Target | None, objects: ObjectSource, planned: PlannedGeneration
 ) -> None:
     request = planned.request
     image = planned.image
