@@ -21,13 +21,14 @@ import httpx
 import pytest
 from PIL import Image
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from picture.devstack.stack import Stack
 from picture.devstack.tokens import mint_token
 from picture.importer.__main__ import parse_args, run
 
 T0 = datetime(2024, 4, 2, 8, 0, tzinfo=UTC)
+ADMIN = uuid.uuid4()  # the operator running the import (per-user limits go through the admin API)
 
 OLD_SCHEMA = """
 CREATE TABLE profiles (id uuid PRIMARY KEY, email text, username text UNIQUE, avatar_url text,
@@ -54,6 +55,10 @@ CREATE TABLE tags (id serial PRIMARY KEY, name text UNIQUE NOT NULL, color text)
 CREATE TABLE image_tags (image_id uuid, tag_id int, UNIQUE (image_id, tag_id));
 CREATE TABLE image_likes (image_id uuid, user_id uuid, created_at timestamptz DEFAULT now(),
   UNIQUE (image_id, user_id));
+CREATE TABLE user_rate_limits (user_id uuid PRIMARY KEY, daily_generations int, daily_limit int,
+  hourly_generations int, hourly_limit int, daily_reset_at timestamptz, hourly_reset_at timestamptz,
+  max_concurrent_generations int, max_batch_size int, total_generations_all_time int,
+  last_generation_at timestamptz);
 CREATE TABLE prompt_templates (id uuid PRIMARY KEY, user_id uuid NOT NULL, name text NOT NULL,
   prompt text NOT NULL, negative_prompt text, category text, is_public bool DEFAULT false,
   use_count int DEFAULT 0, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL);
@@ -83,6 +88,7 @@ class OldProduct:
                 "image_tags",
                 "image_likes",
                 "prompt_templates",
+                "user_rate_limits",
             )
         }
         suffix = uuid.uuid4().hex[:6]
@@ -141,6 +147,9 @@ class OldProduct:
         self.rows["image_likes"] += [
             {"image_id": self.alice_png, "user_id": self.bob},
             {"image_id": uuid.uuid4(), "user_id": self.alice},  # orphan
+        ]
+        self.rows["user_rate_limits"] += [
+            {"user_id": self.bob, "daily_limit": 77, "hourly_limit": 9, "max_concurrent_generations": 2},
         ]
         self.template = uuid.uuid4()
         self.rows["prompt_templates"].append(
@@ -258,7 +267,12 @@ async def as_user(stack: Stack) -> AsyncIterator[Any]:
 
 def cli_args(stack: Stack, source: str, objects: Path, *extra: str) -> list[str]:
     assert stack.nats is not None
+    admin = mint_token(stack.secrets["PICTURE_JWT_SECRET"], ADMIN)
     return [
+        "--gateway-url",
+        stack.gateway_url,
+        "--admin-token",
+        admin,
         "--source-db",
         source,
         "--objects",
@@ -274,8 +288,12 @@ def cli_args(stack: Stack, source: str, objects: Path, *extra: str) -> list[str]
 
 
 async def test_import_shows_each_user_their_data_and_a_second_run_changes_nothing(
-    stack: Stack, tmp_path: Path, as_user: Any
+    stack: Stack, db: AsyncEngine, tmp_path: Path, as_user: Any
 ) -> None:
+    async with db.begin() as conn:
+        await conn.execute(
+            text("INSERT INTO gateway.users (user_id, is_admin) VALUES (:u, true)"), {"u": ADMIN}
+        )
     old = OldProduct(tmp_path / "buckets")
     source = await old.create_database(stack.database_url)
     alice, bob = as_user(old.alice), as_user(old.bob)
@@ -349,7 +367,13 @@ async def test_import_shows_each_user_their_data_and_a_second_run_changes_nothin
 
     bob_gallery = {i["id"]: i for i in (await bob.get("/v1/images")).json()["data"]}
     assert set(bob_gallery) == {str(old.bob_png), str(old.upload)}
-    assert (await bob.get("/v1/me")).json()["username"] is None  # "b" is not a username any more
+    assert (await bob.get("/v1/me")).json()["username"] is None
+    limits = (await bob.get("/v1/me/limits")).json()
+    assert (limits["daily_limit"], limits["hourly_limit"], limits["max_concurrent"]) == (
+        77,
+        9,
+        2,
+    )  # "b" is not a username any more
     assert (await bob.get(f"/v1/images/{old.alice_png}")).status_code == 200  # public: bob sees it
 
     again = await run(parse_args(cli_args(stack, source, old.root, "--quiet")))

@@ -106,6 +106,10 @@ def old(tmp_path: Path) -> tuple[dict[str, list[dict[str, Any]]], DirectoryObjec
         "images": [image, lost_image, upload],
         "image_tags": [{"image_id": image["id"], "tag_id": 1}, {"image_id": uuid.uuid4(), "tag_id": 1}],
         "image_likes": [{"image_id": image["id"], "user_id": BOB}],
+        "user_rate_limits": [
+            {"user_id": ALICE, "daily_limit": 500, "hourly_limit": -1, "max_concurrent_generations": 5},
+            {"user_id": BOB, "daily_limit": None, "hourly_limit": None},  # nothing of their own
+        ],
     }
     return tables, DirectoryObjects(tmp_path)
 
@@ -137,6 +141,9 @@ class FakeServices:
 
     async def generation_exists(self, generation_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         return generation_id in self.records.get(c.IMPORT_GENERATION.subject, {})
+
+    async def set_limits(self, limits: Any) -> bool | None:
+        return None  # no gateway given: not imported
 
     async def store(
         self, user_id: uuid.UUID, generation_id: uuid.UUID | None, image_id: uuid.UUID, data: bytes
@@ -174,6 +181,13 @@ def test_the_plan_repairs_the_known_defects(
     assert image is not None and image.request.rating is None  # 9 is not a rating
     assert image.request.tags == ("sunset",) and image.request.liked_by == (BOB,)
     assert [p.username for p in plan.profiles] == ["alice", None]
+    (limits,) = plan.limits
+    assert (limits.user_id, limits.daily_limit, limits.hourly_limit, limits.max_concurrent) == (
+        ALICE,
+        500,
+        None,
+        5,
+    )
     batches = {b.kind: b for b in plan.batches}
     assert (batches["batch"].name, batches["batch"].model, batches["batch"].user_id) == (
         "two",
@@ -203,6 +217,7 @@ async def test_import_then_again_writes_nothing_twice(
     assert counts["image_generations"] == {"imported": 4, "already": 0, "skipped": 0}
     assert counts["images"] == {"imported": 2, "already": 0, "skipped": 1}  # one file is missing
     assert ("images", "missing file") in {(s.table, s.reason.split(":")[0]) for s in first.skipped}
+    assert ("user_rate_limits", "not imported") in {(s.table, s.reason.split(":")[0]) for s in first.skipped}
     lost = [
         g
         for g in services.records[c.IMPORT_GENERATION.subject].values()

@@ -720,6 +720,33 @@ class Timings(BaseModel):
     total_time_ms: Annotated[int | None, Field(title="Total Time Ms")]
 
 
+class DailyLimit(RootModel[int]):
+    root: Annotated[int, Field(ge=0, le=1000000, title="Daily Limit")]
+
+
+class HourlyLimit(RootModel[int]):
+    root: Annotated[int, Field(ge=0, le=1000000, title="Hourly Limit")]
+
+
+class MaxConcurrent(RootModel[int]):
+    root: Annotated[int, Field(ge=0, le=10000, title="Max Concurrent")]
+
+
+class UserLimitsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    daily_limit: Annotated[DailyLimit | None, Field(title="Daily Limit")] = None
+    hourly_limit: Annotated[HourlyLimit | None, Field(title="Hourly Limit")] = None
+    max_concurrent: Annotated[MaxConcurrent | None, Field(title="Max Concurrent")] = None
+
+
+class UserLimitsOut(BaseModel):
+    changed: Annotated[bool, Field(title="Changed")]
+    daily_limit: Annotated[int | None, Field(title="Daily Limit")]
+    hourly_limit: Annotated[int | None, Field(title="Hourly Limit")]
+    max_concurrent: Annotated[int | None, Field(title="Max Concurrent")]
+    user_id: Annotated[UUID, Field(title="User Id")]
+
+
 class ValidationError(BaseModel):
     ctx: Annotated[dict[str, Any] | None, Field(title="Context")] = None
     input: Annotated[Any | None, Field(title="Input")] = None

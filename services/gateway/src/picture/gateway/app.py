@@ -37,6 +37,7 @@ from picture.gateway.routes.compat import router as compat_router
 from picture.gateway.routes.replicate_webhooks import router as replicate_webhooks_router
 from picture.gateway.routes.uploads import ENVELOPE_BYTES
 from picture.gateway.routes.uploads import router as uploads_router  # issue #6
+from picture.gateway.routes.user_limits import router as user_limits_router
 from picture.gateway.settings import GatewaySettings
 
 SERVICE = "gateway"
@@ -144,5 +145,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(library.router)
     app.include_router(replicate_webhooks_router)
     app.include_router(compat_router)  # old clients' generate-image (deprecated)
-    app.include_router(account_router)  # DELETE /v1/me
+    app.include_router(account_router)  # DELETE /v1/me, GET /v1/me/export
+    app.include_router(user_limits_router)  # PUT /v1/admin/users/{id}/limits
     return app

@@ -44,6 +44,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--media-token", default=os.environ.get("PICTURE_MEDIA_INTERNAL_TOKEN", DEVELOPMENT_INTERNAL_TOKEN)
     )
+    parser.add_argument(
+        "--gateway-url", default=os.environ.get("PICTURE_PUBLIC_URL"), help="for per-user limits (admin API)"
+    )
+    parser.add_argument(
+        "--admin-token", default=os.environ.get("PICTURE_ADMIN_TOKEN"), help="an administrator's access token"
+    )
     parser.add_argument("--dry-run", action="store_true", help="report what would be imported; write nothing")
     parser.add_argument("--concurrency", type=int, default=4, help="images processed at a time")
     parser.add_argument("--report-json", type=Path, help="also write the report as JSON here")
@@ -83,8 +89,15 @@ async def _run(
     else:
         bus = await Bus.connect(args.nats_url, "importer", query_timeout=10.0)
         try:
-            async with httpx.AsyncClient(base_url=args.media_url, timeout=120) as media:
-                services = Services(bus, media, args.media_token)
+            async with (
+                httpx.AsyncClient(base_url=args.media_url, timeout=120) as media,
+                httpx.AsyncClient(
+                    base_url=args.gateway_url or "http://gateway.invalid", timeout=30
+                ) as gateway,
+            ):
+                services = Services(
+                    bus, media, args.media_token, gateway if args.gateway_url else None, args.admin_token
+                )
                 report = await run_import(
                     tables, objects, services, concurrency=args.concurrency, progress=progress
                 )

@@ -57,12 +57,23 @@ class PlannedGeneration:
     image: PlannedImage | None  # a completed generation's image
 
 
+@dataclass(frozen=True)
+class PlannedLimits:
+    """A user's own limits (the gateway's; None: the default)."""
+
+    user_id: uuid.UUID
+    hourly_limit: int | None
+    daily_limit: int | None
+    max_concurrent: int | None
+
+
 @dataclass
 class Plan:
     profiles: list[c.ImportProfileRequest] = field(default_factory=list)
     tags: list[c.ImportTagRequest] = field(default_factory=list)
     templates: list[c.ImportTemplateRequest] = field(default_factory=list)
     batches: list[c.ImportBatchRequest] = field(default_factory=list)
+    limits: list[PlannedLimits] = field(default_factory=list)
     generations: list[PlannedGeneration] = field(default_factory=list)
     images: list[PlannedImage] = field(default_factory=list)  # without a generation (uploads)
     skipped: list[Skip] = field(default_factory=list)
@@ -181,6 +192,7 @@ def build_plan(
     _plan_profiles(plan, tables.get("profiles", ()))
     tag_names = _plan_tags(plan, tables.get("tags", ()))
     _plan_templates(plan, tables.get("prompt_templates", ()))
+    _plan_limits(plan, tables.get("user_rate_limits", ()))
 
     generations = {}
     for row in tables.get("image_generations", ()):
@@ -479,3 +491,24 @@ def _plan_batches(
         for position, (index, _, gid) in enumerate(items):
             placed[gid] = (bid, index if index is not None and index >= 0 else position)
     return placed
+
+
+def _plan_limits(plan: Plan, rows: Iterable[Row]) -> None:
+    for row in rows:
+        uid = _uuid(row.get("user_id"))
+        if uid is None:
+            plan.skipped.append(Skip("user_rate_limits", str(row.get("user_id")), "bad value: user_id"))
+            continue
+        values: dict[str, int | None] = {}
+        for new, old in (
+            ("hourly_limit", "hourly_limit"),
+            ("daily_limit", "daily_limit"),
+            ("max_concurrent", "max_concurrent_generations"),
+        ):
+            value = _int(row.get(old))
+            if value is not None and value < 0:
+                plan.notes.append(Skip("user_rate_limits", str(uid), f"bad value: {old} {value} dropped"))
+                value = None
+            values[new] = value
+        if any(v is not None for v in values.values()):
+            plan.limits.append(PlannedLimits(uid, **values))

@@ -1,11 +1,12 @@
 """The import itself: the plan sent to the services, each through its own write path.
 
-Order: profiles, tags, prompt templates, batches, then each generation (its image stored by media,
-recorded by the catalog, then the generation written by the orchestrator), then images without
-a generation (old uploads). Every write is idempotent by the record's id and a record found
-already imported is counted as such, so a second run writes nothing and a run stopped midway
-is finished by the next one. A service that is down stops the run (start it again later); a
-record a service refuses is skipped with its reason.
+Order: profiles, tags, prompt templates, batches, per-user limits (the gateway's admin API),
+then each generation (its image stored by media, recorded by the catalog, then the generation
+written by the orchestrator), then images without a generation (old uploads). Every write is
+idempotent by the record's id and a record found already imported is counted as such, so a
+second run writes nothing and a run stopped midway is finished by the next one. A service that
+is down stops the run (start it again later); a record a service refuses is skipped with its
+reason.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import httpx
 
 from picture.common import contracts as c
 from picture.common.messaging import Bus, QueryFailed
-from picture.importer.plan import PlannedGeneration, PlannedImage, Skip, build_plan
+from picture.importer.plan import PlannedGeneration, PlannedImage, PlannedLimits, Skip, build_plan
 from picture.importer.report import Report
 from picture.importer.source import ObjectSource
 
@@ -49,6 +50,11 @@ class Target(Protocol):
         """Media stores the bytes (WebP, thumbnail, blurhash, sha256). Raises RefusedError."""
         ...
 
+    async def set_limits(self, limits: PlannedLimits) -> bool | None:
+        """The gateway sets the user's own limits; True: changed, False: they were so already,
+        None: no way to the gateway was given (not imported)."""
+        ...
+
 
 @dataclass
 class Services:
@@ -57,6 +63,26 @@ class Services:
     bus: Bus
     media: httpx.AsyncClient
     media_token: str
+    # The gateway's admin API, for per-user limits (None: they are not imported).
+    gateway: httpx.AsyncClient | None = None
+    admin_token: str | None = None
+
+    async def set_limits(self, limits: PlannedLimits) -> bool | None:
+        if self.gateway is None or self.admin_token is None:
+            return None
+        response = await self.gateway.put(
+            f"/v1/admin/users/{limits.user_id}/limits",
+            json={
+                "hourly_limit": limits.hourly_limit,
+                "daily_limit": limits.daily_limit,
+                "max_concurrent": limits.max_concurrent,
+            },
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+        )
+        if response.status_code == 422:
+            raise RefusedError(f"refused: {response.json().get('detail', 'invalid limits')}")
+        response.raise_for_status()
+        return bool(response.json()["changed"])
 
     async def models(self) -> dict[str, c.ModelSpec]:
         reply = await self.bus.request(c.LIST_MODELS, c.ListModelsRequest(include_inactive=True))
@@ -152,6 +178,9 @@ async def run_import(
     await simple("tags", c.IMPORT_TAG, plan.tags)
     await simple("prompt_templates", c.IMPORT_TEMPLATE, plan.templates)
     await simple("batch_generations", c.IMPORT_BATCH, plan.batches)
+    for n, limits in enumerate(plan.limits, 1):
+        await _limits(report, target, limits)
+        show("user_rate_limits", n, len(plan.limits))
 
     gate = asyncio.Semaphore(concurrency)
 
@@ -235,6 +264,22 @@ async def _image(
     ):
         return None
     return stored
+
+
+async def _limits(report: Report, target: Target | None, limits: PlannedLimits) -> None:
+    key = str(limits.user_id)
+    if target is None:
+        report.count("user_rate_limits", "imported")
+        return
+    try:
+        changed = await target.set_limits(limits)
+    except RefusedError as exc:
+        report.skip(Skip("user_rate_limits", key, str(exc)))
+        return
+    if changed is None:
+        report.skip(Skip("user_rate_limits", key, "not imported: no --gateway-url and --admin-token"))
+    else:
+        report.count("user_rate_limits", "imported" if changed else "already")
 
 
 async def _upload(

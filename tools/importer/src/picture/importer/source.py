@@ -26,6 +26,7 @@ TABLES = (
     "images",
     "image_tags",
     "image_likes",
+    "user_rate_limits",
 )
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
