@@ -100,7 +100,9 @@ def old(tmp_path: Path) -> tuple[dict[str, list[dict[str, Any]]], DirectoryObjec
             {"id": BOB, "username": "b!", "created_at": T0},  # not a valid username any more
         ],
         "tags": [{"id": 1, "name": " Sunset ", "color": "orange"}, {"id": 2, "name": "", "color": None}],
-        "prompt_templates": [],
+        "prompt_templates": [
+            {"id": uuid.uuid4(), "user_id": ALICE, "name": "nul\x00name", "prompt": "p", "created_at": T0}
+        ],
         "batch_generations": [batch],
         "image_generations": [done, lost, stuck, cancelled],
         "images": [image, lost_image, upload],
@@ -181,6 +183,7 @@ def test_the_plan_repairs_the_known_defects(
     assert image is not None and image.request.rating is None  # 9 is not a rating
     assert image.request.tags == ("sunset",) and image.request.liked_by == (BOB,)
     assert [p.username for p in plan.profiles] == ["alice", None]
+    assert plan.templates[0].template.name == "nul\ufffdname"  # kept, made storable
     (limits,) = plan.limits
     assert (limits.user_id, limits.daily_limit, limits.hourly_limit, limits.max_concurrent) == (
         ALICE,

@@ -8,6 +8,7 @@ The known defects of the old data are repaired here, each one said in the report
 - seed 0 and guidance 0 are values, not "missing" (no falsy checks);
 - a completed generation whose image file is gone becomes failed ("image missing at import");
 - an image pointing at a generation that does not exist keeps the image, without the link;
+- text PostgreSQL cannot store (NUL, unpaired surrogates) is kept with U+FFFD in their place;
 - tags and likes of images or tags that do not exist, ratings outside 0-5, usernames the new
   rules refuse, tag colours that are not ``#rrggbb``: skipped or dropped, with the reason.
 """
@@ -25,6 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from picture.common import contracts as c
+from picture.common.text import storable, unstorable_reason
 
 Row = Mapping[str, Any]
 
@@ -189,6 +191,7 @@ def build_plan(
 ) -> Plan:
     """The requests to send, in order, and what is skipped or changed (with reasons)."""
     plan = Plan()
+    tables = {name: [_storable_row(plan, name, row) for row in rows] for name, rows in tables.items()}
     _plan_profiles(plan, tables.get("profiles", ()))
     tag_names = _plan_tags(plan, tables.get("tags", ()))
     _plan_templates(plan, tables.get("prompt_templates", ()))
@@ -352,6 +355,17 @@ _PLACEHOLDER = c.StoredObject(
     height=1,
     sha256="0" * 64,
 )
+
+
+def _storable_row(plan: Plan, table: str, row: Row) -> Row:
+    """The row with its texts made storable (the old database took what ours refuses)."""
+    bad = [k for k, v in row.items() if isinstance(v, str) and unstorable_reason(v) is not None]
+    if not bad:
+        return row
+    plan.notes.append(
+        Skip(table, str(row.get("id", row.get("user_id"))), f"bad value: {', '.join(bad)} cleaned")
+    )
+    return {k: storable(v) if k in bad else v for k, v in row.items()}
 
 
 def _first_error(exc: ValidationError) -> str:
