@@ -285,7 +285,9 @@ async def test_transient_failures_are_retried_after_the_configured_delays_then_f
                 await _publish_handled(bus, _event(generation_id, attempt, c.PredictionStatus.FAILED))
             # Reads come from the gateway's read model, kept from the orchestrator's events: the
             # client waits for the terminal state as any client would (Prefer: wait).
-            done = (await api.get(f"/v1/generations/{generation_id}", headers={"Prefer": "wait=20"})).json()
+            done = (
+                await api.get(f"/v1/generations/{generation_id}", headers={"Prefer": "wait=20"})
+            ).json()
             assert done["status"] == "failed"
             assert done["error_message"] == "The GPU went away"
             assert done["retry_count"] == 3
