@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 REPLICAS ?= 1
 NATS_NODES ?= 1
 MYPY_PACKAGES := -p picture.common -p picture.gateway -p picture.orchestrator -p picture.replicate_adapter \
-	-p picture.media -p picture.catalog -p picture.replicate_simulator -p picture.devstack -p picture.client
+	-p picture.media -p picture.catalog -p picture.replicate_simulator -p picture.devstack -p picture.client -p picture.importer
 
 .PHONY: help install run observe token test unit integration lint typecheck deploy-check fmt clean
 

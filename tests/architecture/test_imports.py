@@ -27,7 +27,7 @@ SERVICES = frozenset(
     }
 )
 LIBS = frozenset({"picture.common"})
-TOOLS = frozenset({"picture.devstack", "picture.replicate_simulator"})
+TOOLS = frozenset({"picture.devstack", "picture.replicate_simulator", "picture.importer"})
 CLIENTS = frozenset({"picture.client"})
 
 

@@ -65,7 +65,7 @@ def test_every_subject_is_declared_once_under_one_prefix() -> None:
     assert len(types) == len(set(types))
 
 
-MODULES = ("messages", "subjects", "values", "orchestrator", "adapter", "media", "catalog")
+MODULES = ("messages", "subjects", "values", "orchestrator", "adapter", "media", "catalog", "gateway")
 
 
 def contract_module(name: str) -> ModuleType:

@@ -495,3 +495,23 @@ async def test_uploads_refused(
     assert response.headers["content-type"] == "application/problem+json"
     assert len(fake_catalog["requests"]) == before
     assert not (Path(media.settings.storage_dir) / str(user)).exists()
+
+
+async def test_import_stores_under_the_generation_keys_and_again_overwrites(media: RunningMedia) -> None:
+    user, generation = uuid.uuid4(), uuid.uuid4()
+    headers = {**_upload_headers(media, user), "X-Picture-Generation-Id": str(generation)}
+    async with httpx.AsyncClient(base_url=media.base_url) as http:
+        first = await http.post("/internal/imports", content=_png(500, 300), headers=headers)
+        again = await http.post("/internal/imports", content=_png(500, 300), headers=headers)
+        refused = await http.post(
+            "/internal/imports", content=_png(10, 10), headers={**headers, "X-Picture-Image-Id": str(user)}
+        )
+    assert first.status_code == again.status_code == 200, first.text
+    assert refused.status_code == 422  # a generation and an image id: which keys?
+    objects = {o["role"]: o for o in first.json()["objects"]}
+    assert objects["original"]["key"] == f"{user}/{generation}/image.webp"
+    assert objects["original"]["blurhash"] and len(objects["original"]["sha256"]) == 64
+    assert objects["thumbnail"]["key"] == f"{user}/{generation}/thumb.webp"
+    assert first.json() == again.json()
+    rows = await _object_rows(media, user)
+    assert sorted(r.key for r in rows) == sorted(o["key"] for o in objects.values())

@@ -5,10 +5,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from pydantic import AnyUrl, AwareDatetime, BaseModel, ConfigDict, Field, RootModel
-from enum import StrEnum
 from uuid import UUID
+from enum import StrEnum
+
+
+class AccountDeletion(BaseModel):
+    status: Annotated[Literal["deleting"], Field(title="Status")]
+    user_id: Annotated[UUID, Field(title="User Id")]
 
 
 class Author(BaseModel):
@@ -222,6 +227,23 @@ class GenerationCreate(BaseModel):
     width: Annotated[Width | None, Field(description="Defaults to the model's.", title="Width")] = None
 
 
+class GenerationParameters(BaseModel):
+    """
+    What the user asked for, validated and with model defaults applied.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    guidance_scale: Annotated[float | None, Field(title="Guidance Scale")] = None
+    height: Annotated[int, Field(title="Height")]
+    negative_prompt: Annotated[str | None, Field(title="Negative Prompt")] = None
+    prompt: Annotated[str, Field(title="Prompt")]
+    seed: Annotated[int | None, Field(title="Seed")] = None
+    source_image_url: Annotated[str | None, Field(title="Source Image Url")] = None
+    steps: Annotated[int | None, Field(title="Steps")] = None
+    strength: Annotated[float | None, Field(title="Strength")] = None
+    width: Annotated[int, Field(title="Width")]
+
+
 class GenerationStatus(StrEnum):
     pending = "pending"
     queued = "queued"
@@ -230,6 +252,37 @@ class GenerationStatus(StrEnum):
     completed = "completed"
     failed = "failed"
     cancelled = "cancelled"
+
+
+class ImageDetail(BaseModel):
+    """
+    An image with everything the gallery and explore show (urls filled in by the gateway).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    archived_at: Annotated[AwareDatetime | None, Field(title="Archived At")] = None
+    author_avatar_url: Annotated[str | None, Field(title="Author Avatar Url")] = None
+    author_username: Annotated[str | None, Field(title="Author Username")] = None
+    content_key: Annotated[str, Field(title="Content Key")]
+    created_at: Annotated[AwareDatetime, Field(title="Created At")]
+    download_count: Annotated[int | None, Field(title="Download Count")] = 0
+    file_size: Annotated[int, Field(title="File Size")]
+    format: Annotated[str, Field(title="Format")]
+    generation_id: Annotated[UUID | None, Field(title="Generation Id")]
+    height: Annotated[int, Field(title="Height")]
+    id: Annotated[UUID, Field(title="Id")]
+    is_favorite: Annotated[bool | None, Field(title="Is Favorite")] = False
+    is_public: Annotated[bool | None, Field(title="Is Public")] = False
+    like_count: Annotated[int | None, Field(title="Like Count")] = 0
+    model: Annotated[str | None, Field(title="Model")] = None
+    negative_prompt: Annotated[str | None, Field(title="Negative Prompt")] = None
+    prompt: Annotated[str, Field(title="Prompt")]
+    rating: Annotated[int | None, Field(title="Rating")] = None
+    seed: Annotated[int | None, Field(title="Seed")] = None
+    tags: Annotated[list[str] | None, Field(title="Tags")] = []
+    thumbnail_key: Annotated[str | None, Field(title="Thumbnail Key")] = None
+    user_id: Annotated[UUID, Field(title="User Id")]
+    width: Annotated[int, Field(title="Width")]
 
 
 class ImageOut(BaseModel):
@@ -257,6 +310,25 @@ class ImagePatch(BaseModel):
     is_favorite: Annotated[bool | None, Field(title="Is Favorite")] = None
     is_public: Annotated[bool | None, Field(title="Is Public")] = None
     rating: Annotated[Rating | None, Field(description="0-5; null clears it.", title="Rating")] = None
+
+
+class ImageView(BaseModel):
+    """
+    An image as the public API shows it (url filled in by the gateway).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    content_key: Annotated[str, Field(title="Content Key")]
+    created_at: Annotated[AwareDatetime, Field(title="Created At")]
+    file_size: Annotated[int, Field(title="File Size")]
+    format: Annotated[str, Field(title="Format")]
+    generation_id: Annotated[UUID | None, Field(title="Generation Id")]
+    height: Annotated[int, Field(title="Height")]
+    id: Annotated[UUID, Field(title="Id")]
+    is_public: Annotated[bool | None, Field(title="Is Public")] = False
+    thumbnail_key: Annotated[str | None, Field(title="Thumbnail Key")] = None
+    user_id: Annotated[UUID, Field(title="User Id")]
+    width: Annotated[int, Field(title="Width")]
 
 
 class LikeOut(BaseModel):
@@ -442,6 +514,76 @@ class ModelPatch(BaseModel):
     strength_min: Annotated[StrengthMin | None, Field(title="Strength Min")] = None
 
 
+class Height1(RootModel[int]):
+    root: Annotated[int, Field(ge=64, le=4096, title="Height")]
+
+
+class ModelId(RootModel[str]):
+    root: Annotated[str, Field(description="Model name or Replicate id.", max_length=200, title="Model Id")]
+
+
+class ModelVersion(RootModel[str]):
+    root: Annotated[str, Field(max_length=200, title="Model Version")]
+
+
+class NumInferenceSteps(RootModel[int]):
+    root: Annotated[int, Field(ge=1, le=150, title="Num Inference Steps")]
+
+
+class Seed2(RootModel[int]):
+    root: Annotated[int, Field(ge=0, title="Seed")]
+
+
+class SourceImageUrl(RootModel[str]):
+    root: Annotated[str, Field(max_length=2048, title="Source Image Url")]
+
+
+class Strength1(RootModel[float]):
+    root: Annotated[float, Field(ge=0.0, le=1.0, title="Strength")]
+
+
+class Width1(RootModel[int]):
+    root: Annotated[int, Field(ge=64, le=4096, title="Width")]
+
+
+class OldGenerateImage(BaseModel):
+    """
+    The body the old app sent to ``generate-image`` (unknown fields are ignored, as there).
+    """
+
+    generation_id: Annotated[UUID | None, Field(title="Generation Id")] = None
+    guidance_scale: Annotated[GuidanceScale | None, Field(title="Guidance Scale")] = None
+    height: Annotated[Height1 | None, Field(title="Height")] = None
+    model_id: Annotated[ModelId | None, Field(title="Model Id")] = None
+    model_version: Annotated[ModelVersion | None, Field(title="Model Version")] = None
+    negative_prompt: Annotated[NegativePrompt | None, Field(title="Negative Prompt")] = None
+    num_inference_steps: Annotated[NumInferenceSteps | None, Field(title="Num Inference Steps")] = None
+    prompt: Annotated[str, Field(max_length=2000, min_length=1, title="Prompt")]
+    seed: Annotated[Seed2 | None, Field(title="Seed")] = None
+    source_image_url: Annotated[SourceImageUrl | None, Field(title="Source Image Url")] = None
+    strength: Annotated[Strength1 | None, Field(title="Strength")] = None
+    width: Annotated[Width1 | None, Field(title="Width")] = None
+
+
+class Status(StrEnum):
+    pending = "pending"
+    queued = "queued"
+    processing = "processing"
+    downloading = "downloading"
+    completed = "completed"
+    failed = "failed"
+
+
+class OldImage(BaseModel):
+    file_size: Annotated[int, Field(title="File Size")]
+    format: Annotated[str, Field(title="Format")]
+    height: Annotated[int, Field(title="Height")]
+    id: Annotated[UUID, Field(title="Id")]
+    thumbnail_url: Annotated[str | None, Field(title="Thumbnail Url")]
+    url: Annotated[str, Field(title="Url")]
+    width: Annotated[int, Field(title="Width")]
+
+
 class Problem(BaseModel):
     model_config = ConfigDict(extra="allow")
     detail: Annotated[str | None, Field(title="Detail")] = None
@@ -453,16 +595,18 @@ class Problem(BaseModel):
     type: Annotated[str, Field(title="Type")]
 
 
-class Height1(RootModel[int]):
-    root: Annotated[int, Field(ge=64, le=4096, title="Height")]
+class ProfileView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    avatar_url: Annotated[str | None, Field(title="Avatar Url")]
+    created_at: Annotated[AwareDatetime, Field(title="Created At")]
+    email: Annotated[str | None, Field(title="Email")]
+    id: Annotated[UUID, Field(title="Id")]
+    updated_at: Annotated[AwareDatetime, Field(title="Updated At")]
+    username: Annotated[str | None, Field(title="Username")]
 
 
-class Seed2(RootModel[int]):
+class Seed3(RootModel[int]):
     root: Annotated[int, Field(description="Batch of prompts only.", ge=0, le=4294967295, title="Seed")]
-
-
-class Width1(RootModel[int]):
-    root: Annotated[int, Field(ge=64, le=4096, title="Width")]
 
 
 class SharedSettings(BaseModel):
@@ -473,9 +617,16 @@ class SharedSettings(BaseModel):
         str, Field(max_length=64, min_length=1, pattern="^[a-z0-9][a-z0-9.\\-]*$", title="Model")
     ]
     negative_prompt: Annotated[NegativePrompt | None, Field(title="Negative Prompt")] = None
-    seed: Annotated[Seed2 | None, Field(description="Batch of prompts only.", title="Seed")] = None
+    seed: Annotated[Seed3 | None, Field(description="Batch of prompts only.", title="Seed")] = None
     steps: Annotated[Steps | None, Field(title="Steps")] = None
     width: Annotated[Width1 | None, Field(title="Width")] = None
+
+
+class StatusChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    at: Annotated[AwareDatetime, Field(title="At")]
+    reason: Annotated[str | None, Field(title="Reason")] = None
+    status: GenerationStatus
 
 
 class StatusChangeOut(BaseModel):
@@ -549,10 +700,51 @@ class TemplatePatch(BaseModel):
     prompt: Annotated[Prompt2 | None, Field(title="Prompt")] = None
 
 
+class TemplateView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    category: Annotated[str | None, Field(title="Category")]
+    created_at: Annotated[AwareDatetime, Field(title="Created At")]
+    id: Annotated[UUID, Field(title="Id")]
+    is_public: Annotated[bool, Field(title="Is Public")]
+    name: Annotated[str, Field(title="Name")]
+    negative_prompt: Annotated[str | None, Field(title="Negative Prompt")]
+    prompt: Annotated[str, Field(title="Prompt")]
+    updated_at: Annotated[AwareDatetime, Field(title="Updated At")]
+    use_count: Annotated[int, Field(title="Use Count")]
+    user_id: Annotated[UUID, Field(title="User Id")]
+
+
 class Timings(BaseModel):
     processing_time_ms: Annotated[int | None, Field(title="Processing Time Ms")]
     queue_time_ms: Annotated[int | None, Field(title="Queue Time Ms")]
     total_time_ms: Annotated[int | None, Field(title="Total Time Ms")]
+
+
+class DailyLimit(RootModel[int]):
+    root: Annotated[int, Field(ge=0, le=1000000, title="Daily Limit")]
+
+
+class HourlyLimit(RootModel[int]):
+    root: Annotated[int, Field(ge=0, le=1000000, title="Hourly Limit")]
+
+
+class MaxConcurrent(RootModel[int]):
+    root: Annotated[int, Field(ge=0, le=10000, title="Max Concurrent")]
+
+
+class UserLimitsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    daily_limit: Annotated[DailyLimit | None, Field(title="Daily Limit")] = None
+    hourly_limit: Annotated[HourlyLimit | None, Field(title="Hourly Limit")] = None
+    max_concurrent: Annotated[MaxConcurrent | None, Field(title="Max Concurrent")] = None
+
+
+class UserLimitsOut(BaseModel):
+    changed: Annotated[bool, Field(title="Changed")]
+    daily_limit: Annotated[int | None, Field(title="Daily Limit")]
+    hourly_limit: Annotated[int | None, Field(title="Hourly Limit")]
+    max_concurrent: Annotated[int | None, Field(title="Max Concurrent")]
+    user_id: Annotated[UUID, Field(title="User Id")]
 
 
 class ValidationError(BaseModel):
@@ -590,6 +782,18 @@ class BatchItemOut(BaseModel):
     status: GenerationStatus
 
 
+class BatchItemView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    error_message: Annotated[str | None, Field(title="Error Message")] = None
+    generation_id: Annotated[UUID, Field(title="Generation Id")]
+    image: ImageView | None = None
+    index: Annotated[int, Field(title="Index")]
+    progress: Annotated[float, Field(title="Progress")]
+    prompt: Annotated[str, Field(title="Prompt")]
+    seed: Annotated[int | None, Field(title="Seed")]
+    status: GenerationStatus
+
+
 class BatchOut(BaseModel):
     completed: Annotated[int, Field(title="Completed")]
     created_at: Annotated[Any, Field(title="Created At")]
@@ -608,6 +812,23 @@ class BatchOut(BaseModel):
 class BatchPage(BaseModel):
     data: Annotated[list[BatchOut], Field(title="Data")]
     next_cursor: Annotated[str | None, Field(title="Next Cursor")]
+
+
+class BatchView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    completed: Annotated[int, Field(title="Completed")]
+    created_at: Annotated[AwareDatetime, Field(title="Created At")]
+    failed: Annotated[int, Field(title="Failed")]
+    id: Annotated[UUID, Field(title="Id")]
+    items: Annotated[list[BatchItemView] | None, Field(title="Items", validate_default=True)] = []
+    kind: Annotated[Kind, Field(title="Kind")]
+    model: Annotated[str, Field(title="Model")]
+    name: Annotated[str | None, Field(title="Name")]
+    pending: Annotated[int, Field(title="Pending")]
+    processing: Annotated[int, Field(title="Processing")]
+    status: BatchStatus
+    total: Annotated[int, Field(title="Total")]
+    user_id: Annotated[UUID, Field(title="User Id")]
 
 
 class GenerationOut(BaseModel):
@@ -640,6 +861,35 @@ class GenerationPage(BaseModel):
     next_cursor: Annotated[str | None, Field(title="Next Cursor")]
 
 
+class GenerationView(BaseModel):
+    """
+    A generation as the orchestrator reports it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    batch_id: Annotated[UUID | None, Field(title="Batch Id")] = None
+    batch_index: Annotated[int | None, Field(title="Batch Index")] = None
+    completed_at: Annotated[AwareDatetime | None, Field(title="Completed At")] = None
+    created_at: Annotated[AwareDatetime, Field(title="Created At")]
+    error_message: Annotated[str | None, Field(title="Error Message")] = None
+    eta_seconds: Annotated[float | None, Field(title="Eta Seconds")] = None
+    history: Annotated[list[StatusChange] | None, Field(title="History", validate_default=True)] = []
+    id: Annotated[UUID, Field(title="Id")]
+    image: ImageView | None = None
+    model: Annotated[str, Field(title="Model")]
+    parameters: GenerationParameters
+    priority: Annotated[int | None, Field(title="Priority")] = 0
+    processing_time_ms: Annotated[int | None, Field(title="Processing Time Ms")] = None
+    queue_position: Annotated[int | None, Field(title="Queue Position")] = None
+    queue_time_ms: Annotated[int | None, Field(title="Queue Time Ms")] = None
+    retry_count: Annotated[int | None, Field(title="Retry Count")] = 0
+    started_at: Annotated[AwareDatetime | None, Field(title="Started At")] = None
+    status: GenerationStatus
+    total_time_ms: Annotated[int | None, Field(title="Total Time Ms")] = None
+    user_id: Annotated[UUID, Field(title="User Id")]
+    version: Annotated[int | None, Field(title="Version")] = 0
+
+
 class HTTPValidationError(BaseModel):
     detail: Annotated[list[ValidationError] | None, Field(title="Detail")] = None
 
@@ -652,5 +902,30 @@ class ModelList(BaseModel):
     data: Annotated[list[ModelOut], Field(title="Data")]
 
 
+class OldGenerateImageReply(BaseModel):
+    """
+    What the old function answered.
+    """
+
+    error: Annotated[str | None, Field(title="Error")] = None
+    generation_id: Annotated[UUID | None, Field(title="Generation Id")] = None
+    generation_time_seconds: Annotated[float | None, Field(title="Generation Time Seconds")] = None
+    image: OldImage | None = None
+    image_url: Annotated[str | None, Field(title="Image Url")] = None
+    model: Annotated[str | None, Field(title="Model")] = None
+    seed: Annotated[int | None, Field(title="Seed")] = None
+    status: Annotated[Status | None, Field(title="Status")] = None
+    success: Annotated[bool, Field(title="Success")]
+
+
 class TagList(BaseModel):
     data: Annotated[list[TagOut], Field(title="Data")]
+
+
+class AccountExport(BaseModel):
+    batches: Annotated[list[BatchView], Field(title="Batches")]
+    exported_at: Annotated[AwareDatetime, Field(title="Exported At")]
+    generations: Annotated[list[GenerationView], Field(title="Generations")]
+    images: Annotated[list[ImageDetail], Field(title="Images")]
+    profile: ProfileView
+    prompt_templates: Annotated[list[TemplateView], Field(title="Prompt Templates")]

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from picture.catalog import gallery, images, likes, models, profiles, tags, templates
+from picture.catalog import accounts, gallery, images, imports, likes, models, profiles, tags, templates
 from picture.catalog.outbox import OutboxRelay, outbox
 from picture.catalog.settings import CatalogSettings
 from picture.common import contracts as c
@@ -45,6 +45,10 @@ QUERIES: tuple[tuple[c.Query[Any, Any], Callable[[AsyncEngine, Any], Awaitable[A
     (c.GET_TEMPLATE, templates.get_template),
     (c.UPDATE_TEMPLATE, templates.update_template),
     (c.DELETE_TEMPLATE, templates.delete_template),
+    (c.IMPORT_PROFILE, imports.import_profile),
+    (c.IMPORT_TAG, imports.import_tag),
+    (c.IMPORT_IMAGE, imports.import_image),
+    (c.IMPORT_TEMPLATE, imports.import_template),
 )
 
 
@@ -95,6 +99,9 @@ def create_app(settings: CatalogSettings) -> FastAPI:
                 Route(c.TEMPLATE_USED, _command(partial(templates.template_used, engine))),
                 Route(c.IMAGE_DOWNLOADED, _command(partial(images.count_download, engine))),
             ],
+        )
+        await bus.start_declared(
+            c.CATALOG_ACCOUNTS, [Route(c.ACCOUNT_DELETED, _command(partial(accounts.delete_account, engine)))]
         )
         yield
 

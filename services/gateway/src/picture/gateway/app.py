@@ -33,9 +33,12 @@ from picture.gateway.routes import (
     models,
     replicate_webhooks,
 )
+from picture.gateway.routes.account import router as account_router
+from picture.gateway.routes.compat import router as compat_router
 from picture.gateway.routes.replicate_webhooks import router as replicate_webhooks_router
 from picture.gateway.routes.uploads import ENVELOPE_BYTES
 from picture.gateway.routes.uploads import router as uploads_router
+from picture.gateway.routes.user_limits import router as user_limits_router
 from picture.gateway.settings import GatewaySettings
 from picture.gateway.state import GatewayState
 
@@ -154,4 +157,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.include_router(uploads_router)
     app.include_router(library.router)
     app.include_router(replicate_webhooks_router)
+    app.include_router(compat_router)  # old clients' generate-image (deprecated)
+    app.include_router(account_router)  # DELETE /v1/me, GET /v1/me/export
+    app.include_router(user_limits_router)  # PUT /v1/admin/users/{id}/limits
     return app

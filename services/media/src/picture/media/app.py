@@ -14,8 +14,9 @@ from fastapi import FastAPI
 from picture.common import contracts as c
 from picture.common.messaging import Route
 from picture.common.service import ServiceScope, service_app
-from picture.media import handlers, queries
+from picture.media import accounts, handlers, queries
 from picture.media.download import Downloader, DownloadPolicy
+from picture.media.imports import router as imports_router
 from picture.media.routes import ObjectServing, router
 from picture.media.settings import MediaSettings, StorageBackend
 from picture.media.signing import UrlSigner
@@ -106,6 +107,11 @@ def create_app(
             max_in_flight=16,
             on_poison=partial(handlers.on_poison, ctx),
         )
+        await bus.start_declared(
+            c.MEDIA_ACCOUNTS, [Route(c.ACCOUNT_DELETED, partial(accounts.on_account_deleted, ctx))]
+        )
         yield
 
-    return service_app(SERVICE, settings, run, title="Picture media", routers=(router, uploads_router))
+    return service_app(
+        SERVICE, settings, run, title="Picture media", routers=(router, uploads_router, imports_router)
+    )

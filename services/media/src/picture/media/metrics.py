@@ -33,3 +33,8 @@ UPLOADS = Counter(
     "User uploads finished, by outcome (stored, refused, rolled_back).",
     ["outcome"],
 )
+IMPORTS = Counter(
+    "picture_media_imports_total",
+    "Images of the old product imported (picture-import), by outcome (stored, refused).",
+    ["outcome"],
+)

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from picture.common import contracts as c
 from picture.common.messaging import Route
 from picture.common.service import ServiceScope, service_app
-from picture.orchestrator import batches, events, intake, lifecycle, scheduler, views
+from picture.orchestrator import accounts, batches, events, imports, intake, lifecycle, scheduler, views
 from picture.orchestrator.context import Context
 from picture.orchestrator.outbox import OutboxRelay, outbox
 from picture.orchestrator.settings import OrchestratorSettings
@@ -38,6 +38,8 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
         await bus.serve(c.CANCEL_BATCH, partial(batches.cancel_batch, ctx))
         await bus.serve(c.RETRY_BATCH, partial(batches.retry_failed, ctx))
         await bus.serve(c.DELETE_BATCH, partial(batches.delete_batch, ctx))
+        await bus.serve(c.IMPORT_GENERATION, partial(imports.import_generation, ctx))
+        await bus.serve(c.IMPORT_BATCH, partial(imports.import_batch, ctx))
         await bus.start_declared(
             c.ORCHESTRATOR_CREATE,
             [Route(c.CREATE_GENERATION, partial(intake.on_create, writer))],
@@ -52,6 +54,9 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
                 Route(c.IMAGE_CREATED, partial(events.on_image_created, ctx)),
             ],
             on_poison=partial(events.on_poison, ctx),
+        )
+        await bus.start_declared(
+            c.ORCHESTRATOR_ACCOUNTS, [Route(c.ACCOUNT_DELETED, partial(accounts.on_account_deleted, ctx))]
         )
         scope.start_task(scheduler.run_scheduler(ctx), name="scheduler")
         scope.start_task(scheduler.run_sweeper(ctx), name="sweeper")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import httpx
 from fastapi import FastAPI
@@ -15,6 +16,7 @@ from picture.common import contracts as c
 from picture.common.messaging import Route
 from picture.common.service import ServiceScope, service_app
 from picture.common.settings import Environment
+from picture.replicate_adapter import accounts
 from picture.replicate_adapter.breaker import CircuitBreaker
 from picture.replicate_adapter.handlers import Adapter
 from picture.replicate_adapter.poller import Poller
@@ -101,6 +103,9 @@ def create_app(settings: AdapterSettings, *, transport: httpx.AsyncBaseTransport
             retry_delays=(1.0, 1.0, 2.0, 2.0, 5.0),
         )
         await bus.serve(c.COST_TOTALS, adapter.cost_totals)
+        await bus.start_declared(
+            c.ADAPTER_ACCOUNTS, [Route(c.ACCOUNT_DELETED, partial(accounts.on_account_deleted, engine))]
+        )
         yield
 
     return service_app(SERVICE, settings, run, title="Picture replicate adapter")

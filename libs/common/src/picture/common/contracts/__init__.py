@@ -16,7 +16,7 @@ Modules, by owner (import from this package; every public name is re-exported he
 - :mod:`.messages`: the message base, the envelope, the reply frame of queries;
 - :mod:`.subjects`: streams, :class:`Channel` and :class:`Query`;
 - :mod:`.values`: value types several services share (statuses, errors, models, views);
-- :mod:`.orchestrator`, :mod:`.adapter`, :mod:`.media`, :mod:`.catalog`: what each service
+- :mod:`.orchestrator`, :mod:`.adapter`, :mod:`.media`, :mod:`.catalog`, :mod:`.gateway`: what each service
   owns. A command or query belongs to the service that consumes or answers it; an event to the
   service that publishes it.
 """
@@ -54,6 +54,10 @@ from picture.common.contracts.catalog import (
     IMAGE_CREATED,
     IMAGE_DOWNLOADED,
     IMAGE_TAG,
+    IMPORT_IMAGE,
+    IMPORT_PROFILE,
+    IMPORT_TAG,
+    IMPORT_TEMPLATE,
     LIKE_IMAGE,
     LIST_IMAGES,
     LIST_MODELS,
@@ -81,6 +85,11 @@ from picture.common.contracts.catalog import (
     ImageListReply,
     ImageReply,
     ImageTagRequest,
+    ImportedTag,
+    ImportImageRequest,
+    ImportProfileRequest,
+    ImportTagRequest,
+    ImportTemplateRequest,
     LikeReply,
     LikeRequest,
     ListImagesRequest,
@@ -108,6 +117,7 @@ from picture.common.contracts.catalog import (
     UpdateModelRequest,
     UpdateProfileRequest,
 )
+from picture.common.contracts.gateway import ACCOUNT_DELETED, AccountDeletedEvent
 from picture.common.contracts.media import (
     DELETE_OBJECTS,
     INGEST,
@@ -123,6 +133,7 @@ from picture.common.contracts.media import (
 )
 from picture.common.contracts.messages import (
     Envelope,
+    ImportReply,
     M,
     Message,
     QueryError,
@@ -140,6 +151,8 @@ from picture.common.contracts.orchestrator import (
     GENERATION_UPDATED,
     GET_BATCH,
     GET_GENERATION,
+    IMPORT_BATCH,
+    IMPORT_GENERATION,
     LIST_BATCHES,
     LIST_GENERATIONS,
     RETRY_BATCH,
@@ -160,12 +173,16 @@ from picture.common.contracts.orchestrator import (
     GenerationReply,
     GenerationUpdatedEvent,
     GetGenerationRequest,
+    ImportBatchRequest,
+    ImportGenerationRequest,
     ListBatchesRequest,
     ListGenerationsRequest,
 )
 from picture.common.contracts.subjects import (
+    ADAPTER_ACCOUNTS,
     ADAPTER_COMMANDS,
     ADAPTER_WEBHOOKS,
+    CATALOG_ACCOUNTS,
     CATALOG_COMMANDS,
     CMD_STREAM,
     CONSUMERS,
@@ -174,7 +191,9 @@ from picture.common.contracts.subjects import (
     EVT_STREAM,
     GATEWAY_QUOTA,
     GATEWAY_WEBHOOKS,
+    MEDIA_ACCOUNTS,
     MEDIA_COMMANDS,
+    ORCHESTRATOR_ACCOUNTS,
     ORCHESTRATOR_CREATE,
     ORCHESTRATOR_EVENTS,
     PRODUCTION_STREAM_REPLICAS,
@@ -200,12 +219,15 @@ from picture.common.contracts.values import (
 )
 
 __all__ = [
+    "ACCOUNT_DELETED",
+    "ADAPTER_ACCOUNTS",
     "ADAPTER_COMMANDS",
     "ADAPTER_WEBHOOKS",
     "BULK_IMAGES",
     "CANCEL_BATCH",
     "CANCEL_GENERATION",
     "CANCEL_PREDICTION",
+    "CATALOG_ACCOUNTS",
     "CATALOG_COMMANDS",
     "CMD_STREAM",
     "CONSUMERS",
@@ -237,6 +259,12 @@ __all__ = [
     "IMAGE_CREATED",
     "IMAGE_DOWNLOADED",
     "IMAGE_TAG",
+    "IMPORT_BATCH",
+    "IMPORT_GENERATION",
+    "IMPORT_IMAGE",
+    "IMPORT_PROFILE",
+    "IMPORT_TAG",
+    "IMPORT_TEMPLATE",
     "INGEST",
     "LIKE_IMAGE",
     "LIST_BATCHES",
@@ -245,9 +273,11 @@ __all__ = [
     "LIST_MODELS",
     "LIST_TAGS",
     "LIST_TEMPLATES",
+    "MEDIA_ACCOUNTS",
     "MEDIA_COMMANDS",
     "MEDIA_FAILED",
     "MEDIA_STORED",
+    "ORCHESTRATOR_ACCOUNTS",
     "ORCHESTRATOR_CREATE",
     "ORCHESTRATOR_EVENTS",
     "PREDICT",
@@ -266,6 +296,7 @@ __all__ = [
     "UPDATE_MODEL",
     "UPDATE_PROFILE",
     "UPDATE_TEMPLATE",
+    "AccountDeletedEvent",
     "BatchItemSpec",
     "BatchItemView",
     "BatchListReply",
@@ -312,6 +343,14 @@ __all__ = [
     "ImageReply",
     "ImageTagRequest",
     "ImageView",
+    "ImportBatchRequest",
+    "ImportGenerationRequest",
+    "ImportImageRequest",
+    "ImportProfileRequest",
+    "ImportReply",
+    "ImportTagRequest",
+    "ImportTemplateRequest",
+    "ImportedTag",
     "IngestCommand",
     "LikeReply",
     "LikeRequest",

@@ -10,7 +10,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from picture.common.contracts.messages import Message
+from picture.common.contracts.messages import ImportReply, Message
 from picture.common.contracts.subjects import Channel, Query
 from picture.common.contracts.values import ImageView, ModelSpec, StoredObject
 from picture.common.text import Storable
@@ -31,6 +31,10 @@ __all__ = [
     "IMAGE_CREATED",
     "IMAGE_DOWNLOADED",
     "IMAGE_TAG",
+    "IMPORT_IMAGE",
+    "IMPORT_PROFILE",
+    "IMPORT_TAG",
+    "IMPORT_TEMPLATE",
     "LIKE_IMAGE",
     "LIST_IMAGES",
     "LIST_MODELS",
@@ -58,6 +62,11 @@ __all__ = [
     "ImageListReply",
     "ImageReply",
     "ImageTagRequest",
+    "ImportImageRequest",
+    "ImportProfileRequest",
+    "ImportTagRequest",
+    "ImportTemplateRequest",
+    "ImportedTag",
     "LikeReply",
     "LikeRequest",
     "ListImagesRequest",
@@ -550,3 +559,76 @@ CREATE_TEMPLATE = Query("picture.q.catalog.create_template", TemplateRequest, Te
 GET_TEMPLATE = Query("picture.q.catalog.get_template", TemplateRequest, TemplateReply)
 UPDATE_TEMPLATE = Query("picture.q.catalog.update_template", TemplateRequest, TemplateReply)
 DELETE_TEMPLATE = Query("picture.q.catalog.delete_template", TemplateRequest, TemplateReply)
+
+# --------------------------------------------------------------------------------------------
+# Imports from the old product (picture-import): records written with their own ids, owners,
+# timestamps and flags. Each is idempotent by id: a second import of a record changes nothing
+# and answers ``created`` False.
+# --------------------------------------------------------------------------------------------
+
+
+class ImportProfileRequest(Message):
+    """A profile as the old product had it. A username another profile holds is dropped
+    (the profile is kept without it)."""
+
+    TYPE: ClassVar[str] = "catalog.import_profile"
+
+    user_id: uuid.UUID
+    email: str | None = Field(default=None, max_length=320)
+    username: str | None = Field(default=None, max_length=32)
+    avatar_url: str | None = Field(default=None, max_length=1000)
+    created_at: datetime
+    updated_at: datetime
+
+
+class ImportedTag(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=50)
+    color: str = Field(default="#6b7280", pattern=r"^#[0-9a-fA-F]{6}$")
+
+
+class ImportTagRequest(Message):
+    """A shared tag (names are lowercased, as the catalog keeps them)."""
+
+    TYPE: ClassVar[str] = "catalog.import_tag"
+
+    tag: ImportedTag
+    created_at: datetime | None = None
+
+
+class ImportImageRequest(Message):
+    """An image already stored by media (``objects``), with the old record's flags, its tags
+    and the users who liked it; tags and likes are written with the image, in one transaction."""
+
+    TYPE: ClassVar[str] = "catalog.import_image"
+
+    image_id: uuid.UUID
+    user_id: uuid.UUID
+    generation_id: uuid.UUID | None = None
+    filename: str = Field(min_length=1, max_length=255)
+    objects: tuple[StoredObject, ...] = Field(min_length=1)
+    prompt: str
+    negative_prompt: str | None = None
+    model: str | None = Field(default=None, max_length=64)
+    seed: int | None = None
+    is_public: bool = False
+    is_favorite: bool = False
+    rating: int | None = Field(default=None, ge=0, le=5)
+    download_count: int = Field(default=0, ge=0)
+    archived_at: datetime | None = None
+    created_at: datetime
+    tags: tuple[str, ...] = ()
+    liked_by: tuple[uuid.UUID, ...] = ()
+
+
+class ImportTemplateRequest(Message):
+    TYPE: ClassVar[str] = "catalog.import_template"
+
+    template: TemplateView
+
+
+IMPORT_PROFILE = Query("picture.q.catalog.import_profile", ImportProfileRequest, ImportReply)
+IMPORT_TAG = Query("picture.q.catalog.import_tag", ImportTagRequest, ImportReply)
+IMPORT_IMAGE = Query("picture.q.catalog.import_image", ImportImageRequest, ImportReply)
+IMPORT_TEMPLATE = Query("picture.q.catalog.import_template", ImportTemplateRequest, ImportReply)

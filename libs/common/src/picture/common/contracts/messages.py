@@ -15,6 +15,7 @@ from picture.common.text import UnstorableText, unstorable_path
 
 __all__ = [
     "Envelope",
+    "ImportReply",
     "M",
     "Message",
     "QueryError",
@@ -114,3 +115,12 @@ class QueryReply(BaseModel):
     ok: bool
     data: dict[str, Any] | None = None
     error: QueryError | None = None
+
+
+class ImportReply(Message):
+    """The answer to every import query of the old product's records (picture-import):
+    whether the record was written now (False: it was there already and nothing changed)."""
+
+    TYPE: ClassVar[str] = "import.reply"
+
+    created: bool

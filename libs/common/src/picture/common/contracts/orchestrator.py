@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from picture.common.contracts.messages import Message
+from picture.common.contracts.messages import ImportReply, Message
 from picture.common.contracts.subjects import Channel, Query
 from picture.common.contracts.values import (
     ErrorKind,
@@ -19,6 +19,7 @@ from picture.common.contracts.values import (
     GenerationView,
     ImageView,
     ModelSpec,
+    StoredObject,
 )
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "GENERATION_UPDATED",
     "GET_BATCH",
     "GET_GENERATION",
+    "IMPORT_BATCH",
+    "IMPORT_GENERATION",
     "LIST_BATCHES",
     "LIST_GENERATIONS",
     "RETRY_BATCH",
@@ -51,6 +54,8 @@ __all__ = [
     "GenerationReply",
     "GenerationUpdatedEvent",
     "GetGenerationRequest",
+    "ImportBatchRequest",
+    "ImportGenerationRequest",
     "ListBatchesRequest",
     "ListGenerationsRequest",
 ]
@@ -275,3 +280,51 @@ class ErrorStatsReply(Message):
 
 
 ERROR_STATS = Query("picture.q.orchestrator.error_stats", ErrorStatsRequest, ErrorStatsReply)
+
+# --------------------------------------------------------------------------------------------
+# Imports from the old product (picture-import)
+# --------------------------------------------------------------------------------------------
+
+
+class ImportGenerationRequest(Message):
+    """A finished generation of the old product, written as it ended (never dispatched) and
+    announced like any other change. Idempotent by ``generation_id``; the reply's ``created``
+    says whether it was written now. ``stored_objects`` and ``image_id``: a completed one's
+    image, stored by media and recorded by the catalog."""
+
+    TYPE: ClassVar[str] = "orchestrator.import_generation"
+
+    generation_id: uuid.UUID
+    user_id: uuid.UUID
+    model: ModelSpec
+    parameters: GenerationParameters
+    status: Literal[GenerationStatus.COMPLETED, GenerationStatus.FAILED, GenerationStatus.CANCELLED]
+    error_message: str | None = None
+    retry_count: int = Field(default=0, ge=0)
+    created_at: datetime
+    completed_at: datetime | None = None
+    image_id: uuid.UUID | None = None
+    stored_objects: tuple[StoredObject, ...] = ()
+    # Why the status differs from the old row's (a generation left "processing" is failed).
+    reason: str = "imported"
+    # Its batch (imported before it, IMPORT_BATCH) and place in it.
+    batch_id: uuid.UUID | None = None
+    batch_index: int | None = Field(default=None, ge=0)
+
+
+class ImportBatchRequest(Message):
+    """A batch of the old product (its items are imported as generations with its id).
+    Idempotent by ``batch_id``."""
+
+    TYPE: ClassVar[str] = "orchestrator.import_batch"
+
+    batch_id: uuid.UUID
+    user_id: uuid.UUID
+    name: str | None = Field(default=None, max_length=200)
+    kind: Literal["batch", "multi"] = "batch"
+    model: str = Field(min_length=1, max_length=64)
+    created_at: datetime
+
+
+IMPORT_BATCH = Query("picture.q.orchestrator.import_batch", ImportBatchRequest, ImportReply)
+IMPORT_GENERATION = Query("picture.q.orchestrator.import_generation", ImportGenerationRequest, ImportReply)

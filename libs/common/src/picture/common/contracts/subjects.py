@@ -11,8 +11,10 @@ from typing import Generic
 from picture.common.contracts.messages import M, R
 
 __all__ = [
+    "ADAPTER_ACCOUNTS",
     "ADAPTER_COMMANDS",
     "ADAPTER_WEBHOOKS",
+    "CATALOG_ACCOUNTS",
     "CATALOG_COMMANDS",
     "CMD_STREAM",
     "CONSUMERS",
@@ -21,7 +23,9 @@ __all__ = [
     "EVT_STREAM",
     "GATEWAY_QUOTA",
     "GATEWAY_WEBHOOKS",
+    "MEDIA_ACCOUNTS",
     "MEDIA_COMMANDS",
+    "ORCHESTRATOR_ACCOUNTS",
     "ORCHESTRATOR_CREATE",
     "ORCHESTRATOR_EVENTS",
     "PRODUCTION_STREAM_REPLICAS",
@@ -111,6 +115,11 @@ CATALOG_COMMANDS = ConsumerSpec("catalog-commands", CMD_STREAM, ack_wait_seconds
 GATEWAY_QUOTA = ConsumerSpec("gateway-quota", EVT_STREAM, ack_wait_seconds=30, max_deliver=10)
 # Client webhooks: the gateway's settings lengthen the ack wait to its delivery timeout + 20 s.
 GATEWAY_WEBHOOKS = ConsumerSpec("gateway-webhooks", EVT_STREAM, ack_wait_seconds=30, max_deliver=10)
+# An account's deletion: each owner deletes its own rows (media its files too: longer).
+CATALOG_ACCOUNTS = ConsumerSpec("catalog-accounts", EVT_STREAM, ack_wait_seconds=60, max_deliver=20)
+ORCHESTRATOR_ACCOUNTS = ConsumerSpec("orchestrator-accounts", EVT_STREAM, ack_wait_seconds=60, max_deliver=20)
+MEDIA_ACCOUNTS = ConsumerSpec("media-accounts", EVT_STREAM, ack_wait_seconds=120, max_deliver=20)
+ADAPTER_ACCOUNTS = ConsumerSpec("replicate-adapter-accounts", EVT_STREAM, ack_wait_seconds=60, max_deliver=20)
 CONSUMERS: tuple[ConsumerSpec, ...] = (
     ORCHESTRATOR_CREATE,
     ORCHESTRATOR_EVENTS,
@@ -120,6 +129,10 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     CATALOG_COMMANDS,
     GATEWAY_QUOTA,
     GATEWAY_WEBHOOKS,
+    CATALOG_ACCOUNTS,
+    ORCHESTRATOR_ACCOUNTS,
+    MEDIA_ACCOUNTS,
+    ADAPTER_ACCOUNTS,
 )
 
 # --------------------------------------------------------------------------------------------
