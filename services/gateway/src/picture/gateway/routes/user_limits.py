@@ -7,16 +7,14 @@ The gateway's limiter caches a user's limits for up to 30 s.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from picture.common.problems import Problem, ProblemError
-from picture.gateway.auth import CurrentUser
-from picture.gateway.deps import EngineDep
+from picture.common.problems import Problem
+from picture.gateway.deps import AdminUser, EngineDep
 from picture.gateway.tables import users
 
 router = APIRouter(prefix="/v1/admin/users", tags=["admin"])
@@ -51,11 +49,8 @@ class UserLimitsOut(BaseModel):
     summary="Set one user's own limits (administrators)",
 )
 async def set_user_limits(
-    user_id: uuid.UUID, body: UserLimitsIn, user: CurrentUser, engine: EngineDep, request: Request
+    user_id: uuid.UUID, body: UserLimitsIn, admin: AdminUser, engine: EngineDep
 ) -> UserLimitsOut:
-    limiter: Any = getattr(request.app.state, "limiter", None)
-    if limiter is None or not await limiter.is_admin(user.user_id):
-        raise ProblemError(403, "forbidden", "Forbidden", "admin rights required")
     values = {name: getattr(body, name) for name in LIMITS if getattr(body, name) is not None}
     async with engine.begin() as conn:
         before = (
