@@ -210,9 +210,11 @@ async def cancel_generation(
             break
         except NotFound:
             # Accepted a moment ago, its create not yet taken in by the orchestrator: try again.
+            # (Any version: the orchestrator may have taken it in between its answer and this
+            # read, and the read model may already show that.)
             if loop.time() < deadline:
                 stored = await views.get(generation_id)
-                if stored is not None and stored.user_id == user.user_id and stored.version == 0:
+                if stored is not None and stored.user_id == user.user_id:
                     await asyncio.sleep(0.05)
                     continue
             raise
