@@ -25,7 +25,7 @@ from picture.orchestrator.metrics import (
     GENERATIONS_CANCELLED,
     GENERATIONS_FINISHED,
 )
-from picture.orchestrator.outbox import enqueue, enqueue_all
+from picture.orchestrator.outbox import OutboxMessage, enqueue, enqueue_all, outbox_message
 from picture.orchestrator.state_machine import (
     Cancel,
     Decision,
@@ -125,11 +125,13 @@ async def _persist(ctx: Context, conn: AsyncConnection, row: Any, decision: Deci
         row = await _apply_move(conn, row, move, now)
         if history is not None:
             history.append(HistoryEntry(move.target.value, now, move.reason))
+    # what follows and the announcement: one outbox statement
+    follow: list[OutboxMessage] = []
     if row.status == GenerationStatus.DOWNLOADING.value:
         delay = decision.delay_seconds if isinstance(decision, Retry) else 0.0
-        await enqueue(conn, c.INGEST, messages.ingest_command(row), delay_seconds=delay)
+        follow.append(outbox_message(c.INGEST, messages.ingest_command(row), delay_seconds=delay))
     if isinstance(decision, End) and decision.cancel_prediction:
-        await enqueue(conn, c.CANCEL_PREDICTION, messages.cancel_prediction_command(before))
+        follow.append(outbox_message(c.CANCEL_PREDICTION, messages.cancel_prediction_command(before)))
     slots = ctx.settings.global_concurrency
     view = (
         generation_view(row, history, None, slots)
@@ -137,7 +139,7 @@ async def _persist(ctx: Context, conn: AsyncConnection, row: Any, decision: Deci
         else await load_view(conn, row.id, slots)
     )
     assert view is not None
-    await enqueue_all(conn, [messages.update_message(view)])
+    await enqueue_all(conn, [*follow, messages.update_message(view)])
 
 
 async def _apply_move(conn: AsyncConnection, row: Any, move: Move, at: datetime) -> Any:
