@@ -103,6 +103,9 @@ async def test_documented_metrics_are_exported_with_their_labels(
     assert response.status_code == 202, response.text
     generation_id = response.json()["id"]
     assert (await wait_terminal(api, generation_id))["status"] == "completed"
+    # Reads of one generation come from the gateway's read model; a client's list of its
+    # generations is a query the orchestrator answers (its query metrics need one).
+    assert (await api.get("/v1/generations")).status_code == 200
 
     # Gauges sampled in the background (in-flight by status) appear within a few seconds.
     deadline = time.monotonic() + 15
