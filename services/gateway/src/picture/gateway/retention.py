@@ -22,15 +22,16 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from picture.common.contracts import GenerationStatus
 from picture.common.retention import RetentionJob, run_jobs
 from picture.gateway.settings import GatewaySettings
 
+# Statuses written out, not parameters: the conditions must match the partial indexes'
+# (migration 0007) for the planner to take them.
 DELETE_FAILED_VIEWS = text(
     """
 DELETE FROM gateway.generation_views WHERE id IN (
     SELECT id FROM gateway.generation_views
-    WHERE status = :failed AND updated_at < :cutoff
+    WHERE status = 'failed' AND updated_at < :cutoff
     LIMIT :limit FOR UPDATE SKIP LOCKED
 ) RETURNING id
 """
@@ -51,15 +52,11 @@ def _before(days: float) -> dict[str, object]:
     return {"cutoff": datetime.now(UTC) - timedelta(days=days)}
 
 
-def _failed_before(days: float) -> dict[str, object]:
-    return {**_before(days), "failed": GenerationStatus.FAILED.value}
-
-
 def jobs(settings: GatewaySettings) -> list[RetentionJob]:
     chosen: list[RetentionJob] = []
     if settings.failed_generation_retention_days > 0:
         days = settings.failed_generation_retention_days
-        chosen.append(RetentionJob("generation_views", DELETE_FAILED_VIEWS, lambda: _failed_before(days)))
+        chosen.append(RetentionJob("generation_views", DELETE_FAILED_VIEWS, lambda: _before(days)))
     if settings.webhook_delivery_retention_days > 0:
         delivered_days = settings.webhook_delivery_retention_days
         chosen.append(RetentionJob("webhook_deliveries", DELETE_DELIVERED, lambda: _before(delivered_days)))

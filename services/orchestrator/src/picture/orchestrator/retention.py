@@ -16,16 +16,17 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from picture.common.contracts import GenerationStatus
 from picture.common.retention import RetentionJob, run_jobs
 from picture.orchestrator.settings import OrchestratorSettings
 from picture.orchestrator.state_machine import TERMINAL
 
+# 'failed' written out, not a parameter: the condition must match the partial index's
+# (ix_generations_failed_ended) for the planner to take it.
 DELETE_FAILED = text(
     """
 DELETE FROM orchestrator.generations WHERE id IN (
     SELECT id FROM orchestrator.generations
-    WHERE status = :failed AND coalesce(completed_at, updated_at) < :cutoff
+    WHERE status = 'failed' AND coalesce(completed_at, updated_at) < :cutoff
     LIMIT :limit FOR UPDATE SKIP LOCKED
 ) RETURNING id
 """
@@ -48,7 +49,7 @@ ENDED = sorted(status.value for status in TERMINAL)
 
 
 def _failed_before(days: float) -> dict[str, object]:
-    return {"cutoff": datetime.now(UTC) - timedelta(days=days), "failed": GenerationStatus.FAILED.value}
+    return {"cutoff": datetime.now(UTC) - timedelta(days=days)}
 
 
 def _history_before(days: float) -> dict[str, object]:
