@@ -267,3 +267,16 @@ async def test_downloads_are_counted_into_popularity(engine: AsyncEngine, add_im
         3,
         5,
     )
+
+
+async def test_referenced_keys_are_the_asked_ones_an_image_points_at(
+    engine: AsyncEngine, add_image: AddImage
+) -> None:
+    user = uuid.uuid4()
+    image_id = await add_image(user)
+    content, thumb = f"test/{user}/{image_id}.webp", f"test/{user}/{image_id}.thumb.webp"
+    stray = f"test/{user}/{uuid.uuid4()}.webp"
+    asked = c.ReferencedKeysRequest(keys=(stray, thumb, content, thumb))
+    reply = await images.referenced_keys(engine, asked)
+    assert reply.keys == (thumb, content)
+    assert (await images.referenced_keys(engine, c.ReferencedKeysRequest(keys=()))).keys == ()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +171,15 @@ async def test_filesystem_content_types_by_key(objects_dir: Path) -> None:
         await storage.put(key, b"x", expected)
         info = await storage.stat(key)
         assert info is not None and info.content_type == expected
+
+
+async def test_list_older_than_gives_old_keys_in_key_order(storage: ObjectStorage) -> None:
+    prefix = f"user-{time.monotonic_ns()}"
+    keys = [f"{prefix}/b/thumb.webp", f"{prefix}/a/image.webp", f"{prefix}/a/thumb.webp"]
+    for key in keys:
+        await storage.put(key, b"x", "image/webp")
+    future = datetime.now(UTC) + timedelta(minutes=5)
+    listed = [key async for key in storage.list_older_than(future) if key.startswith(prefix)]
+    assert listed == sorted(keys)
+    past = datetime.now(UTC) - timedelta(minutes=5)
+    assert [key async for key in storage.list_older_than(past) if key.startswith(prefix)] == []

@@ -62,6 +62,13 @@ class ServiceSettings(BaseSettings):
     # generation stuck downloading only after it (plus a margin), so one download never runs
     # twice at once. Set it alike for both.
     ingest_download_budget_seconds: float = Field(default=90.0, gt=0)
+    # Failed generations are deleted this many days after they failed (the old product's
+    # plan): by the orchestrator from its tables and by the gateway from its read model, so
+    # one setting for both (PICTURE_FAILED_GENERATION_RETENTION_DAYS). 0: kept for ever.
+    failed_generation_retention_days: float = Field(default=30.0, ge=0)
+    # How often a service runs its retention jobs; each round deletes in batches of this size.
+    retention_interval_seconds: float = Field(default=3600.0, gt=0)
+    retention_batch_size: int = Field(default=1000, ge=1, le=100_000)
 
     def require_secret(self, name: str, value: SecretStr | None) -> None:
         """Refuse a missing or placeholder secret outside development and tests."""

@@ -31,6 +31,7 @@ QUERIES: tuple[tuple[c.Query[Any, Any], Callable[[AsyncEngine, Any], Awaitable[A
     (c.GET_IMAGE_DETAIL, images.get_image_detail),
     (c.UPDATE_IMAGE, images.update_image),
     (c.RECORD_UPLOAD, images.record_upload),
+    (c.REFERENCED_KEYS, images.referenced_keys),
     (c.LIST_IMAGES, gallery.list_images),
     (c.EXPLORE, gallery.explore),
     (c.LIKE_IMAGE, likes.like),

@@ -311,3 +311,22 @@ async def count_download(engine: AsyncEngine, cmd: c.ImageDownloadedCommand) -> 
             .where(images.c.id == cmd.image_id)
             .values(download_count=images.c.download_count + 1)
         )
+
+
+# ------------------------------------------------------------------------------------ keys
+
+
+async def referenced_keys(engine: AsyncEngine, req: c.ReferencedKeysRequest) -> c.ReferencedKeysReply:
+    """The asked keys some image points at (content or thumbnail); for media's sweep, which
+    deletes the objects no image needs. Uses the indexes on both keys."""
+    asked = list(dict.fromkeys(req.keys))
+    if not asked:
+        return c.ReferencedKeysReply(keys=())
+    async with engine.connect() as conn:
+        content = (
+            await conn.execute(select(images.c.content_key).where(images.c.content_key.in_(asked)))
+        ).scalars()
+        found = set(content)
+        thumbs = await conn.execute(select(images.c.thumbnail_key).where(images.c.thumbnail_key.in_(asked)))
+        found.update(key for key in thumbs.scalars() if key is not None)
+    return c.ReferencedKeysReply(keys=tuple(key for key in asked if key in found))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import httpx
 from fastapi import FastAPI
@@ -17,11 +18,13 @@ from picture.common.database import build_pool
 from picture.common.intake import BodySizeLimit
 from picture.common.observability import FASTAPI_TELEMETRY, HttpMetricsMiddleware, ops_router
 from picture.common.problems import install_problem_handlers
+from picture.common.retention import run_periodically
 from picture.common.service import Resources, service_lifespan
 from picture.gateway.auth import TokenBeforeBody, TokenVerifier
 from picture.gateway.backend import Backend
 from picture.gateway.limits import Limiter
 from picture.gateway.quota import start_background
+from picture.gateway.retention import retention_round
 from picture.gateway.routes import (
     admin,
     batches,
@@ -100,6 +103,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             scope.after_bus.push_async_callback(pool.close)  # the event consumers use it
             limiter = Limiter(engine, settings, pool=pool)
             own = await start_background(bus, limiter, verifier)
+            scope.start_task(
+                run_periodically(
+                    partial(retention_round, engine, settings), settings.retention_interval_seconds
+                ),
+                name="retention",
+            )
             app.state.gateway = GatewayState(  # read through picture.gateway.state.gateway_state
                 settings=settings,
                 verifier=verifier,

@@ -72,6 +72,9 @@ class GatewaySettings(ServiceSettings):
     webhook_allow_private_targets: bool = False
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=30)
     webhook_max_attempts: int = Field(default=8, ge=1, le=20)
+    # Delivered webhook deliveries are deleted after this many days (0: kept); failed
+    # generations' read-model rows after the shared failed_generation_retention_days.
+    webhook_delivery_retention_days: float = Field(default=7.0, ge=0)
 
     @property
     def admin_ids(self) -> frozenset[uuid.UUID]:

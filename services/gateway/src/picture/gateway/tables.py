@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -41,6 +42,7 @@ generation_views = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_generation_views_user_created", "user_id", "created_at"),
+    Index("ix_generation_views_failed_updated", "updated_at", postgresql_where=text("status = 'failed'")),
 )
 
 # Idempotency-Key of POST /v1/generations: same key and body -> same generation.
@@ -129,4 +131,5 @@ webhook_deliveries = Table(
     Column("last_error", Text),
     Column("delivered_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_webhook_deliveries_delivered", "delivered_at", postgresql_where=text("status = 'delivered'")),
 )

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from picture.common import contracts as c
 from picture.common.messaging import Route
+from picture.common.retention import run_periodically
 from picture.common.service import ServiceScope, service_app
 from picture.media import accounts, handlers, queries
 from picture.media.download import Downloader, DownloadPolicy
@@ -21,6 +22,7 @@ from picture.media.routes import ObjectServing, router
 from picture.media.settings import MediaSettings, StorageBackend
 from picture.media.signing import UrlSigner
 from picture.media.storage import FilesystemStorage, ObjectStorage, S3Storage, open_s3_client
+from picture.media.sweep import Sweeper
 from picture.media.uploads import UploadContext
 from picture.media.uploads import router as uploads_router
 
@@ -110,6 +112,19 @@ def create_app(
         await bus.start_declared(
             c.MEDIA_ACCOUNTS, [Route(c.ACCOUNT_DELETED, partial(accounts.on_account_deleted, ctx))]
         )
+        if settings.storage_sweep_enabled:
+            sweeper = Sweeper(
+                engine,
+                bus,
+                storage,
+                grace_seconds=settings.storage_sweep_grace_seconds,
+                batch_size=settings.storage_sweep_batch_size,
+                dry_run=settings.storage_sweep_dry_run,
+            )
+            scope.start_task(
+                run_periodically(sweeper.sweep_once, settings.storage_sweep_interval_seconds),
+                name="storage-sweep",
+            )
         yield
 
     return service_app(

@@ -38,3 +38,9 @@ IMPORTS = Counter(
     "Images of the old product imported (picture-import), by outcome (stored, refused).",
     ["outcome"],
 )
+SWEPT_OBJECTS = Counter(
+    "picture_media_sweep_objects_total",
+    "Stored objects older than the sweep's grace period, by outcome: kept (an image points at "
+    "their folder), removed (no image does), would_remove (the same, in a dry run).",
+    ["outcome"],
+)

@@ -8,6 +8,7 @@ from typing import Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from picture.common.contracts import MAX_REFERENCED_KEYS
 from picture.common.settings import CommaList, Environment, ServiceSettings
 
 DEVELOPMENT_INTERNAL_TOKEN = "picture-development-internal-token"  # noqa: S105 - development only
@@ -52,6 +53,16 @@ class MediaSettings(ServiceSettings):
     max_upload_bytes: int = 10 * 1024 * 1024
     # Shared with the gateway: authenticates its calls to /internal/* (required in production).
     media_internal_token: SecretStr | None = None
+
+    # Sweep of stored objects no image points at (picture.media.sweep). Off unless enabled:
+    # it deletes files, so an operator turns it on (first with the dry run, which only logs
+    # and counts). Objects younger than the grace period are never touched (in-flight
+    # generations and uploads: the catalog records them within seconds).
+    storage_sweep_enabled: bool = False
+    storage_sweep_dry_run: bool = False
+    storage_sweep_interval_seconds: float = Field(default=86400.0, gt=0)
+    storage_sweep_grace_seconds: float = Field(default=86400.0, ge=600)
+    storage_sweep_batch_size: int = Field(default=500, ge=1, le=MAX_REFERENCED_KEYS)
 
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"

@@ -16,12 +16,14 @@ could escape a prefix (``..``, absolute paths, backslashes, empty segments) in e
 from __future__ import annotations
 
 import asyncio
+import itertools
 import mimetypes
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -31,6 +33,7 @@ from picture.media.signing import UrlSigner
 CACHE_CONTROL = "public, max-age=31536000, immutable"
 CHUNK_SIZE = 64 * 1024
 MAX_KEY_LENGTH = 512
+LIST_CHUNK = 1000  # keys read from disk per thread hop when listing
 
 Disposition = Literal["redirect", "proxy"]
 
@@ -58,6 +61,14 @@ def validate_key(key: str) -> str:
     if any(not ch.isprintable() for ch in key):
         raise InvalidKeyError("object keys may not contain control characters")
     return key
+
+
+def _is_valid_key(key: str) -> bool:
+    try:
+        validate_key(key)
+    except InvalidKeyError:
+        return False
+    return True
 
 
 class ObjectStorage(Protocol):
@@ -90,6 +101,11 @@ class ObjectStorage(Protocol):
 
     async def url(self, key: str, expires_in: int) -> str:
         """A URL to GET the object that stops working after ``expires_in`` seconds."""
+        ...
+
+    def list_older_than(self, cutoff: datetime) -> AsyncIterator[str]:
+        """The keys of objects last written before ``cutoff``, in key order (so the objects
+        of one folder come together)."""
         ...
 
 
@@ -171,6 +187,25 @@ class FilesystemStorage:
     async def url(self, key: str, expires_in: int) -> str:
         return self.signer.url(validate_key(key), expires_in)
 
+    def _scan(self, cutoff: float) -> Iterator[str]:
+        for folder, dirs, files in os.walk(self.root):
+            dirs.sort()
+            for name in sorted(files):
+                path = Path(folder) / name
+                try:
+                    modified = path.stat().st_mtime
+                except FileNotFoundError:
+                    continue  # deleted meanwhile
+                key = path.relative_to(self.root).as_posix()
+                if modified < cutoff and _is_valid_key(key):
+                    yield key
+
+    async def list_older_than(self, cutoff: datetime) -> AsyncIterator[str]:
+        scan = self._scan(cutoff.timestamp())
+        while chunk := await asyncio.to_thread(lambda: list(itertools.islice(scan, LIST_CHUNK))):
+            for key in chunk:
+                yield key
+
 
 # ------------------------------------------------------------------------------------- S3
 
@@ -235,6 +270,13 @@ class S3Storage:
 
     async def delete(self, key: str) -> None:
         await self.client.delete_object(Bucket=self.bucket, Key=validate_key(key))
+
+    async def list_older_than(self, cutoff: datetime) -> AsyncIterator[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        async for page in paginator.paginate(Bucket=self.bucket):
+            for item in page.get("Contents", ()):
+                if item["LastModified"] < cutoff:
+                    yield str(item["Key"])
 
     async def url(self, key: str, expires_in: int) -> str:
         url = await self.client.generate_presigned_url(

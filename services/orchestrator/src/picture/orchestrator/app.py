@@ -11,8 +11,19 @@ from fastapi import FastAPI
 
 from picture.common import contracts as c
 from picture.common.messaging import Route
+from picture.common.retention import run_periodically
 from picture.common.service import ServiceScope, service_app
-from picture.orchestrator import accounts, batches, events, imports, intake, lifecycle, scheduler, views
+from picture.orchestrator import (
+    accounts,
+    batches,
+    events,
+    imports,
+    intake,
+    lifecycle,
+    retention,
+    scheduler,
+    views,
+)
 from picture.orchestrator.context import Context
 from picture.orchestrator.outbox import OutboxRelay, outbox
 from picture.orchestrator.settings import OrchestratorSettings
@@ -60,6 +71,12 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
         )
         scope.start_task(scheduler.run_scheduler(ctx), name="scheduler")
         scope.start_task(scheduler.run_sweeper(ctx), name="sweeper")
+        scope.start_task(
+            run_periodically(
+                partial(retention.retention_round, engine, settings), settings.retention_interval_seconds
+            ),
+            name="retention",
+        )
         yield
 
     return service_app(SERVICE, settings, run, title="Picture orchestrator")

@@ -32,6 +32,10 @@ class OrchestratorSettings(ServiceSettings):
     stuck_downloading_margin_seconds: float = Field(default=30.0, ge=0)
     # Dedup cache: an identical seeded request by the same user within this window reuses the image.
     dedup_window_seconds: float = Field(default=3600.0, ge=0)
+    # Retention: history entries of ended generations older than this are deleted (the last
+    # one, how it ended, stays); 0 keeps them. Failed generations: the shared
+    # failed_generation_retention_days; the interval and batch: retention_*.
+    status_history_retention_days: float = Field(default=90.0, ge=0)
 
     @property
     def downloading_limit_seconds(self) -> float:

@@ -100,6 +100,12 @@ generations = Table(
         "updated_at",
         postgresql_where=text(NOT_TERMINAL_SQL),
     ),
+    # retention: failed generations by the time they ended
+    Index(
+        "ix_generations_failed_ended",
+        text("coalesce(completed_at, updated_at)"),
+        postgresql_where=text("status = 'failed'"),
+    ),
 )
 
 status_history = Table(

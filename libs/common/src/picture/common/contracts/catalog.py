@@ -40,8 +40,10 @@ __all__ = [
     "LIST_MODELS",
     "LIST_TAGS",
     "LIST_TEMPLATES",
+    "MAX_REFERENCED_KEYS",
     "RECORD_IMAGE",
     "RECORD_UPLOAD",
+    "REFERENCED_KEYS",
     "TEMPLATE_USED",
     "UPDATE_IMAGE",
     "UPDATE_MODEL",
@@ -80,6 +82,8 @@ __all__ = [
     "ProfileView",
     "RecordImageCommand",
     "RecordUploadRequest",
+    "ReferencedKeysReply",
+    "ReferencedKeysRequest",
     "TagListReply",
     "TagReply",
     "TagRequest",
@@ -218,6 +222,27 @@ class RecordUploadRequest(Message):
 
 
 RECORD_UPLOAD = Query("picture.q.catalog.record_upload", RecordUploadRequest, ImageReply)
+
+
+MAX_REFERENCED_KEYS = 1000
+
+
+class ReferencedKeysRequest(Message):
+    """Which of these storage keys does an image record point at (its content or thumbnail)?
+    Asked by media's sweep of unreferenced objects, in batches."""
+
+    TYPE: ClassVar[str] = "catalog.referenced_keys"
+
+    keys: tuple[str, ...] = Field(max_length=MAX_REFERENCED_KEYS)
+
+
+class ReferencedKeysReply(Message):
+    TYPE: ClassVar[str] = "catalog.referenced_keys_reply"
+
+    keys: tuple[str, ...]  # the referenced ones among the asked keys
+
+
+REFERENCED_KEYS = Query("picture.q.catalog.referenced_keys", ReferencedKeysRequest, ReferencedKeysReply)
 
 
 class ImageDetail(BaseModel):
