@@ -563,10 +563,6 @@ class Consumer:
                 task.add_done_callback(self._in_flight.discard)
             backlog = _backlog(msgs[-1]) if msgs else 0
 
-    def cancel_in_flight(self) -> None:
-        for task in list(self._in_flight):
-            task.cancel()
-
     async def hand_back(self) -> None:
         """Cancel the handlers still running (each naks its message, no delay) and nak what
         arrived for a pull after the fetch loop stopped: another replica takes them at once."""
