@@ -72,6 +72,7 @@ from picture.common.telemetry import configure_telemetry
 S = TypeVar("S", bound=ServiceSettings)
 # uvicorn's wait for the HTTP requests in flight at shutdown (SSE streams are cut after it).
 HTTP_GRACE_SECONDS = 10
+RESOURCES_STATE = "picture_resources"  # app.state attribute: the app's Resources
 
 
 class GracefulServer(uvicorn.Server):
@@ -132,8 +133,6 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
     )
     GracefulServer(config, app, settings.shutdown_delay_seconds).run()
 
-
-RESOURCES_STATE = "picture_resources"  # app.state attribute: the app's Resources
 
 
 class Resources:
