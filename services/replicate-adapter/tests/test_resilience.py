@@ -274,3 +274,37 @@ async def test_a_create_handed_back_at_a_stop_is_reconciled_not_created_twice(
     assert REQUESTS.labels("list", "ok")._value.get() > lists  # reconciled by listing
     # Handed back, not left to the ack wait (60 s).
     assert taken_over_after < 15, taken_over_after
+
+
+async def test_an_interrupted_handler_leaves_a_create_uncertain_only_once_one_was_sent(infra: Infra) -> None:
+    """Interrupted before sending: nothing can exist at Replicate, the next delivery creates
+    (status stays ``creating``). After sending: the next delivery must reconcile first."""
+    engine = build_engine(infra.database_url)
+    try:
+        statuses = []
+        for sent in (False, True):
+            cmd = command(f"a kite {uuid.uuid4()}")
+            key = (cmd.generation_id, cmd.attempt)
+            await store.claim(
+                engine,
+                generation_id=cmd.generation_id,
+                attempt=cmd.attempt,
+                model=cmd.model.name,
+                replicate_id=cmd.model.replicate_id,
+                input={"prompt": cmd.parameters.prompt},
+                hash=f"interrupted-{sent}",
+                cost_usd=0.003,
+            )
+            assert await store.lease(engine, *key, 60) is not None
+            if sent:
+                await store.create_sending(engine, *key)
+            await store.interrupted(engine, *key)
+            row = await store.get(engine, *key)
+            assert row is not None
+            statuses.append((row.status, row.create_settled_at is not None))
+            again = await store.lease(engine, *key, 60)  # the lease was given back
+            assert again is not None
+            assert again.status == row.status
+    finally:
+        await engine.dispose()
+    assert statuses == [(store.CREATING, False), (store.CREATE_UNCERTAIN, True)]
