@@ -34,7 +34,21 @@ from picture.devstack.stack import SERVICES, Ports, Stack
 from picture.devstack.tokens import mint_token
 
 ROOT = Path(__file__).resolve().parents[2]
-DRIVE_PY = Path(os.environ.get("DRIVE_PY_SCRIPT", ROOT.parent / "shared/bench/drive.py"))
+
+
+def _find_drive() -> Path:
+    """``$DRIVE_PY_SCRIPT``, else ``shared/bench/drive.py`` next to the project (or to the
+    folder of its worktrees)."""
+    if "DRIVE_PY_SCRIPT" in os.environ:
+        return Path(os.environ["DRIVE_PY_SCRIPT"])
+    for parent in ROOT.parents:
+        candidate = parent / "shared/bench/drive.py"
+        if candidate.exists():
+            return candidate
+    raise SystemExit("drive.py not found: set DRIVE_PY_SCRIPT")
+
+
+DRIVE_PY = _find_drive()
 
 
 def _args() -> argparse.Namespace:
@@ -76,8 +90,7 @@ def _result(proc: subprocess.Popen[str]) -> dict[str, Any]:
     out, err = proc.communicate(timeout=1800)
     lines = [line for line in out.splitlines() if line.startswith("{")]
     if not lines:
-        print(out[-2000:], err[-2000:], file=sys.stderr)
-        return {}
+        raise SystemExit(f"the driver printed no result:\n{out[-2000:]}\n{err[-2000:]}")
     result: dict[str, Any] = json.loads(lines[-1])
     return result
 
