@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -241,3 +242,69 @@ async def test_a_webhook_naming_the_attempt_settles_a_create_whose_answer_was_lo
             await eventually(duplicate_canceled, timeout=15, what="the duplicate canceled")
     finally:
         await engine.dispose()
+
+
+async def test_a_create_handed_back_at_a_stop_is_reconciled_not_created_twice(
+    settings: AdapterSettings, bus: Bus, infra: Infra, control: httpx.AsyncClient
+) -> None:
+    """A replica stops (graceful, short grace) while its create is in flight: the simulator
+    made the prediction but holds the answer. The handler is cancelled and its message handed
+    back at once; the next replica reconciles (finds the prediction by listing) instead of
+    creating a second one."""
+    stopping = settings.model_copy(update={"shutdown_grace_seconds": 0.2})
+    marker = f"handed-back-{uuid.uuid4()}"
+    cmd = command(f"a lantern {marker}")
+    (
+        await control.put("/_control/config", json={"force_timeout_ms": 4000, "force_count": 1})
+    ).raise_for_status()
+    lists = REQUESTS.labels("list", "ok")._value.get()
+    async with subscribe(bus, cmd.generation_id) as events:
+        async with running(create_app(stopping)):
+            await bus.publish(PREDICT, cmd)
+            await eventually(lambda: sim_predictions(infra, marker), what="the prediction at the simulator")
+        stopped = time.monotonic()  # the create's answer still held: it was handed back
+        async with running(create_app(settings)):
+            started = await events.next(timeout=20)
+            done = await events.next(timeout=20)
+            taken_over_after = time.monotonic() - stopped
+    assert started.status is PredictionStatus.STARTED
+    assert done.status is PredictionStatus.SUCCEEDED, done.error
+    found = await sim_predictions(infra, marker)
+    assert [p["id"] for p in found] == [started.prediction_id] == [done.prediction_id]
+    assert REQUESTS.labels("list", "ok")._value.get() > lists  # reconciled by listing
+    # Handed back, not left to the ack wait (60 s).
+    assert taken_over_after < 15, taken_over_after
+
+
+async def test_an_interrupted_handler_leaves_a_create_uncertain_only_once_one_was_sent(infra: Infra) -> None:
+    """Interrupted before sending: nothing can exist at Replicate, the next delivery creates
+    (status stays ``creating``). After sending: the next delivery must reconcile first."""
+    engine = build_engine(infra.database_url)
+    try:
+        statuses = []
+        for sent in (False, True):
+            cmd = command(f"a kite {uuid.uuid4()}")
+            key = (cmd.generation_id, cmd.attempt)
+            await store.claim(
+                engine,
+                generation_id=cmd.generation_id,
+                attempt=cmd.attempt,
+                model=cmd.model.name,
+                replicate_id=cmd.model.replicate_id,
+                input={"prompt": cmd.parameters.prompt},
+                hash=f"interrupted-{sent}",
+                cost_usd=0.003,
+            )
+            assert await store.lease(engine, *key, 60) is not None
+            if sent:
+                await store.create_sending(engine, *key)
+            await store.interrupted(engine, *key)
+            row = await store.get(engine, *key)
+            assert row is not None
+            statuses.append((row.status, row.create_settled_at is not None))
+            again = await store.lease(engine, *key, 60)  # the lease was given back
+            assert again is not None
+            assert again.status == row.status
+    finally:
+        await engine.dispose()
+    assert statuses == [(store.CREATING, False), (store.CREATE_UNCERTAIN, True)]

@@ -156,7 +156,9 @@ async def test_duplicate_command_creates_one_prediction(
 
 
 async def test_restart_resumes_polling(settings: AdapterSettings, bus: Bus) -> None:
-    cmd = command("a slow harbour [sim:slow=1500]")
+    # Long enough to outlast a graceful stop (its consumers end their last pull, up to 1 s,
+    # while the poller still runs).
+    cmd = command("a slow harbour [sim:slow=4000]")
     async with subscribe(bus, cmd.generation_id) as events:
         async with running(create_app(settings)):
             await bus.publish(PREDICT, cmd)

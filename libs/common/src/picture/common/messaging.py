@@ -10,6 +10,11 @@
   losing the message silently; then the envelope goes to the dead-letter stream
   (``picture.dlq.>``, see :data:`~picture.common.contracts.DLQ_STREAM`), as does a message that
   cannot be decoded. Long handlers call :meth:`Delivery.in_progress`.
+- Graceful stop: :meth:`Bus.begin_stop` (at SIGTERM) stops the fetching at once;
+  :meth:`Bus.quiesce` then gives the handlers in flight until ``grace`` seconds after that to
+  finish (acked as usual) and hands back (nak, no delay) what is still unfinished, so another
+  replica takes it at once instead of after the ack wait. Handlers must tolerate that (they
+  already must tolerate a redelivery after a crash at any point).
 - :meth:`Bus.ensure_streams` creates the streams with ``PICTURE_STREAM_REPLICAS`` replicas.
 - :meth:`Bus.serve` answers a :class:`~picture.common.contracts.Query` in a queue group;
   handlers raise :class:`QueryFailed` for typed errors. :meth:`Bus.request` raises it too.
@@ -25,7 +30,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic
+from typing import Any, Generic, cast
 
 import nats
 import nats.errors
@@ -61,6 +66,8 @@ log = logging.getLogger(__name__)
 DRAIN_TIMEOUT_SECONDS = 3.0
 # How long a pull for a known backlog may wait for messages that another replica took first.
 FETCH_BATCH_SECONDS = 0.05
+# How long a pull for one message waits (a stopping consumer ends within it).
+FETCH_ONE_SECONDS = 1.0
 tracer = trace.get_tracer("picture.common.messaging")
 
 CONSUMER_MESSAGES = Counter(
@@ -188,7 +195,9 @@ class Bus:
         self.query_timeout = query_timeout
         self._subscriptions: list[Subscription] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._answers: set[asyncio.Task[None]] = set()
         self._consumers: list[Consumer] = []
+        self._stop_began: float | None = None  # loop time of begin_stop()
 
     @classmethod
     async def connect(cls, url: str, service: str, query_timeout: float = 5.0) -> Bus:
@@ -219,15 +228,63 @@ class Bus:
     def is_connected(self) -> bool:
         return bool(self.nc.is_connected)
 
+    @property
+    def stopping(self) -> bool:
+        """:meth:`begin_stop` was called: no new message is taken any more."""
+        return self._stop_began is not None
+
+    def begin_stop(self) -> None:
+        """Stop taking new messages (idempotent, returns at once; call it from the event loop,
+        e.g. at SIGTERM): every consumer ends its fetch loop after the pull in progress; the
+        handlers in flight go on. The grace of :meth:`quiesce` counts from the first call."""
+        if self._stop_began is None:
+            self._stop_began = asyncio.get_running_loop().time()
+        for consumer in self._consumers:
+            consumer.stop_fetching()
+
+    async def quiesce(self, grace: float) -> None:
+        """Stop taking new messages and queries; let the handlers in flight run until ``grace``
+        seconds after :meth:`begin_stop` (acked, or nak'ed on failure, as usual); then hand back
+        what is still unfinished: those handlers are cancelled and their messages nak'ed with
+        no delay, so another replica takes them at once rather than after the ack wait."""
+        self.begin_stop()
+        assert self._stop_began is not None
+        loop = asyncio.get_running_loop()
+        deadline = self._stop_began + grace
+        # Query responders: leave the queue group, so other replicas answer the next requests;
+        # those received already are answered.
+        subscriptions, self._subscriptions = self._subscriptions, []
+        for sub in subscriptions:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(cast(Any, sub).drain(), DRAIN_TIMEOUT_SECONDS)  # untyped in nats-py
+        # A fetch loop ends within one pull (its messages are handled like the others), even
+        # when the grace is shorter: what a pull brings after we stopped waiting would wait
+        # out the ack wait.
+        fetching = [c.fetch_loop for c in self._consumers if c.fetch_loop is not None]
+        if fetching:
+            await asyncio.wait(fetching, timeout=max(deadline - loop.time(), FETCH_ONE_SECONDS + 0.5))
+        busy: set[asyncio.Task[None]] = set(self._answers)
+        for consumer in self._consumers:
+            busy |= consumer.in_flight
+        remaining = deadline - loop.time()
+        if busy and remaining > 0:
+            await asyncio.wait(busy, timeout=remaining)
+        for consumer in self._consumers:
+            await consumer.hand_back()
+
     async def close(self) -> None:
         """Stop consumers and responders, then close the connection.
 
-        Handlers still running are cancelled: their messages were not acked, so JetStream
-        redelivers them to another replica (or to us after a restart). Draining is bounded, as
-        a pull subscription cancelled mid-fetch never finishes draining on its own.
+        Handlers still running are handed back (cancelled, their messages nak'ed), so
+        JetStream redelivers them to another replica at once; for a graceful stop call
+        :meth:`quiesce` first. Draining is bounded, as a pull subscription cancelled mid-fetch
+        never finishes draining on its own.
         """
+        self.begin_stop()
         for consumer in self._consumers:
-            consumer.cancel_in_flight()
+            if consumer.fetch_loop is not None:
+                consumer.fetch_loop.cancel()
+            await consumer.hand_back()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -368,7 +425,9 @@ class Bus:
 
         async def on_message(msg: Msg) -> None:
             await limit.acquire()
-            self._spawn(answer(msg))
+            task = self._spawn(answer(msg))
+            self._answers.add(task)
+            task.add_done_callback(self._answers.discard)
 
         sub = await self.nc.subscribe(query.subject, queue=self.service, cb=on_message)
         self._subscriptions.append(sub)
@@ -393,7 +452,9 @@ class Bus:
         consumer = Consumer(self, stream, durable, routes, options or ConsumerOptions(), on_poison)
         await consumer.bind()
         self._consumers.append(consumer)
-        self._spawn(consumer.run())
+        consumer.fetch_loop = self._spawn(consumer.run())
+        if self.stopping:
+            consumer.stop_fetching()
         return consumer
 
     async def start_declared(
@@ -436,6 +497,8 @@ class Consumer:
     _by_type: dict[str, Route[Any]] = field(default_factory=dict)
     _sub: JetStreamContext.PullSubscription | None = None
     _in_flight: set[asyncio.Task[None]] = field(default_factory=set)
+    _stopping: bool = False
+    fetch_loop: asyncio.Task[None] | None = None
 
     async def bind(self) -> None:
         self._by_type = {route.channel.message_type.TYPE: route for route in self.routes}
@@ -458,10 +521,19 @@ class Consumer:
             log.warning("consumer %s exists with a different config; using it", self.durable)
         self._sub = await self.bus.js.pull_subscribe_bind(self.durable, self.stream.name)
 
+    @property
+    def in_flight(self) -> set[asyncio.Task[None]]:
+        """The handlers running now."""
+        return set(self._in_flight)
+
+    def stop_fetching(self) -> None:
+        """End the fetch loop after the pull in progress (the handlers in flight go on)."""
+        self._stopping = True
+
     async def run(self) -> None:
         assert self._sub is not None
         backlog = 0  # messages the server still held for this consumer at the last delivery
-        while True:
+        while not self._stopping:
             free = self.options.max_in_flight - len(self._in_flight)
             if free <= 0:
                 await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
@@ -473,7 +545,9 @@ class Consumer:
             # took some of them first).
             batch = min(free, backlog) if backlog > 0 else 1
             try:
-                msgs = await self._sub.fetch(batch=batch, timeout=FETCH_BATCH_SECONDS if batch > 1 else 1.0)
+                msgs = await self._sub.fetch(
+                    batch=batch, timeout=FETCH_BATCH_SECONDS if batch > 1 else FETCH_ONE_SECONDS
+                )
             except (TimeoutError, nats.errors.TimeoutError):
                 backlog = 0
                 continue
@@ -489,9 +563,24 @@ class Consumer:
                 task.add_done_callback(self._in_flight.discard)
             backlog = _backlog(msgs[-1]) if msgs else 0
 
-    def cancel_in_flight(self) -> None:
-        for task in list(self._in_flight):
+    async def hand_back(self) -> None:
+        """Cancel the handlers still running (each naks its message, no delay) and nak what
+        arrived for a pull after the fetch loop stopped: another replica takes them at once."""
+        tasks = list(self._in_flight)
+        for task in tasks:
             task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._sub is None or not self._stopping:
+            return
+        queue = self._sub._sub._pending_queue if self._sub._sub is not None else None
+        while queue is not None and not queue.empty():
+            msg = queue.get_nowait()
+            if JetStreamContext.is_status_msg(msg):
+                continue  # a pull's status (timeout, no messages), not a message
+            CONSUMER_MESSAGES.labels(self.durable, "unknown", "handed_back").inc()
+            with contextlib.suppress(Exception):
+                await msg.nak()
 
     def _retry_delay(self, num_delivered: int) -> float:
         delays = self.options.retry_delays
@@ -547,7 +636,15 @@ class Consumer:
                 span.set_attribute("messaging.message.id", str(envelope.id))
                 span.set_attribute("messaging.consumer.group.name", self.durable)
                 try:
-                    await route.handler(delivery)
+                    try:
+                        await route.handler(delivery)
+                    except asyncio.CancelledError:
+                        # Stopping: hand the message back now, not after the ack wait.
+                        outcome = "handed_back"
+                        log.info("consumer %s: %s handed back (stopping)", self.durable, envelope.type)
+                        with contextlib.suppress(Exception):
+                            await msg.nak()
+                        raise
                     await msg.ack()
                 except Reject as exc:
                     outcome = "term"

@@ -25,6 +25,17 @@
 
 - :func:`run_cli` is every service's ``__main__``: ``picture-<service> serve | migrate``;
   :func:`serve` runs uvicorn with graceful shutdown.
+
+Graceful shutdown (SIGTERM, within the pod's ``terminationGracePeriodSeconds`` of 30 s):
+
+  1. at once: ``/readyz`` answers 503 (``shutdown``) and the consumers stop fetching
+     (:meth:`Resources.begin_stop`); the HTTP server still serves for
+     ``shutdown_delay_seconds`` (a load balancer takes the replica out meanwhile);
+  2. uvicorn stops accepting connections and lets the requests in flight finish (at most
+     :data:`HTTP_GRACE_SECONDS`);
+  3. the lifespan ends: the message handlers in flight get until ``shutdown_grace_seconds``
+     after the SIGTERM to finish; the unfinished ones are handed back (nak, redelivered at
+     once to another replica; :meth:`Bus.quiesce`); then everything closes as above.
 """
 
 from __future__ import annotations
@@ -32,9 +43,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, TypeVar
 
 import uvicorn
@@ -57,6 +70,52 @@ from picture.common.settings import ServiceSettings
 from picture.common.telemetry import configure_telemetry
 
 S = TypeVar("S", bound=ServiceSettings)
+# uvicorn's wait for the HTTP requests in flight at shutdown (SSE streams are cut after it).
+HTTP_GRACE_SECONDS = 10
+RESOURCES_STATE = "picture_resources"  # app.state attribute: the app's Resources
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn, but the first SIGTERM/SIGINT first makes the replica unready and stops its
+    consumers (:meth:`Resources.begin_stop` of the app's resources, once its lifespan has
+    started), and only ``delay`` seconds later stops the HTTP server; a second signal stops it
+    at once, as uvicorn does."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI, delay: float) -> None:
+        super().__init__(config)
+        self.app = app
+        self.delay = delay
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested = False
+
+    @property
+    def resources(self) -> Resources | None:
+        found = getattr(self.app.state, RESOURCES_STATE, None)
+        return found if isinstance(found, Resources) else None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        loop = self._loop
+        if self._stop_requested or loop is None or loop.is_closed():
+            super().handle_exit(sig, frame)
+            return
+        self._stop_requested = True
+        # A signal handler runs between two bytecodes of the loop's thread (and a test may
+        # call this from another thread): hand over to the loop.
+        loop.call_soon_threadsafe(self._stop_then_exit, sig, frame)
+
+    def _stop_then_exit(self, sig: int, frame: FrameType | None) -> None:
+        assert self._loop is not None
+        resources = self.resources
+        if resources is not None:
+            resources.begin_stop()
+        if resources is not None and self.delay > 0:
+            self._loop.call_later(self.delay, super().handle_exit, sig, frame)
+        else:
+            super().handle_exit(sig, frame)
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
@@ -70,9 +129,10 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         loop="auto",  # uvloop when installed (it is a dependency on Linux)
         # httptools (a dependency), with deadlines on headers and bodies
         http=deadline_protocol(settings.http_header_timeout_seconds, settings.http_body_timeout_seconds),
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=HTTP_GRACE_SECONDS,
     )
-    uvicorn.Server(config).run()
+    GracefulServer(config, app, settings.shutdown_delay_seconds).run()
+
 
 
 class Resources:
@@ -81,6 +141,24 @@ class Resources:
     def __init__(self) -> None:
         self.bus: Bus | None = None
         self.engine: AsyncEngine | None = None
+        self.stopping = False
+
+    def begin_stop(self) -> None:
+        """The start of a graceful stop: readiness fails from now on and the consumers take no
+        new message (idempotent; call it from the event loop)."""
+        self.stopping = True
+        if self.bus is not None:
+            self.bus.begin_stop()
+
+    async def accepting(self) -> bool:
+        return not self.stopping
+
+    async def stop(self, grace: float) -> None:
+        """:meth:`begin_stop`, then the handlers in flight get until ``grace`` seconds after its
+        first call to finish; the unfinished ones are handed back (:meth:`Bus.quiesce`)."""
+        self.begin_stop()
+        if self.bus is not None:
+            await self.bus.quiesce(grace)
 
     async def nats_ready(self) -> bool:
         return self.bus is not None and self.bus.is_connected
@@ -89,7 +167,7 @@ class Resources:
         return self.engine is not None and await ping(self.engine)
 
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
-        checks: dict[str, ReadinessCheck] = {"nats": self.nats_ready}
+        checks: dict[str, ReadinessCheck] = {"shutdown": self.accepting, "nats": self.nats_ready}
         checks["database"] = self.database_ready
         return checks
 
@@ -143,6 +221,7 @@ async def service_lifespan(
         bus = await Bus.connect(settings.nats_url, service, settings.query_timeout_seconds)
         stack.push_async_callback(bus.close)
         resources.engine, resources.bus = engine, bus
+        setattr(app.state, RESOURCES_STATE, resources)  # serve() stops it first at SIGTERM
         if ensure_streams:
             await bus.ensure_streams()
         tasks = await stack.enter_async_context(AsyncExitStack())
@@ -168,7 +247,11 @@ def service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with service_lifespan(service, settings, resources, app) as scope, hook(scope):
-            yield
+            try:
+                yield
+            finally:
+                # Before the hook's exit: the handlers finish with everything still open.
+                await resources.stop(settings.shutdown_grace_seconds)
 
     app = FastAPI(title=title, lifespan=lifespan, telemetry=FASTAPI_TELEMETRY)
     app.add_middleware(HttpMetricsMiddleware, service=service)

@@ -55,6 +55,14 @@ class ServiceSettings(BaseSettings):
     trace_file: str = ""
     # Replicas of the JetStream streams this service creates (1 in development, 3 in production).
     stream_replicas: int = 1
+    # Graceful stop (SIGTERM; the pod's terminationGracePeriodSeconds is 30): readiness fails at
+    # once, the HTTP server goes on for shutdown_delay_seconds (load balancers take the replica
+    # out; 0 in development, 5 in deploy/), then lets its requests finish (10 s at most); the
+    # message handlers in flight get until shutdown_grace_seconds after the signal, then the
+    # unfinished ones are handed back (nak) to another replica. Delay + 10 and the grace stay
+    # well below 30 s, leaving time to close the rest.
+    shutdown_delay_seconds: float = Field(default=0.0, ge=0, le=15)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=25)
     # Seconds a NATS request/reply query may take before the caller gives up.
     query_timeout_seconds: float = 5.0
     # Media spends at most this on the downloads of one ingest (every attempt and the pauses

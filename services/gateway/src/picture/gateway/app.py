@@ -123,6 +123,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             try:
                 yield
             finally:
+                # The event handlers in flight finish (or are handed back) while all is open.
+                await res.stop(settings.shutdown_grace_seconds)
                 await own.stop()
                 await http.aclose()
 

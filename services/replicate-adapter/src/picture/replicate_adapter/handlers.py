@@ -10,7 +10,9 @@ Predict is idempotent per (generation, attempt):
 3. the create request; a transient error is retried by redelivery with a growing delay (a
    create that may have reached Replicate is reconciled before creating again: the listed
    prediction of the same request created while our create was in flight, and no other
-   attempt's, see :mod:`.reconcile`); a permanent one is reported;
+   attempt's, see :mod:`.reconcile`); a permanent one is reported; a handler interrupted
+   after sending (cancelled at a graceful stop, its message handed back) leaves the create
+   uncertain too, so the redelivery reconciles;
 4. prediction id and status are stored, "started" is published, the poller follows it.
 
 On the command's last delivery the consumer's poison hook reports a transient failure, so the
@@ -19,6 +21,7 @@ orchestrator can retry later instead of waiting forever.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import uuid
@@ -250,13 +253,21 @@ class Adapter:
                 prediction = await self._create(delivery, model_input, cancel_after)
                 if prediction is None:
                     return
-        except BaseException:
+            row = await store.set_created(
+                self.engine, cmd.generation_id, cmd.attempt, prediction.id, prediction.status
+            )
+        except Retry:
+            # The create's outcome is known (or already marked uncertain): try again later.
             await store.release(self.engine, cmd.generation_id, cmd.attempt)
             raise
+        except BaseException:
+            # Interrupted (a graceful stop hands the message back at once): a create sent may
+            # have made a prediction whose id we did not record; the next delivery reconciles
+            # before creating, so a handed-back create never makes a second prediction.
+            with contextlib.suppress(Exception):
+                await store.interrupted(self.engine, cmd.generation_id, cmd.attempt)
+            raise
 
-        row = await store.set_created(
-            self.engine, cmd.generation_id, cmd.attempt, prediction.id, prediction.status
-        )
         log.info(
             "generation %s/%d: prediction %s created (%s)",
             cmd.generation_id,

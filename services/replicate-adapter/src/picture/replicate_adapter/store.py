@@ -207,6 +207,27 @@ async def release(engine: AsyncEngine, generation_id: uuid.UUID, attempt: int) -
         await conn.execute(update(t).where(_key(generation_id, attempt)).values(lease_until=None))
 
 
+async def interrupted(engine: AsyncEngine, generation_id: uuid.UUID, attempt: int) -> None:
+    """Give the create lease back after the handler was interrupted (cancelled at a graceful
+    stop, or an unexpected error) with no prediction recorded: if a create was sent, it may
+    have reached Replicate and its answer is lost, so the next delivery reconciles
+    (``create_uncertain``, the window closed now) before it may create again."""
+    sent = t.c.prediction_id.is_(None) & ~t.c.terminal & t.c.create_sent_at.is_not(None)
+    async with autocommit(engine).connect() as conn:
+        await conn.execute(
+            update(t)
+            .where(_key(generation_id, attempt))
+            .values(
+                lease_until=None,
+                status=case((sent, CREATE_UNCERTAIN), else_=t.c.status),
+                create_settled_at=case(
+                    (sent, func.coalesce(t.c.create_settled_at, func.now())), else_=t.c.create_settled_at
+                ),
+                updated_at=func.now(),
+            )
+        )
+
+
 async def set_created(
     engine: AsyncEngine, generation_id: uuid.UUID, attempt: int, prediction_id: str, status: str
 ) -> PredictionRow:
