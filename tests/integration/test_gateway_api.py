@@ -108,12 +108,14 @@ async def test_webhook_receives_signed_status_events_with_retries(
     api: httpx.AsyncClient, db: AsyncEngine
 ) -> None:
     received: list[tuple[dict[str, str], bytes]] = []
-    refused = {"left": 1}  # the first delivery fails with 500: it must be retried
+    # The terminal state's first delivery fails with 500: it must be retried (an earlier state
+    # refused would be dropped once a newer one was sent: never an older state after a newer).
+    refused = {"left": 1}
 
     class Receiver(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            if refused["left"]:
+            if refused["left"] and json.loads(body)["type"] == "generation.completed":
                 refused["left"] -= 1
                 self.send_response(500)
             else:
@@ -149,7 +151,7 @@ async def test_webhook_receives_signed_status_events_with_retries(
                         {"g": generation_id},
                     )
                 ).all()
-            if rows and all(r.status == "delivered" for r in rows):
+            if rows and all(r.status in ("delivered", "superseded") for r in rows):
                 break
             assert time.monotonic() < deadline, rows
             await asyncio.sleep(0.2)
@@ -164,6 +166,10 @@ async def test_webhook_receives_signed_status_events_with_retries(
         assert json.loads(body)["data"]["id"] == generation_id
     assert max(r.attempts for r in rows) >= 2  # the refused one was retried
     assert sum(r.attempts for r in rows) == len(rows) + 1
+    # what the client received never goes back
+    progress = [json.loads(body)["data"]["progress"] for _, body in received]
+    assert progress == sorted(progress), progress
+    assert json.loads(received[-1][1])["type"] == "generation.completed"
 
 
 async def test_webhook_url_is_validated(api: httpx.AsyncClient) -> None:

@@ -86,8 +86,10 @@ async def test_old_failed_views_and_delivered_webhooks_go(engine: AsyncEngine) -
         await _view(engine, "cancelled", 300),
     ]
     old_delivered = [await _delivery(engine, "delivered", 8) for _ in range(3)]
+    old_superseded = [await _delivery(engine, "superseded", 8)]
     kept_deliveries = [
         await _delivery(engine, "delivered", 6),
+        await _delivery(engine, "superseded", 6),
         await _delivery(engine, "pending", 30),
         await _delivery(engine, "failed", 30),
     ]
@@ -95,9 +97,14 @@ async def test_old_failed_views_and_delivered_webhooks_go(engine: AsyncEngine) -
 
     removed = await retention_round(engine, settings)
 
-    assert removed == {"generation_views": 3, "webhook_deliveries": 3}
+    assert removed == {"generation_views": 3, "webhook_deliveries": 3, "webhook_deliveries_superseded": 1}
     assert await _remaining(engine, generation_views, old_failed) == 0
     assert await _remaining(engine, generation_views, kept_views) == 3
     assert await _remaining(engine, webhook_deliveries, old_delivered) == 0
-    assert await _remaining(engine, webhook_deliveries, kept_deliveries) == 3
-    assert await retention_round(engine, settings) == {"generation_views": 0, "webhook_deliveries": 0}
+    assert await _remaining(engine, webhook_deliveries, old_superseded) == 0
+    assert await _remaining(engine, webhook_deliveries, kept_deliveries) == 4
+    assert await retention_round(engine, settings) == {
+        "generation_views": 0,
+        "webhook_deliveries": 0,
+        "webhook_deliveries_superseded": 0,
+    }

@@ -10,7 +10,8 @@
   the orchestrator, so a view deleted first is simply not found (or rebuilt if the
   orchestrator still has it, and deleted at the next round).
 - ``webhook_deliveries``: client webhook deliveries delivered more than
-  ``webhook_delivery_retention_days`` ago (the log of attempts is only for debugging).
+  ``webhook_delivery_retention_days`` ago (the log of attempts is only for debugging), and
+  those not sent because a newer state was, after as long.
 
 A retention of 0 days keeps the rows for ever (the job is not run).
 """
@@ -47,6 +48,17 @@ DELETE FROM gateway.webhook_deliveries WHERE id IN (
 """
 )
 
+# Not sent because a newer state of the generation was (never sent: no delivery time).
+DELETE_SUPERSEDED = text(
+    """
+DELETE FROM gateway.webhook_deliveries WHERE id IN (
+    SELECT id FROM gateway.webhook_deliveries
+    WHERE status = 'superseded' AND created_at < :cutoff
+    LIMIT :limit FOR UPDATE SKIP LOCKED
+) RETURNING id
+"""
+)
+
 
 def _before(days: float) -> dict[str, object]:
     return {"cutoff": datetime.now(UTC) - timedelta(days=days)}
@@ -60,6 +72,9 @@ def jobs(settings: GatewaySettings) -> list[RetentionJob]:
     if settings.webhook_delivery_retention_days > 0:
         delivered_days = settings.webhook_delivery_retention_days
         chosen.append(RetentionJob("webhook_deliveries", DELETE_DELIVERED, lambda: _before(delivered_days)))
+        chosen.append(
+            RetentionJob("webhook_deliveries_superseded", DELETE_SUPERSEDED, lambda: _before(delivered_days))
+        )
     return chosen
 
 

@@ -116,6 +116,8 @@ webhook_subscriptions = Table(
     Column("user_id", Uuid, nullable=False),
     Column("url", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # the newest generation version sent (or being sent): older ones are not sent after it
+    Column("sent_version", BigInteger, nullable=False, server_default="-1"),
 )
 
 webhook_deliveries = Table(

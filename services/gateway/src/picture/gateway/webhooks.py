@@ -125,6 +125,24 @@ async def validate(url: str | None, settings: GatewaySettings) -> None:
         raise InvalidField("webhook_url", str(exc)) from exc
 
 
+# A generation's events can arrive out of order (relays publish concurrently; replicas share
+# the consumer; retries): a state is sent only while no newer one has been, so a client never
+# gets an older state after a newer one. The same version again (a retry, a redelivery) passes;
+# its delivery row keeps it from being sent twice.
+_CLAIM = text(
+    """
+    WITH subscription AS (
+        SELECT url, sent_version FROM gateway.webhook_subscriptions WHERE generation_id = :g FOR UPDATE
+    ), claimed AS (
+        UPDATE gateway.webhook_subscriptions SET sent_version = :v
+        WHERE generation_id = :g AND (SELECT sent_version FROM subscription) <= :v
+        RETURNING url
+    )
+    SELECT (SELECT url FROM subscription) AS url, (SELECT url FROM claimed) IS NULL AS superseded
+    """
+)
+
+
 class Dispatcher:
     def __init__(self, engine: AsyncEngine, settings: GatewaySettings) -> None:
         self.engine = engine
@@ -158,17 +176,22 @@ class Dispatcher:
 
     async def on_update(self, delivery: Delivery[c.GenerationUpdatedEvent]) -> None:
         generation = delivery.message.generation
-        async with autocommit(self.engine).connect() as conn:  # every event: keep it one round trip
-            url = (
-                await conn.execute(
-                    text("SELECT url FROM gateway.webhook_subscriptions WHERE generation_id = :g"),
-                    {"g": generation.id},
-                )
-            ).scalar_one_or_none()
-        if url is None:
-            return
         seq = delivery.raw.metadata.sequence.stream
         delivery_id = uuid.uuid5(generation.id, f"webhook:{seq}")
+        async with autocommit(self.engine).connect() as conn:  # every event: keep it one round trip
+            claim = (await conn.execute(_CLAIM, {"g": generation.id, "v": generation.version})).one()
+            if claim.url is not None and claim.superseded:
+                # a newer state was sent: this one (or its retry) is not sent any more
+                await conn.execute(
+                    text(
+                        "UPDATE gateway.webhook_deliveries SET status = 'superseded' "
+                        "WHERE id = :id AND status = 'pending'"
+                    ),
+                    {"id": delivery_id},
+                )
+        if claim.url is None or claim.superseded:
+            return
+        url = claim.url
         payload = {
             "type": f"generation.{generation.status.value}",
             "timestamp": delivery.envelope.occurred_at.isoformat(),
