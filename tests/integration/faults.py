@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -30,6 +31,7 @@ SHORT = {
     "PICTURE_PER_USER_CONCURRENCY": str(PER_USER),
 }
 GATEWAY = {"PICTURE_MAX_CONCURRENT": "100", "PICTURE_HOURLY_LIMIT": "1000", "PICTURE_DAILY_LIMIT": "1000"}
+TERMINAL = {"completed", "failed", "cancelled"}
 
 
 def client_for(
@@ -99,3 +101,30 @@ def readable(message: str | None) -> bool:
         and "Traceback" not in message
         and " object at 0x" not in message
     )
+
+
+async def all_terminal(
+    stack: Stack, ids: list[str], owner: dict[str, httpx.AsyncClient], timeout: float
+) -> dict[str, str]:
+    """Every generation's status once all are terminal (read through the API as their owners;
+    a request that fails while the stack recovers is tried again). Past ``timeout`` seconds,
+    the processes' log tails are printed and the test fails with the statuses seen."""
+    deadline = time.monotonic() + timeout
+    statuses: dict[str, str] = {}
+    while True:
+        for gid in ids:
+            if statuses.get(gid) in TERMINAL:
+                continue  # terminal is final
+            try:
+                response = await owner[gid].get(f"/v1/generations/{gid}")
+            except httpx.HTTPError:
+                continue
+            if response.status_code == 200:
+                statuses[gid] = response.json()["status"]
+        if len(statuses) == len(ids) and set(statuses.values()) <= TERMINAL:
+            return statuses
+        if time.monotonic() > deadline:
+            for process in stack.processes.values():
+                print(f"--- {process.name}\n{process.log_tail(15)}")
+            raise AssertionError(f"not all terminal: {Counter(statuses.values())}")
+        await asyncio.sleep(0.5)

@@ -42,6 +42,8 @@ from tests.integration.faults import (
     GATEWAY,
     PER_USER,
     SHORT,
+    TERMINAL,
+    all_terminal,
     client_for,
     failed_by_a_fault,
     readable,
@@ -49,7 +51,6 @@ from tests.integration.faults import (
     submit,
 )
 
-TERMINAL = {"completed", "failed", "cancelled"}
 TOTAL = 50
 USERS = 5
 
@@ -369,23 +370,7 @@ async def test_fifty_generations_survive_crashes_without_loss_or_duplicates(cras
         await wave(5)
         assert len(set(ids)) == TOTAL
 
-        deadline = time.monotonic() + 150
-        while True:
-            statuses = {}
-            for gid in ids:
-                try:
-                    response = await owner[gid].get(f"/v1/generations/{gid}")
-                except httpx.HTTPError:
-                    continue
-                if response.status_code == 200:
-                    statuses[gid] = response.json()["status"]
-            if len(statuses) == TOTAL and set(statuses.values()) <= TERMINAL:
-                break
-            if time.monotonic() > deadline:
-                for process in stack.processes.values():
-                    print(f"--- {process.name}\n{process.log_tail(15)}")
-                raise AssertionError(f"not all terminal: {Counter(statuses.values())}")
-            await asyncio.sleep(0.5)
+        await all_terminal(stack, ids, owner, timeout=150)
     finally:
         for client in clients:
             await client.aclose()

@@ -36,6 +36,8 @@ from tests.integration.conftest import running_stack
 from tests.integration.faults import (
     GATEWAY,
     SHORT,
+    TERMINAL,
+    all_terminal,
     client_for,
     failed_by_a_fault,
     readable,
@@ -44,7 +46,6 @@ from tests.integration.faults import (
 )
 from tests.integration.test_gateway_live import events
 
-TERMINAL = {"completed", "failed", "cancelled"}
 USERS = 10
 PER_WAVE = 25
 WAVES = 4
@@ -234,25 +235,7 @@ async def test_two_replicas_of_everything_on_three_nats_nodes_survive_kills(scal
         killed.clear()
         assert len(set(ids)) == TOTAL
 
-        deadline = time.monotonic() + 120
-        statuses: dict[str, str] = {}
-        while True:
-            for gid in ids:
-                if statuses.get(gid) in TERMINAL:
-                    continue
-                try:
-                    response = await owner[gid].get(f"/v1/generations/{gid}")
-                except httpx.HTTPError:
-                    continue
-                if response.status_code == 200:
-                    statuses[gid] = response.json()["status"]
-            if len(statuses) == TOTAL and set(statuses.values()) <= TERMINAL:
-                break
-            if time.monotonic() > deadline:
-                for process in stack.processes.values():
-                    print(f"--- {process.name}\n{process.log_tail(15)}")
-                raise AssertionError(f"not all terminal: {Counter(statuses.values())}")
-            await asyncio.sleep(0.5)
+        await all_terminal(stack, ids, owner, timeout=120)
         async with asyncio.timeout(30):
             await asyncio.gather(*followers)
     finally:
