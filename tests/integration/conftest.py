@@ -160,3 +160,21 @@ async def set_limits(db: AsyncEngine, user_id: uuid.UUID, **limits: int | bool) 
             ),
             {"u": user_id, **limits},
         )
+
+
+@pytest.fixture
+async def as_user(stack: Stack) -> AsyncIterator[Any]:
+    """``as_user(user_id)``: an API client with that user's token (closed after the test)."""
+    opened: list[httpx.AsyncClient] = []
+
+    def make(user: uuid.UUID) -> httpx.AsyncClient:
+        token = mint_token(stack.secrets["PICTURE_JWT_SECRET"], user)
+        client = httpx.AsyncClient(
+            base_url=stack.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        await client.aclose()

@@ -10,18 +10,15 @@ import asyncio
 import io
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from PIL import Image
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from picture.devstack.stack import Stack
-from picture.devstack.tokens import mint_token
 from tests.integration.conftest import wait_terminal
 
 # Every table that holds a user's rows, with the column that names the user.
@@ -63,23 +60,6 @@ def png() -> bytes:
     return out.getvalue()
 
 
-@pytest.fixture
-async def clients(stack: Stack) -> AsyncIterator[Any]:
-    opened: list[httpx.AsyncClient] = []
-
-    def make(user: uuid.UUID) -> httpx.AsyncClient:
-        token = mint_token(stack.secrets["PICTURE_JWT_SECRET"], user)
-        client = httpx.AsyncClient(
-            base_url=stack.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-        )
-        opened.append(client)
-        return client
-
-    yield make
-    for client in opened:
-        await client.aclose()
-
-
 async def generate(api: httpx.AsyncClient, prompt: str) -> dict[str, Any]:
     response = await api.post(
         "/v1/generations",
@@ -93,10 +73,10 @@ async def generate(api: httpx.AsyncClient, prompt: str) -> dict[str, Any]:
 
 
 async def test_deleting_an_account_leaves_no_row_or_file_of_the_user(
-    stack: Stack, db: AsyncEngine, clients: Any
+    stack: Stack, db: AsyncEngine, as_user: Any
 ) -> None:
     leaving, staying = uuid.uuid4(), uuid.uuid4()
-    me, other = clients(leaving), clients(staying)
+    me, other = as_user(leaving), as_user(staying)
     mine, theirs = await asyncio.gather(
         generate(me, f"leaving {leaving.hex[:8]}"), generate(other, f"staying {staying.hex[:8]}")
     )
@@ -143,7 +123,7 @@ async def test_deleting_an_account_leaves_no_row_or_file_of_the_user(
     assert await remaining(db, staying)  # the other user keeps everything
 
 
-async def test_an_account_with_a_running_generation_is_not_deleted(db: AsyncEngine, clients: Any) -> None:
+async def test_an_account_with_a_running_generation_is_not_deleted(db: AsyncEngine, as_user: Any) -> None:
     user, running = uuid.uuid4(), uuid.uuid4()
     async with db.begin() as conn:
         await conn.execute(
@@ -153,7 +133,7 @@ async def test_an_account_with_a_running_generation_is_not_deleted(db: AsyncEngi
             ),
             {"g": running, "u": user},
         )
-    response = await clients(user).delete("/v1/me")
+    response = await as_user(user).delete("/v1/me")
     assert response.status_code == 409, response.text
     assert str(running) in response.json()["detail"]
     assert (await remaining(db, user))["gateway.generation_views"] == 1  # nothing was deleted

@@ -12,13 +12,10 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
 from PIL import Image
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -246,23 +243,6 @@ class OldProduct:
                     await conn.execute(text(f"INSERT INTO {table} ({columns}) VALUES ({values})"), row)
         await engine.dispose()
         return url
-
-
-@pytest.fixture
-async def as_user(stack: Stack) -> AsyncIterator[Any]:
-    opened: list[httpx.AsyncClient] = []
-
-    def make(user: uuid.UUID) -> httpx.AsyncClient:
-        token = mint_token(stack.secrets["PICTURE_JWT_SECRET"], user)
-        client = httpx.AsyncClient(
-            base_url=stack.gateway_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-        )
-        opened.append(client)
-        return client
-
-    yield make
-    for client in opened:
-        await client.aclose()
 
 
 def cli_args(stack: Stack, source: str, objects: Path, *extra: str) -> list[str]:
