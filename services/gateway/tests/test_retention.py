@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from picture.common.migrations import upgrade
-from picture.devstack.infra import PostgresServer
-from picture.devstack.servers import running_postgres
 from picture.gateway.retention import retention_round
 from picture.gateway.settings import GatewaySettings
 from picture.gateway.tables import generation_views, webhook_deliveries
 
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture(scope="module")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    with running_postgres(tmp_path_factory.mktemp("pg")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-async def engine(postgres_server: PostgresServer) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(upgrade, "picture.gateway:migrations", postgres_server.url)
-    created = create_async_engine(postgres_server.url)
-    yield created
-    await created.dispose()
 
 
 async def _view(engine: AsyncEngine, status: str, days_ago: float) -> uuid.UUID:

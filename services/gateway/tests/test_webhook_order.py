@@ -3,43 +3,23 @@ order; an older state that arrives after a newer one was sent is not sent."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, cast
 
 import httpx
-import pytest
 from nats.aio.msg import Msg
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from picture.common import contracts as c
 from picture.common.messaging import Delivery
-from picture.common.migrations import upgrade
-from picture.devstack.infra import PostgresServer
-from picture.devstack.servers import running_postgres
 from picture.gateway.settings import GatewaySettings
 from picture.gateway.tables import webhook_subscriptions
 from picture.gateway.webhooks import Dispatcher
 
 SETTINGS = GatewaySettings(jwks_url="https://x.supabase.co/jwks", webhook_allow_private_targets=True)
-
-
-@pytest.fixture(scope="module")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    with running_postgres(tmp_path_factory.mktemp("pg")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-async def engine(postgres_server: PostgresServer) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(upgrade, "picture.gateway:migrations", postgres_server.url)
-    created = create_async_engine(postgres_server.url)
-    yield created
-    await created.dispose()
 
 
 class RecordingDispatcher(Dispatcher):
