@@ -53,10 +53,7 @@ STORE_ERRORS: tuple[type[BaseException], ...] = (
     OperationalError,
     InterfaceError,
     DBAPIError,
-    *POOL_ERRORS,
-    OSError,
-    TimeoutError,
-    ConnectionError,
+    *POOL_ERRORS,  # the asyncpg pool's; with OSError (ConnectionError) and TimeoutError
 )
 
 
